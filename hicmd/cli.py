@@ -1,0 +1,47 @@
+"""The `hicmd` command line. Each verb lives in hicmd/commands/<verb>.py and imports its heavy
+dependencies (torch, onnxruntime, OpenCV) inside the command body, so `hicmd --help` stays fast."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from hicmd.commands import bench, convert, demo, evaluate, export, info, stream, synth, train, translate
+from hicmd.config import ConfigError
+from hicmd.errors import UserError
+
+app = typer.Typer(
+    name="hicmd",
+    help="Hi-CMD visible-infrared person re-identification: train, evaluate, export, stream.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+for _module in (train, evaluate, export, stream, translate, bench, demo, synth, info, convert):
+    app.command(_module.NAME, help=_module.command.__doc__)(_module.command)
+
+
+def main() -> None:
+    """Console entry point: user mistakes become one red line and exit code 2, never a traceback."""
+    try:
+        app(standalone_mode=False)
+    except (UserError, ConfigError) as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.secho("aborted", fg="red", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        typer.secho("interrupted", fg="red", err=True)
+        sys.exit(130)
+    except Exception as exc:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

@@ -1,0 +1,282 @@
+"""Configuration: frozen dataclasses, two presets (`paper`, `tiny`), TOML/YAML files and `key=value` overrides.
+
+`paper` is the reference architecture and recipe of the authors' code (../shared/reference/model.md §10);
+`tiny` keeps every part and every loss but is narrow enough to train on 2 CPU cores in minutes.
+Everything here is plain Python: importing it must not import torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import typing
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "ModelConfig",
+    "LossWeights",
+    "TrainConfig",
+    "Config",
+    "PRESETS",
+    "ConfigError",
+    "load_config",
+    "config_from_dict",
+    "config_to_dict",
+]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class ConfigError(ValueError):
+    """A config name, file or override that cannot be used; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Network shapes. Defaults are the reference (`paper`) architecture."""
+
+    height: int = 256
+    width: int = 128
+    encoder_dim: int = 32  # G_dim: stem width; the prototype tensor has 8 * encoder_dim channels
+    encoder_residual: int = 4  # residual blocks in the prototype encoder and AdaIN blocks in the decoder
+    backbone: str = "resnet50"  # torchvision family for the attribute encoder and H: resnet50 | resnet18
+    backbone_layers: tuple[int, ...] = (3, 4, 6, 3)  # blocks per ResNet stage
+    mlp_dim: int = 512  # hidden width of each AdaIN parameter MLP
+    mlp_blocks: int = 3
+    disc_dim: int = 32
+    disc_scales: int = 3
+    disc_residual: int = 4
+    slope: float = 0.3  # LeakyReLU slope everywhere in G, D and the MLPs
+    dropout: float = 0.5
+    alpha_init: float = 0.5
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    @property
+    def prototype_channels(self) -> int:
+        return 8 * self.encoder_dim
+
+    @property
+    def prototype_shape(self) -> tuple[int, int, int]:
+        return (self.prototype_channels, self.height // 4, self.width // 4)
+
+    @property
+    def expansion(self) -> int:
+        return 4 if self.backbone == "resnet50" else 1
+
+    @property
+    def attribute_dim(self) -> int:
+        """Width of the attribute code a (GAP of the backbone's layer4)."""
+        return 512 * self.expansion
+
+    @property
+    def h_dim(self) -> int:
+        """Width of H(p): the backbone's layer3 output."""
+        return 256 * self.expansion
+
+    @property
+    def embedding_dim(self) -> int:
+        """f0 / f1 width: [alpha * n(H(p)); (1 - alpha) * n(a_style)]."""
+        return self.h_dim + self.attribute_dim // 2
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Weights of eq. 1-10 as the reference code sets them (model.md §10, §13)."""
+
+    recon_x: float = 50.0  # same-ID (same-modality) image reconstruction
+    cross_x: float = 50.0  # cross-modality reconstruction
+    cycle_x: float = 50.0
+    recon_code: float = 10.0  # attribute-code reconstruction
+    kl: float = 1.0  # L2 pull of ID-excluded codes ("KL" in the code)
+    gan: float = 20.0
+    r1: float = 0.01  # R1 gradient penalty on real images, inside the D loss
+    ce: float = 1.0
+    triplet: float = 1.0
+    triplet_reg: float = 1.0
+    margin: float = 0.5
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation recipe (model.md §10-13). Batch = pos_ids identities x (1 RGB + 1 IR) for ID-PIG,
+    plus neg_ids other identities (half RGB, half IR) for HFL."""
+
+    iters: int = 100_000
+    pos_ids: int = 2
+    neg_ids: int = 4
+    lr_gen: float = 1e-4
+    lr_dis: float = 1e-4
+    lr_id: float = 1e-3
+    lr_alpha: float = 1e-5
+    betas: tuple[float, float] = (0.5, 0.999)
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    step_size: int = 25_000  # StepLR x0.5; 25k RegDB, 50k SYSU
+    gamma: float = 0.5
+    erasing_p: float = 0.5  # random erasing in the HFL branch only
+    flip: bool = True
+    seed: int = 777
+    log_every: int = 10
+    sample_every: int = 1000
+    save_every: int = 5000
+    amp: str = "none"  # none | bf16 | fp16 (autocast where the device supports it)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    channels_last: bool = False
+    max_nonfinite: int = 10  # consecutive skipped steps before training stops
+    workers: int = 0
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str = "paper"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossWeights = field(default_factory=LossWeights)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+TINY = Config(
+    name="tiny",
+    model=ModelConfig(
+        height=128,
+        width=64,
+        encoder_dim=8,
+        backbone="resnet18",
+        backbone_layers=(1, 1, 1, 1),
+        mlp_dim=128,
+        disc_dim=16,
+    ),
+    train=TrainConfig(iters=2000, pos_ids=4, neg_ids=4, lr_id=1e-2, step_size=1500, log_every=10,
+                      sample_every=250, save_every=500),
+)
+
+PRESETS: dict[str, Config] = {"paper": Config(), "tiny": TINY}
+
+
+# --------------------------------------------------------------------------- (de)serialisation
+
+
+def config_to_dict(cfg: Config) -> dict[str, Any]:
+    """Plain JSON-able dict (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        args = typing.get_args(hint)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        item = args[0]
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, item, where) for v in value)
+        if len(args) != len(value):
+            raise ConfigError(f"{where}: expected {len(args)} values, got {len(value)}")
+        return tuple(_coerce(v, a, where) for v, a in zip(value, args))
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, (int, str)) or (
+            isinstance(value, str) and not value.lstrip("-").replace("_", "").isdigit()
+        ):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return int(value)
+    if hint is float:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def _build(cls: type, data: dict[str, Any], base: Any, where: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    changes = {}
+    for key, value in data.items():
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}.{key}: expected a table of settings")
+            changes[key] = _build(hint, value, getattr(base, key), f"{where}.{key}")
+        else:
+            changes[key] = _coerce(value, hint, f"{where}.{key}")
+    return replace(base, **changes)
+
+
+def config_from_dict(data: dict[str, Any], base: Config | None = None) -> Config:
+    """Inverse of `config_to_dict`; unknown keys and wrong types raise ConfigError."""
+    return _build(Config, data, base or Config(), "config")
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist; use 'paper', 'tiny' or a .toml/.yaml path")
+    text = path.read_text()
+    try:
+        if path.suffix == ".toml":
+            if sys.version_info >= (3, 11):
+                import tomllib
+            else:  # pragma: no cover
+                import tomli as tomllib
+            return tomllib.loads(text)
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            return yaml.safe_load(text) or {}
+        if path.suffix == ".json":
+            return json.loads(text)
+    except ImportError:
+        raise ConfigError(f"reading {path} needs PyYAML: pip install pyyaml") from None
+    except Exception as exc:  # parse errors of any of the three formats
+        raise ConfigError(f"config file {path} is not valid {path.suffix[1:].upper()}: {exc}") from None
+    raise ConfigError(f"config file {path}: unsupported suffix {path.suffix!r}; use .toml, .yaml or .json")
+
+
+def _parse_override(text: str) -> tuple[list[str], Any]:
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like section.key=value, e.g. train.iters=500")
+    key, raw = text.split("=", 1)
+    value: Any = raw
+    if raw.startswith("[") or raw.startswith("("):
+        value = [v.strip() for v in raw.strip("[]()").split(",") if v.strip()]
+    return key.strip().split("."), value
+
+
+def load_config(spec: str = "paper", overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Resolve a preset name or a config file, then apply `section.key=value` overrides.
+
+    A file may name its starting preset with a top-level `base = "tiny"`; its other tables
+    (`[model]`, `[loss]`, `[train]`) override that preset.
+    """
+    if spec in PRESETS:
+        cfg = PRESETS[spec]
+    else:
+        data = _read_file(Path(spec))
+        base_name = data.pop("base", "paper")
+        if base_name not in PRESETS:
+            raise ConfigError(f"{spec}: base {base_name!r} is not a preset; use one of {', '.join(PRESETS)}")
+        data.setdefault("name", Path(spec).stem)
+        cfg = config_from_dict(data, PRESETS[base_name])
+    for text in overrides:
+        path, value = _parse_override(text)
+        nested: dict[str, Any] = {path[-1]: value}
+        for part in reversed(path[:-1]):
+            nested = {part: nested}
+        cfg = config_from_dict(nested, cfg)
+    return cfg

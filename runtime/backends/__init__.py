@@ -1,0 +1,1 @@
+"""Inference backends: one small protocol, TensorRT / ONNX Runtime / PyTorch implementations."""

@@ -1,0 +1,226 @@
+"""manifest.json: the only contract between hicmd.export (writer) and hicmd.runtime (reader).
+
+An export folder holds ONNX graphs / TensorRT engines and one manifest.json describing them. The runtime reads
+sizes, colour order and normalisation from here and never hard-codes them. Torch-free.
+
+Layout (version 1):
+
+    {
+      "format": "hicmd-manifest", "version": 1, "hicmd_version": "0.1.0", "created": "2026-11-25T12:00:00Z",
+      "config_name": "tiny", "config": {...full hicmd config...},
+      "checkpoint": {"file": "last.pt", "sha256": "..."},
+      "input":  {"name": "images", "layout": "NHWC", "dtype": "uint8", "color": "RGB",
+                 "height": 128, "width": 64, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
+      "embedding_dim": 512, "attribute_dim": 512, "prototype_shape": [64, 32, 16],
+      "attribute_layout": {"chunks": 4, "style": [0, 64], "pose": [64, 96], "illumination": [96, 128]},
+      "opset": 17,
+      "artifacts": [
+        {"name": "rgb", "role": "embedder", "modality": "rgb", "precision": "fp32", "format": "onnx",
+         "file": "rgb.onnx", "sha256": "...",
+         "inputs":  [{"name": "images", "shape": [-1, 128, 64, 3], "dtype": "uint8"}],
+         "outputs": [{"name": "embedding", "shape": [-1, 512], "dtype": "float32"}, ...]},
+        {"name": "generator", "role": "generator", "modality": null, ...},
+        {"name": "rgb.fp16", "format": "engine", "precision": "fp16", ...,
+         "tensorrt": {"version": "10.3.0", "gpu": "Orin", "compute_capability": "8.7",
+                      "profile": {"min": 1, "opt": 8, "max": 32}}}
+      ],
+      "parity": {"rgb": {"cosine_min": 0.99999, ...}, ...}
+    }
+
+`attribute_layout` gives offsets inside each of the `chunks` equal chunks of the attribute vector.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "MANIFEST_NAME",
+    "ManifestError",
+    "TensorSpec",
+    "Artifact",
+    "InputSpec",
+    "Manifest",
+    "sha256_file",
+    "load_manifest",
+]
+
+MANIFEST_NAME = "manifest.json"
+FORMAT = "hicmd-manifest"
+VERSION = 1
+ROLES = ("embedder", "generator", "detector")
+FORMATS = ("onnx", "engine")
+PRECISIONS = ("fp32", "fp16")
+
+
+class ManifestError(ValueError):
+    """A manifest that is missing, malformed, or names files that are not there."""
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    shape: tuple[int, ...]  # -1 for dynamic dimensions
+    dtype: str  # numpy dtype name: uint8, float32, float16
+
+
+@dataclass(frozen=True)
+class Artifact:
+    name: str  # unique key, e.g. "rgb", "ir.fp16", "generator.fp16"
+    role: str  # embedder | generator | detector
+    modality: str | None  # rgb | ir | None (generator)
+    precision: str  # fp32 | fp16
+    format: str  # onnx | engine
+    file: str  # relative to the manifest's folder
+    sha256: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    tensorrt: dict[str, Any] | None = None  # engines only: version, gpu, compute_capability, profile
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    name: str
+    layout: str  # NHWC
+    dtype: str  # uint8
+    color: str  # RGB
+    height: int
+    width: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+
+@dataclass(frozen=True)
+class Manifest:
+    config_name: str
+    config: dict[str, Any]
+    checkpoint: dict[str, Any]
+    input: InputSpec
+    embedding_dim: int
+    attribute_dim: int
+    prototype_shape: tuple[int, int, int]
+    attribute_layout: dict[str, Any]
+    opset: int
+    artifacts: tuple[Artifact, ...]
+    parity: dict[str, Any] = field(default_factory=dict)
+    hicmd_version: str = ""
+    created: str = ""
+    root: Path | None = None  # folder the manifest was read from (not serialised)
+
+    # ------------------------------------------------------------------ queries
+
+    def find(self, role: str, modality: str | None = None, precision: str | None = None,
+             format: str | None = None) -> list[Artifact]:
+        """Artifacts matching every given field (None = any)."""
+        return [
+            a for a in self.artifacts
+            if a.role == role
+            and (modality is None or a.modality == modality)
+            and (precision is None or a.precision == precision)
+            and (format is None or a.format == format)
+        ]
+
+    def pick(self, role: str, modality: str | None, precision: str, format: str) -> Artifact:
+        """Exactly one artifact, or a ManifestError saying what the folder does hold."""
+        found = self.find(role, modality, precision, format)
+        if not found:
+            have = ", ".join(f"{a.file} ({a.precision} {a.format})" for a in self.find(role, modality)) or "none"
+            what = f"{role}{'/' + modality if modality else ''}"
+            raise ManifestError(
+                f"no {precision} {format} {what} in {self.root or 'the manifest'} (it has: {have}); "
+                f"re-export with the flags that produce it (e.g. hicmd export --fp16 --engine)"
+            )
+        return found[0]
+
+    def path(self, artifact: Artifact) -> Path:
+        return (self.root or Path(".")) / artifact.file
+
+    # ------------------------------------------------------------------ (de)serialisation
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("root")
+        return {"format": FORMAT, "version": VERSION, **data}
+
+    def save(self, folder: str | Path) -> Path:
+        """Write manifest.json atomically into `folder`."""
+        out = Path(folder) / MANIFEST_NAME
+        tmp = out.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n")
+        tmp.replace(out)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], root: Path | None = None) -> "Manifest":
+        if data.get("format") != FORMAT:
+            raise ManifestError(f"not a hicmd manifest (format={data.get('format')!r}); export with 'hicmd export'")
+        if data.get("version") != VERSION:
+            raise ManifestError(f"manifest version {data.get('version')} is not supported (this hicmd reads {VERSION})")
+        try:
+            artifacts = tuple(_artifact(a) for a in data["artifacts"])
+            inp = data["input"]
+            return cls(
+                config_name=data["config_name"],
+                config=data["config"],
+                checkpoint=data.get("checkpoint", {}),
+                input=InputSpec(
+                    name=inp["name"], layout=inp["layout"], dtype=inp["dtype"], color=inp["color"],
+                    height=int(inp["height"]), width=int(inp["width"]),
+                    mean=tuple(inp["mean"]), std=tuple(inp["std"]),
+                ),
+                embedding_dim=int(data["embedding_dim"]),
+                attribute_dim=int(data["attribute_dim"]),
+                prototype_shape=tuple(data["prototype_shape"]),
+                attribute_layout=data["attribute_layout"],
+                opset=int(data["opset"]),
+                artifacts=artifacts,
+                parity=data.get("parity", {}),
+                hicmd_version=data.get("hicmd_version", ""),
+                created=data.get("created", ""),
+                root=root,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ManifestError(f"manifest is malformed ({type(exc).__name__}: {exc}); re-export it") from None
+
+
+def _artifact(a: dict[str, Any]) -> Artifact:
+    if a["role"] not in ROLES or a["format"] not in FORMATS or a["precision"] not in PRECISIONS:
+        raise ValueError(f"artifact {a.get('name')!r} has role/format/precision "
+                         f"{a['role']}/{a['format']}/{a['precision']}")
+    return Artifact(
+        name=a["name"], role=a["role"], modality=a.get("modality"), precision=a["precision"],
+        format=a["format"], file=a["file"], sha256=a.get("sha256", ""),
+        inputs=tuple(TensorSpec(t["name"], tuple(t["shape"]), t["dtype"]) for t in a["inputs"]),
+        outputs=tuple(TensorSpec(t["name"], tuple(t["shape"]), t["dtype"]) for t in a["outputs"]),
+        tensorrt=a.get("tensorrt"),
+    )
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_manifest(folder: str | Path, check_files: bool = True) -> Manifest:
+    """Read `folder/manifest.json` (or a manifest path). Missing files raise ManifestError, one line each."""
+    folder = Path(folder)
+    path = folder / MANIFEST_NAME if folder.is_dir() else folder
+    if not path.is_file():
+        raise ManifestError(f"{path} not found; point --model at a folder written by 'hicmd export'")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ManifestError(f"{path} is not valid JSON ({exc}); re-export the model") from None
+    manifest = Manifest.from_dict(data, root=path.parent)
+    if check_files:
+        for artifact in manifest.artifacts:
+            if not manifest.path(artifact).is_file():
+                raise ManifestError(f"{manifest.path(artifact)} is named in {path} but missing; re-export the model")
+    return manifest
