@@ -1,1 +1,191 @@
-"""Inference backends: one small protocol, TensorRT / ONNX Runtime / PyTorch implementations."""
+"""Inference backends: one small protocol, TensorRT / ONNX Runtime / PyTorch implementations.
+
+`open_backend` picks one for a manifest artifact. `auto` prefers TensorRT (tensorrt importable, a CUDA device, an
+engine in the manifest built for this TensorRT and GPU), then ONNX Runtime's CUDA provider, then ONNX Runtime on
+the CPU. The chosen backend's `description` says what runs; it is also logged on "hicmd.runtime".
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from pathlib import Path
+from ..manifest import Artifact, Manifest, ManifestError
+from .base import Backend, BackendError
+
+__all__ = ["Backend", "BackendError", "open_backend", "cuda_device", "BACKENDS", "DEVICES", "PRECISIONS"]
+
+BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "fp16")
+log = logging.getLogger("hicmd.runtime")
+
+
+def cuda_device() -> tuple[str, str] | None:
+    """(GPU name, compute capability) through cuda-bindings/pycuda, or None when there is no usable device."""
+    from .tensorrt import cuda_api
+
+    try:
+        return cuda_api().device()
+    except Exception:  # no bindings, no driver, no device: all mean "no CUDA here"
+        return None
+
+
+def _ort_has_cuda() -> bool:
+    from .onnxruntime import available_providers
+
+    return "CUDAExecutionProvider" in available_providers()
+
+
+def _pick(manifest: Manifest, role: str, modality: str | None, precision: str, fmt: str,
+          prefer: tuple[str, ...]) -> Artifact:
+    """The artifact for `precision`, or for `auto` the first precision in `prefer` that the manifest has."""
+    order = prefer if precision == "auto" else (precision,)
+    for p in order:
+        found = manifest.find(role, modality, p, fmt)
+        if found:
+            return found[0]
+    try:
+        return manifest.pick(role, modality, order[-1], fmt)  # raises with what the folder does hold
+    except ManifestError as exc:
+        raise BackendError(str(exc)) from None
+
+
+def _engine_problem(artifact: Artifact, gpu: tuple[str, str] | None) -> str | None:
+    """Why this engine cannot run here (manifest's tensorrt record vs installed TensorRT and GPU), or None."""
+    from .tensorrt import short_version
+
+    info = artifact.tensorrt or {}
+    if gpu is None:
+        return "no CUDA device is visible"
+    import tensorrt
+
+    if info.get("version") and short_version(info["version"]) != short_version(tensorrt.__version__):
+        return f"{artifact.file} was built with TensorRT {info['version']}, this machine has {tensorrt.__version__}"
+    if info.get("compute_capability") and str(info["compute_capability"]) != gpu[1]:
+        return (f"{artifact.file} was built for compute capability {info['compute_capability']} "
+                f"({info.get('gpu', '?')}), this GPU is {gpu[0]} ({gpu[1]})")
+    return None
+
+
+def _check_shapes(backend: Backend, manifest: Manifest, role: str, file: str) -> None:
+    """The graph/engine's input shapes must be the manifest's, or crops would be resized to the wrong size."""
+    if role == "embedder":
+        spec = manifest.input
+        expected = {spec.name: (spec.height, spec.width, 3)}
+    elif role == "generator":
+        expected = {"prototype": tuple(manifest.prototype_shape), "attribute": (manifest.attribute_dim,)}
+    else:
+        return
+    for name, want in expected.items():
+        have = backend.input_shapes.get(name)
+        if have is None:
+            raise BackendError(f"{file} has no input {name!r} (inputs: {', '.join(backend.input_shapes)}); "
+                               f"re-export the model")
+        if tuple(have[1:]) != want:
+            raise BackendError(f"{file} input {name} has shape {tuple(have)} but manifest.json says "
+                               f"(N, {', '.join(map(str, want))}); re-export the model")
+
+
+def open_backend(manifest: Manifest, artifact_role: str, modality: str | None = None, backend: str = "auto",
+                 device: str = "auto", precision: str = "auto", threads: int | None = None) -> Backend:
+    """Open the artifact (`embedder` + rgb/ir, or `generator`) on the chosen backend; BackendError says why not."""
+    for value, allowed, what in ((backend, BACKENDS, "backend"), (device, DEVICES, "device"),
+                                 (precision, PRECISIONS, "precision")):
+        if value not in allowed:
+            raise BackendError(f"unknown {what} {value!r}; use one of {', '.join(allowed)}")
+    if backend == "torch":
+        return _open_torch(manifest, artifact_role, modality, device)
+
+    notes: list[str] = []
+    if backend in ("auto", "tensorrt") and device != "cpu":
+        if backend == "tensorrt" or _can_try_tensorrt(manifest, artifact_role, modality, notes):
+            return _open_tensorrt(manifest, artifact_role, modality, precision, strict=backend == "tensorrt")
+    if backend == "tensorrt":
+        raise BackendError("the TensorRT backend needs a CUDA device; drop --device cpu or use --backend onnxruntime")
+
+    if device == "cpu":
+        ort_device = "cpu"
+    elif _ort_has_cuda():
+        ort_device = "cuda"
+    elif device == "cuda":
+        raise BackendError("--device cuda: ONNX Runtime has no CUDAExecutionProvider here (install onnxruntime-gpu) "
+                           "and TensorRT is not usable; use --device cpu")
+    else:
+        ort_device = "cpu"
+    # FP16 graphs pay for Cast nodes on the CPU provider, so auto takes FP32 there and FP16 on a GPU.
+    prefer = ("fp16", "fp32") if ort_device == "cuda" else ("fp32", "fp16")
+    artifact = _pick(manifest, artifact_role, modality, precision, "onnx", prefer)
+    from .onnxruntime import OnnxRuntimeBackend
+
+    return _finish(OnnxRuntimeBackend(_existing(manifest, artifact), device=ort_device, threads=threads),
+                   manifest, artifact_role, modality, artifact.file, notes)
+
+
+def _can_try_tensorrt(manifest: Manifest, role: str, modality: str | None, notes: list[str]) -> bool:
+    if importlib.util.find_spec("tensorrt") is None:
+        return False
+    engines = manifest.find(role, modality, format="engine")
+    if not engines:
+        notes.append("no TensorRT engine in the manifest")
+        return False
+    gpu = cuda_device()
+    problems = [_engine_problem(e, gpu) for e in engines]
+    if all(problems):
+        notes.append(f"TensorRT skipped: {problems[0]}")
+        return False
+    return True
+
+
+def _open_tensorrt(manifest: Manifest, role: str, modality: str | None, precision: str, strict: bool) -> Backend:
+    if importlib.util.find_spec("tensorrt") is None:
+        raise BackendError("--backend tensorrt: the tensorrt package is not installed (pip install tensorrt "
+                           "cuda-bindings, or JetPack's python3-libnvinfer); use --backend onnxruntime")
+    if strict:
+        artifact = _pick(manifest, role, modality, precision, "engine", ("fp16", "fp32"))
+    else:  # auto: the preferred precision whose engine fits this TensorRT and GPU
+        gpu = cuda_device()
+        order = ("fp16", "fp32") if precision == "auto" else (precision,)
+        usable = [e for p in order for e in manifest.find(role, modality, p, "engine") if not _engine_problem(e, gpu)]
+        artifact = usable[0] if usable else _pick(manifest, role, modality, precision, "engine", order)
+    from .tensorrt import TensorRTBackend
+
+    return _finish(TensorRTBackend(_existing(manifest, artifact), expected=artifact.tensorrt), manifest, role, modality,
+                   artifact.file, [])
+
+
+def _open_torch(manifest: Manifest, role: str, modality: str | None, device: str) -> Backend:
+    file = (manifest.checkpoint or {}).get("file")
+    if not file:
+        raise BackendError("--backend torch: manifest.json names no checkpoint; use onnxruntime or tensorrt")
+    path = Path(file)
+    if manifest.root is not None and (manifest.root / file).is_file():
+        path = manifest.root / file  # a checkpoint copied next to the manifest wins over the recorded path
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    from .torch_backend import TorchBackend
+
+    backend = TorchBackend(path, role, modality, device=device)
+    return _finish(backend, manifest, role, modality, path.name, [])
+
+
+def _existing(manifest: Manifest, artifact: Artifact) -> Path:
+    path = manifest.path(artifact)
+    if not path.is_file():
+        raise BackendError(f"{path} is named in manifest.json but missing; re-export the model")
+    return path
+
+
+def _finish(backend: Backend, manifest: Manifest, role: str, modality: str | None, file: str,
+            notes: list[str]) -> Backend:
+    try:
+        _check_shapes(backend, manifest, role, file)
+    except BackendError:
+        backend.close()
+        raise
+    if notes:
+        backend.description += f" [{'; '.join(notes)}]"
+    log.info("backend for %s%s: %s", role, f"/{modality}" if modality else "", backend.description)
+    return backend

@@ -1,0 +1,31 @@
+"""The dataset record every reader returns, and the one error type of the data layer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["Record", "DataError", "MODALITIES"]
+
+MODALITIES = ("rgb", "ir")
+
+
+class DataError(ValueError):
+    """A dataset folder, split file or image that cannot be used; the message names the path and what was expected.
+
+    CLI commands convert it to `hicmd.errors.UserError`; the trainer catches it to skip a corrupt image.
+    """
+
+
+@dataclass(frozen=True)
+class Record:
+    """One image of a person: where it is, who it is, which camera took it and in which modality."""
+
+    path: Path
+    pid: int
+    camera: int
+    modality: str  # "rgb" | "ir"
+
+    def __post_init__(self) -> None:
+        if self.modality not in MODALITIES:
+            raise ValueError(f"Record.modality must be 'rgb' or 'ir', got {self.modality!r}")

@@ -1,0 +1,83 @@
+"""Checkpoints: one file per save, written atomically, read with `torch.load(weights_only=True)`.
+
+Contents: {"format": "hicmd-checkpoint", "version": 1, "config": <config dict>, "num_classes": int,
+"model": state_dict, "iteration": int, ...trainer state (optimizers, schedulers, rng)}. Only tensors, dicts,
+lists and plain numbers/strings go in, so no arbitrary pickle is ever needed to read one.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from hicmd.config import Config, config_from_dict, config_to_dict
+
+__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "load_model", "config_mismatch"]
+
+FORMAT = "hicmd-checkpoint"
+VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that is missing, unreadable, or made for another config."""
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
+    """Write `state` to `path` atomically (temp file in the same folder + fsync + rename): a crash mid-save
+    leaves the previous file intact."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {"format": FORMAT, "version": VERSION, **state}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(state, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} not found")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"{path} is not a readable checkpoint ({type(exc).__name__}: {str(exc)[:120]}); "
+                              "for the authors' files use 'hicmd convert-original'") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a hicmd checkpoint; for the authors' gen_*.pt / id_*.pt files "
+                              "run 'hicmd convert-original' first")
+    if state.get("version") != VERSION:
+        raise CheckpointError(f"{path} has checkpoint version {state.get('version')}; this hicmd reads {VERSION}")
+    return state
+
+
+def config_mismatch(saved: dict[str, Any], cfg: Config, section: str = "model") -> list[str]:
+    """Fields of `section` that differ between a checkpoint's config and `cfg` ('field: saved != wanted')."""
+    want = config_to_dict(cfg)[section]
+    have = saved.get(section, {})
+    return [f"{section}.{k}: checkpoint {have.get(k)!r} != config {v!r}" for k, v in want.items() if have.get(k) != v]
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu"):
+    """Build the model a checkpoint describes and load its weights. Returns (HiCMD in eval mode, Config)."""
+    from hicmd.model import HiCMD
+
+    state = load_checkpoint(path)
+    cfg = config_from_dict(state["config"])
+    model = HiCMD(cfg.model, int(state["num_classes"]))
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: weights do not fit the config stored in it ({str(exc)[:200]})") from None
+    return model.to(device).eval(), cfg

@@ -1,0 +1,113 @@
+"""Crops in, L2-normalised embeddings out, through one backend per modality. Torch-free.
+
+Crops are what OpenCV hands over: BGR uint8 (H, W, 3) of any size, or 2-D gray (IR). They are resized to the
+manifest's input size (bilinear), put into the manifest's colour order, stacked into a reused uint8 NHWC buffer and
+sent to the backend in one call per modality batch; the graph does mean/std normalisation itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+import cv2
+import numpy as np
+
+from .backends import Backend, open_backend
+from .manifest import Manifest, load_manifest
+
+__all__ = ["Embedder", "MODALITIES"]
+
+MODALITIES = ("rgb", "ir")
+# (channels, manifest colour) -> OpenCV conversion; None = already in the right order.
+_CONVERSIONS = {
+    (1, "RGB"): cv2.COLOR_GRAY2RGB, (3, "RGB"): cv2.COLOR_BGR2RGB, (4, "RGB"): cv2.COLOR_BGRA2RGB,
+    (1, "BGR"): cv2.COLOR_GRAY2BGR, (3, "BGR"): None, (4, "BGR"): cv2.COLOR_BGRA2BGR,
+}
+
+
+class Embedder:
+    """`embed(crops, modality) -> (N, D) float32`. Not thread-safe: the staging buffer is shared between calls."""
+
+    def __init__(self, manifest: Manifest | str | Path, backend: str = "auto", device: str = "auto",
+                 precision: str = "auto", threads: int | None = None,
+                 modalities: Iterable[str] = MODALITIES) -> None:
+        self.manifest = manifest if isinstance(manifest, Manifest) else load_manifest(manifest)
+        spec = self.manifest.input
+        if spec.layout != "NHWC" or spec.dtype != "uint8" or spec.color not in ("RGB", "BGR"):
+            raise ValueError(f"manifest input is {spec.layout} {spec.dtype} {spec.color}; this runtime feeds "
+                             f"NHWC uint8 RGB/BGR: re-export with this hicmd version")
+        self.input_name, self.color = spec.name, spec.color
+        self.size = (spec.height, spec.width)
+        self.dim = self.manifest.embedding_dim
+        self._buffer = np.empty((0, *self.size, 3), np.uint8)
+        self.backends: dict[str, Backend] = {}
+        try:
+            for modality in modalities:
+                if modality not in MODALITIES:
+                    raise ValueError(f"unknown modality {modality!r}; use rgb or ir")
+                self.backends[modality] = open_backend(self.manifest, "embedder", modality, backend=backend,
+                                                       device=device, precision=precision, threads=threads)
+        except BaseException:
+            self.close()
+            raise
+
+    def describe(self) -> str:
+        """One line per modality: which backend, device and file runs it."""
+        return "\n".join(f"{m}: {b.description}" for m, b in self.backends.items())
+
+    # ------------------------------------------------------------------ preprocessing
+
+    def preprocess(self, crops: list[np.ndarray]) -> np.ndarray:
+        """Stack crops into the staging buffer as (N, H, W, 3) uint8 in the manifest's colour order (a view)."""
+        if len(crops) > len(self._buffer):  # grow geometrically so steady state allocates nothing
+            self._buffer = np.empty((max(len(crops), 2 * len(self._buffer)), *self.size, 3), np.uint8)
+        height, width = self.size
+        for i, crop in enumerate(crops):
+            crop = np.asarray(crop)
+            if crop.dtype != np.uint8:
+                raise ValueError(f"crop {i} has dtype {crop.dtype}; the embedder takes uint8 images "
+                                 f"(scale 16-bit thermal frames to 8 bits first)")
+            channels = 1 if crop.ndim == 2 else (crop.shape[2] if crop.ndim == 3 else 0)
+            if (channels, self.color) not in _CONVERSIONS or crop.shape[0] == 0 or crop.shape[1] == 0:
+                raise ValueError(f"crop {i} has shape {crop.shape}; expected a non-empty HxW, HxWx1, HxWx3 (BGR) "
+                                 f"or HxWx4 (BGRA) image")
+            resized = cv2.resize(crop, (width, height), interpolation=cv2.INTER_LINEAR)
+            conversion = _CONVERSIONS[(channels, self.color)]
+            if conversion is None:
+                self._buffer[i] = resized
+            else:
+                cv2.cvtColor(resized, conversion, dst=self._buffer[i])
+        return self._buffer[: len(crops)]
+
+    # ------------------------------------------------------------------ inference
+
+    def encode(self, crops: list[np.ndarray], modality: str) -> dict[str, np.ndarray]:
+        """All graph outputs (embedding, prototype, attribute) for a batch of crops of one modality."""
+        if modality not in self.backends:
+            raise ValueError(f"no {modality!r} embedder open (have: {', '.join(self.backends)})")
+        return self.backends[modality].run({self.input_name: self.preprocess(crops)})
+
+    def embed(self, crops: list[np.ndarray], modality: str) -> np.ndarray:
+        """(N, D) float32 L2-normalised embeddings; (0, D) for no crops."""
+        if len(crops) == 0:
+            return np.zeros((0, self.dim), np.float32)
+        embedding = np.asarray(self.encode(crops, modality)["embedding"], dtype=np.float32)
+        # The graph normalises already; doing it again costs nothing and protects against FP16 drift.
+        norm = np.linalg.norm(embedding, axis=1, keepdims=True)
+        return embedding / np.maximum(norm, 1e-12)
+
+    def embed_pair(self, rgb_crops: list[np.ndarray], ir_crops: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Embeddings for both cameras' crops: (N_rgb, D), (N_ir, D)."""
+        return self.embed(rgb_crops, "rgb"), self.embed(ir_crops, "ir")
+
+    def close(self) -> None:
+        for backend in self.backends.values():
+            backend.close()
+        self.backends = {}
+
+    def __enter__(self) -> "Embedder":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
