@@ -1,12 +1,32 @@
-"""`hicmd info`."""
+"""`hicmd info`: parameters and MACs per module for a config."""
 
 from __future__ import annotations
 
-from hicmd.errors import UserError
+from typing import Annotated
+
+import typer
 
 NAME = "info"
 
 
-def command() -> None:
+def command(
+    config: Annotated[str, typer.Option("--config", "-c", help="Preset (paper, tiny) or a .toml/.yaml file.")] = "paper",
+    classes: Annotated[int, typer.Option(help="Identity classes for the classifier (RegDB 206, SYSU 296).")] = 206,
+) -> None:
     """Model summary: parameters and MACs per module for a config."""
-    raise UserError("'hicmd info' is not implemented yet")
+    from rich.console import Console
+    from rich.table import Table
+
+    from hicmd.config import load_config
+    from hicmd.model.summary import summarise
+
+    cfg = load_config(config)
+    m = cfg.model
+    table = Table(title=f"Hi-CMD '{cfg.name}': {m.height}x{m.width} input, {m.backbone}, "
+                        f"prototype {m.prototype_shape}, attribute {m.attribute_dim}-d, embedding {m.embedding_dim}-d")
+    table.add_column("module")
+    table.add_column("parameters", justify="right")
+    table.add_column("GMACs / image", justify="right")
+    for row in summarise(m, classes):
+        table.add_row(row.name, f"{row.parameters:,}", f"{row.macs / 1e9:.3f}")
+    Console().print(table)

@@ -110,7 +110,8 @@ def load_imagenet_weights(module: nn.Module, source: str | Path | dict) -> int:
     own = module.state_dict()
     missing = [k for k in own if k not in state]
     if missing:
-        raise KeyError(f"{len(missing)} keys missing from the pretrained weights, e.g. {missing[:3]}")
+        raise ValueError(f"{len(missing)} keys missing from the pretrained weights (e.g. {missing[:3]}): "
+                         "they are for another network")
     wrong = [k for k in own if state[k].shape != own[k].shape]
     if wrong:
         raise ValueError(f"shape mismatch for {wrong[:3]}: the weights are for another ResNet")
