@@ -1,12 +1,95 @@
-"""`hicmd translate`."""
+"""`hicmd translate`: render people with another image's pose and/or illumination through the exported generator."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
 
 from hicmd.errors import UserError
 
 NAME = "translate"
+_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 
 
-def command() -> None:
-    """Render a person with another image's ID-excluded attributes (pose, illumination)."""
-    raise UserError("'hicmd translate' is not implemented yet")
+def command(
+    model: Annotated[Path, typer.Option("--model", help="Export folder holding manifest.json.")],
+    out: Annotated[Path, typer.Option("--out", help="Output PNG (the translated image, or the grid).")],
+    src: Annotated[Optional[Path], typer.Option("--src", help="Source person image.")] = None,
+    ref: Annotated[Optional[Path], typer.Option("--ref", help="Reference image giving pose/illumination.")] = None,
+    src_dir: Annotated[Optional[Path], typer.Option("--src-dir", help="Grid mode: folder of source images.")] = None,
+    ref_dir: Annotated[Optional[Path], typer.Option("--ref-dir", help="Grid mode: folder of reference images.")] = None,
+    swap: Annotated[str, typer.Option("--swap", help="Attributes taken from the reference: illumination|pose|both.")]
+    = "both",
+    src_modality: Annotated[str, typer.Option("--src-modality", help="rgb|ir")] = "rgb",
+    ref_modality: Annotated[str, typer.Option("--ref-modality", help="rgb|ir")] = "rgb",
+    limit: Annotated[int, typer.Option("--limit", help="Grid mode: at most this many images per folder.")] = 8,
+    backend: Annotated[str, typer.Option("--backend", help="auto|tensorrt|onnxruntime|torch")] = "auto",
+    device: Annotated[str, typer.Option("--device", help="auto|cpu|cuda")] = "auto",
+    precision: Annotated[str, typer.Option("--precision", help="auto|fp32|fp16")] = "auto",
+    threads: Annotated[Optional[int], typer.Option("--threads", help="CPU threads for ONNX Runtime.")] = None,
+) -> None:
+    """Render a person with another image's ID-excluded attributes (pose, illumination).
+
+    The source keeps its identity (prototype and ID-discriminative attributes); --swap picks which of the
+    reference's codes replace the source's.
+
+    One image: --src a.png --ref b.png --out x.png
+
+    Grid: --src-dir D --ref-dir E --out grid.png (rows = sources, columns = references, originals first).
+    """
+    import cv2
+
+    from hicmd.runtime.backends import BackendError
+    from hicmd.runtime.manifest import ManifestError
+    from hicmd.runtime.translate import SWAPS, Translator, compose_grid
+
+    if swap not in SWAPS:
+        raise UserError(f"--swap {swap!r} is not one of {', '.join(SWAPS)}")
+    for flag, value in (("--src-modality", src_modality), ("--ref-modality", ref_modality)):
+        if value not in ("rgb", "ir"):
+            raise UserError(f"{flag} {value!r} must be rgb or ir")
+    single, grid = (src is not None or ref is not None), (src_dir is not None or ref_dir is not None)
+    if single == grid or (single and (src is None or ref is None)) or (grid and (src_dir is None or ref_dir is None)):
+        raise UserError("give either --src and --ref (one image) or --src-dir and --ref-dir (a grid)")
+    if limit < 1:
+        raise UserError(f"--limit must be >= 1 (got {limit})")
+    if single:
+        sources, references = [_read(src, "--src")], [_read(ref, "--ref")]
+    else:
+        sources = [_read(p, "--src-dir") for p in _listing(src_dir, "--src-dir", limit)]
+        references = [_read(p, "--ref-dir") for p in _listing(ref_dir, "--ref-dir", limit)]
+
+    try:
+        with Translator(model, modalities=(src_modality, ref_modality), backend=backend, device=device,
+                        precision=precision, threads=threads) as translator:
+            typer.echo(translator.describe())
+            results = translator.translate(sources, src_modality, references, ref_modality, swap)
+    except (ManifestError, BackendError, ValueError) as exc:
+        raise UserError(str(exc)) from None
+    picture = results[0, 0] if single else compose_grid(sources, references, results)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() not in _IMAGE_SUFFIXES or not cv2.imwrite(str(out), picture):
+        raise UserError(f"cannot write {out}; use a .png (or .jpg) path in a writable folder")
+    typer.echo(f"wrote {out} ({len(sources)} source(s) x {len(references)} reference(s), swap {swap})")
+
+
+def _listing(folder: Path, flag: str, limit: int) -> list[Path]:
+    if not folder.is_dir():
+        raise UserError(f"{flag} {folder} is not a folder")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise UserError(f"{flag} {folder} holds no images ({', '.join(sorted(_IMAGE_SUFFIXES))})")
+    return files[:limit]
+
+
+def _read(path: Path, flag: str):
+    import cv2
+
+    if not path.is_file():
+        raise UserError(f"{flag} {path} not found")
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise UserError(f"{flag} {path} is not an image OpenCV can read")
+    return image

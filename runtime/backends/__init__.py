@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import sys
 from pathlib import Path
 from ..manifest import Artifact, Manifest, ManifestError
 from .base import Backend, BackendError
@@ -29,6 +30,12 @@ def cuda_device() -> tuple[str, str] | None:
         return cuda_api().device()
     except Exception:  # no bindings, no driver, no device: all mean "no CUDA here"
         return None
+
+
+def _has_tensorrt() -> bool:
+    if "tensorrt" in sys.modules:  # already imported (or stubbed out with None)
+        return sys.modules["tensorrt"] is not None
+    return importlib.util.find_spec("tensorrt") is not None
 
 
 def _ort_has_cuda() -> bool:
@@ -99,7 +106,7 @@ def open_backend(manifest: Manifest, artifact_role: str, modality: str | None = 
 
     notes: list[str] = []
     if backend in ("auto", "tensorrt") and device != "cpu":
-        if backend == "tensorrt" or _can_try_tensorrt(manifest, artifact_role, modality, notes):
+        if backend == "tensorrt" or _can_try_tensorrt(manifest, artifact_role, modality, precision, notes):
             return _open_tensorrt(manifest, artifact_role, modality, precision, strict=backend == "tensorrt")
     if backend == "tensorrt":
         raise BackendError("the TensorRT backend needs a CUDA device; drop --device cpu or use --backend onnxruntime")
@@ -122,12 +129,13 @@ def open_backend(manifest: Manifest, artifact_role: str, modality: str | None = 
                    manifest, artifact_role, modality, artifact.file, notes)
 
 
-def _can_try_tensorrt(manifest: Manifest, role: str, modality: str | None, notes: list[str]) -> bool:
-    if importlib.util.find_spec("tensorrt") is None:
+def _can_try_tensorrt(manifest: Manifest, role: str, modality: str | None, precision: str,
+                      notes: list[str]) -> bool:
+    if not _has_tensorrt():
         return False
-    engines = manifest.find(role, modality, format="engine")
+    engines = manifest.find(role, modality, None if precision == "auto" else precision, "engine")
     if not engines:
-        notes.append("no TensorRT engine in the manifest")
+        notes.append(f"no {'' if precision == 'auto' else precision + ' '}TensorRT engine in the manifest")
         return False
     gpu = cuda_device()
     problems = [_engine_problem(e, gpu) for e in engines]
@@ -138,7 +146,7 @@ def _can_try_tensorrt(manifest: Manifest, role: str, modality: str | None, notes
 
 
 def _open_tensorrt(manifest: Manifest, role: str, modality: str | None, precision: str, strict: bool) -> Backend:
-    if importlib.util.find_spec("tensorrt") is None:
+    if not _has_tensorrt():
         raise BackendError("--backend tensorrt: the tensorrt package is not installed (pip install tensorrt "
                            "cuda-bindings, or JetPack's python3-libnvinfer); use --backend onnxruntime")
     if strict:

@@ -153,11 +153,14 @@ def cuda_api() -> _CudaRuntime | _PyCuda:
     if cudart is not None:
         return _CudaRuntime(cudart)
     try:
-        import pycuda.autoprimaryctx as primary
         import pycuda.driver as driver
     except ImportError:
         raise BackendError("TensorRT needs cuda-bindings (pip install cuda-bindings) or pycuda for device "
                            "memory; neither is installed") from None
+    try:
+        import pycuda.autoprimaryctx as primary
+    except Exception as exc:  # pycuda raises its own driver errors when there is no usable GPU
+        raise BackendError(f"pycuda could not open the GPU's primary context ({exc})") from None
     return _PyCuda(driver, primary.context)
 
 

@@ -1,8 +1,9 @@
-"""PyTorch checkpoint backend for development: same inputs and outputs as the exported ONNX graphs.
+"""PyTorch checkpoint backend for development: the very modules hicmd.export turns into ONNX, run eagerly.
 
 The only module under hicmd.runtime that imports torch, and only when `open_backend(..., backend="torch")` picks it.
-Embedder: `images` uint8 NHWC RGB -> `embedding`, `prototype`, `attribute`. Generator: `prototype`, `attribute`
--> `image` float32 (N,3,H,W) RGB in 0..255.
+It wraps the model in `hicmd.export.graphs.EmbedderGraph` / `GeneratorGraph`, so inputs and outputs are exactly the
+exported graphs': `images` uint8 NHWC RGB -> `embedding`, `prototype`, `attribute`; `prototype`, `attribute` ->
+`image` float32 (N, 3, H, W) RGB in 0..255.
 """
 
 from __future__ import annotations
@@ -23,9 +24,12 @@ _MODELS: dict[tuple[str, str], tuple[Any, Any]] = {}  # (checkpoint, device) -> 
 def _load(path: Path, device: str) -> tuple[Any, Any]:
     key = (str(path.resolve()), device)
     if key not in _MODELS:
-        from hicmd.train.checkpoint import load_model
+        from hicmd.train.checkpoint import CheckpointError, load_model
 
-        _MODELS[key] = load_model(path, device=device)
+        try:
+            _MODELS[key] = load_model(path, device=device)
+        except CheckpointError as exc:
+            raise BackendError(str(exc)) from None
     return _MODELS[key]
 
 
@@ -33,6 +37,9 @@ class TorchBackend:
     """`role` "embedder" (with `modality` "rgb"/"ir") or "generator" from a training checkpoint."""
 
     def __init__(self, checkpoint: str | Path, role: str, modality: str | None = None, device: str = "cpu") -> None:
+        from hicmd.export.graphs import EMBEDDER_INPUT, EMBEDDER_OUTPUTS, GENERATOR_INPUTS, GENERATOR_OUTPUT
+        from hicmd.export.graphs import EmbedderGraph, GeneratorGraph
+
         checkpoint = Path(checkpoint)
         if not checkpoint.is_file():
             raise BackendError(f"checkpoint {checkpoint} not found; the torch backend needs the training checkpoint "
@@ -41,39 +48,37 @@ class TorchBackend:
             raise BackendError("torch backend: --device cuda requested but torch sees no CUDA device")
         if role not in ("embedder", "generator") or (role == "embedder" and modality not in ("rgb", "ir")):
             raise BackendError(f"torch backend cannot run role={role!r} modality={modality!r}")
-        self.model, cfg = _load(checkpoint, device)
-        self.role, self.modality, self.device = role, modality, torch.device(device)
+        model, cfg = _load(checkpoint, device)
+        self.device = torch.device(device)
         m = cfg.model
-        self._mean = torch.tensor(m.mean, device=self.device).view(1, 3, 1, 1)
-        self._std = torch.tensor(m.std, device=self.device).view(1, 3, 1, 1)
         if role == "embedder":
-            self.input_shapes = {"images": (-1, m.height, m.width, 3)}
-            self.output_names = ("embedding", "prototype", "attribute")
+            self.graph = EmbedderGraph(model, modality).to(self.device).eval()
+            self.input_shapes = {EMBEDDER_INPUT: (-1, m.height, m.width, 3)}
+            self.output_names = tuple(EMBEDDER_OUTPUTS)
+            self._dtypes = {EMBEDDER_INPUT: np.uint8}
         else:
-            self.input_shapes = {"prototype": (-1, *m.prototype_shape), "attribute": (-1, m.attribute_dim)}
-            self.output_names = ("image",)
-        self.description = f"torch {torch.__version__} {device} {checkpoint.name} ({role}{'/' + modality if modality else ''})"
+            self.graph = GeneratorGraph(model).to(self.device).eval()
+            self.input_shapes = dict(zip(GENERATOR_INPUTS, ((-1, *m.prototype_shape), (-1, m.attribute_dim))))
+            self.output_names = (GENERATOR_OUTPUT,)
+            self._dtypes = {name: np.float32 for name in GENERATOR_INPUTS}
+        what = role + (f"/{modality}" if modality else "")
+        self.description = f"torch {torch.__version__} {self.device} {checkpoint.name} ({what})"
 
     @torch.inference_mode()
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self.graph is None:
+            raise BackendError("the torch backend is closed")
         missing = set(self.input_shapes) - set(feeds)
         if missing:
             raise BackendError(f"missing inputs {sorted(missing)} for {self.description}")
-        if self.role == "embedder":
-            images = torch.from_numpy(np.ascontiguousarray(feeds["images"], dtype=np.uint8)).to(self.device)
-            x = (images.permute(0, 3, 1, 2).float() / 255.0 - self._mean) / self._std
-            codes = self.model.encode(x, self.modality)
-            out = {"embedding": self.model.embed(x, self.modality), "prototype": codes.prototype,
-                   "attribute": codes.attribute}
-        else:
-            prototype = torch.from_numpy(np.asarray(feeds["prototype"], dtype=np.float32)).to(self.device)
-            attribute = torch.from_numpy(np.asarray(feeds["attribute"], dtype=np.float32)).to(self.device)
-            image = self.model.decode(prototype, attribute)
-            out = {"image": ((image * self._std + self._mean) * 255.0).clamp(0, 255)}
-        return {k: v.float().cpu().numpy() for k, v in out.items()}
+        args = [torch.from_numpy(np.ascontiguousarray(feeds[n], dtype=self._dtypes[n])).to(self.device)
+                for n in self.input_shapes]
+        out = self.graph(*args)
+        out = out if isinstance(out, tuple) else (out,)
+        return {n: t.float().cpu().numpy() for n, t in zip(self.output_names, out)}
 
     def close(self) -> None:
-        self.model = None
+        self.graph = None
 
     def __enter__(self) -> "TorchBackend":
         return self
