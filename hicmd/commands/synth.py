@@ -2,11 +2,76 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import typer
+
 from hicmd.errors import UserError
 
 NAME = "synth"
 
 
-def command() -> None:
+def _size(text: str) -> tuple[int, int]:
+    height, sep, width = text.lower().partition("x")
+    if not sep or not height.isdigit() or not width.isdigit() or min(int(height), int(width)) < 16:
+        raise UserError(f"--size {text!r} must be HEIGHTxWIDTH with both >= 16, e.g. 128x64")
+    return int(height), int(width)
+
+
+def command(
+    out: Path = typer.Option(..., "--out", help="Folder to write (RegDB layout: Visible/, Thermal/, idx/)."),
+    ids: int = typer.Option(200, "--ids", help="Number of identities; half train, half test (>= 2)."),
+    seed: int = typer.Option(0, "--seed", help="Universe seed: same seed, same bytes."),
+    size: str = typer.Option("128x64", "--size", help="Image size HEIGHTxWIDTH."),
+    per_id: int = typer.Option(10, "--per-id", help="Images per identity and modality (RegDB has 10)."),
+    trials: int = typer.Option(1, "--trials", help="Number of train/test splits (idx/*_{1..trials}.txt)."),
+    videos: bool = typer.Option(False, "--videos", help="Also write paired RGB/IR clips of test identities."),
+    clips: int = typer.Option(2, "--clips", help="Number of video clips (with --videos)."),
+    frames: int = typer.Option(120, "--frames", help="RGB frames per clip (with --videos)."),
+    y16: bool = typer.Option(False, "--y16", help="Also write 16-bit centi-Kelvin IR frames (with --videos)."),
+) -> None:
     """Write SynthVI, the procedural visible-infrared dataset, in the RegDB layout."""
-    raise UserError("'hicmd synth' is not implemented yet")
+    import time
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from hicmd.data.synthvi_write import split_ids, write_regdb
+
+    height, width = _size(size)
+    if ids < 2:
+        raise UserError(f"--ids must be at least 2 (one train and one test identity), got {ids}")
+    if per_id < 1 or trials < 1:
+        raise UserError("--per-id and --trials must be at least 1")
+    if videos and (clips < 1 or frames < 10):
+        raise UserError("--clips must be >= 1 and --frames >= 10")
+    if videos and ids - ids // 2 < 3:
+        raise UserError(f"--videos walks 3-4 test identities per clip; use --ids 6 or more (got {ids})")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create --out {out}: {exc.strerror}") from None
+
+    console = Console(stderr=True)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    start = time.perf_counter()
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("identities", total=ids)
+        write_regdb(out, ids, per_id, seed, trials, (height, width), lambda k: progress.advance(task, k))
+    elapsed = time.perf_counter() - start
+    images = ids * per_id * 2
+    summary = f"SynthVI: {ids} ids x {per_id} RGB + {per_id} IR = {images} images at {height}x{width} in {out}"
+    summary += f" ({elapsed:.1f} s, {images / elapsed:.0f} images/s)"
+    if videos:
+        from hicmd.data.synthvi_video import write_videos
+
+        start = time.perf_counter()
+        test_ids = split_ids(ids, seed, 1)[1]
+        with Progress(*columns, console=console, transient=True) as progress:
+            task = progress.add_task("video clips", total=clips)
+            written = write_videos(out / "videos", test_ids, seed, clips=clips, frames=frames, y16=y16,
+                                   progress=lambda k: progress.advance(task, k))
+        summary += f"; {len(written)} clips x {frames} frames in {out / 'videos'} ({time.perf_counter() - start:.1f} s)"
+    typer.echo(summary)

@@ -131,7 +131,7 @@ def draw_parts(ident: Identity, pose: Pose, height: int, width: int, cx: float, 
     hip_y = feet - ident.legs * h
     sw = ident.build * h / 2 * (0.5 if side else 1.0)
     hw = sw * ident.hips
-    limb_w = 0.075 * h * (0.7 + ident.build * 1.5)
+    limb_w = 0.06 * h * (0.7 + ident.build * 1.5)
     swing = pose.stride * np.sin(pose.phase)
     # mirror: the person's left is the image right in a front view, image left in a back view
     acc_dir = (1 if ident.accessory_side == "left" else -1) * (-1 if pose.view == "back" else 1)

@@ -1,0 +1,199 @@
+"""SynthVI clips: test identities walking through an RGB and an IR camera that watch the same street from
+different places (other background, scale and offset; IR at the same or half the frame rate).
+
+Per clip DIR/<clip>/: rgb.mp4, ir.mp4 (mp4v), gt_rgb.txt, gt_ir.txt (MOTChallenge frame,id,x,y,w,h,conf,-1,-1,-1,
+1-based frames, id = SynthVI pid in both cameras), det_rgb.txt, det_ir.txt (gt with box jitter, a few misses and
+a few false positives with id -1), clip.json, and with y16 ir_y16/<frame:06d>.png in centi-Kelvin.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from hicmd.data.synthvi import person_temperature, scene_rgb, scene_temperature, shade_rgb, temperature_to_gray
+from hicmd.data.synthvi_body import Identity, Pose, draw_parts, sample_identity
+
+__all__ = ["Walker", "write_clip", "write_videos"]
+
+
+@dataclass(frozen=True)
+class Walker:
+    """One person's path in normalised street coordinates: x across (0..1 in view), z depth (0 far .. 1 near)."""
+
+    ident: Identity
+    t0: float  # seconds when the walk starts
+    x0: float
+    z0: float
+    vx: float  # street widths per second
+    vz: float
+    stride: float
+
+    def at(self, t: float) -> tuple[float, float, Pose] | None:
+        dt = t - self.t0
+        if dt < 0:
+            return None
+        x, z = self.x0 + self.vx * dt, self.z0 + self.vz * dt
+        if not -0.25 < x < 1.25 or not 0.0 <= z <= 1.0:
+            return None
+        view = "side" if abs(self.vx) > abs(self.vz) else ("front" if self.vz > 0 else "back")
+        return x, z, Pose(view, self.vx < 0, 2 * np.pi * 1.8 * dt, self.stride)
+
+
+def _walkers(pids: list[int], seed: int, rng: np.random.Generator, duration: float) -> list[Walker]:
+    walkers = []
+    for k, pid in enumerate(pids):
+        across = rng.random() < 0.75
+        z0 = float(rng.uniform(0.1, 0.9))
+        if across:  # enter from one side, leave at the other
+            direction = 1 if rng.random() < 0.5 else -1
+            x0, vx, vz = (-0.2 if direction > 0 else 1.2), direction * rng.uniform(0.12, 0.22), rng.uniform(-0.02, 0.02)
+        else:  # come closer or walk away
+            x0, vx = rng.uniform(0.2, 0.8), rng.uniform(-0.03, 0.03)
+            vz = (1 if z0 < 0.5 else -1) * rng.uniform(0.06, 0.1)
+        t0 = float(rng.uniform(0, duration * 0.45)) if k else 0.0
+        walkers.append(Walker(sample_identity(pid, seed), t0, float(x0), z0, float(vx), float(vz),
+                              float(rng.uniform(0.2, 0.35))))
+    return walkers
+
+
+@dataclass(frozen=True)
+class _Camera:
+    height: int
+    width: int
+    scale: float  # body height in frame heights at z = 1
+    offset: float  # horizontal shift of the street in frame widths
+    zoom: float  # street widths per frame width
+
+    def place(self, x: float, z: float) -> tuple[float, float, float]:
+        """(centre x, feet y, body height) in pixels."""
+        cx = ((x - 0.5) * self.zoom + 0.5 + self.offset) * self.width
+        feet = self.height * (0.62 + 0.34 * z)
+        return cx, feet, self.height * self.scale * (0.55 + 0.45 * z)
+
+
+def _layers(walkers: list[Walker], t: float, cam: _Camera):
+    """Per visible person, far to near: (walker, labels, pattern, box) with the box clipped to the frame."""
+    placed = [(w, w.at(t)) for w in walkers]
+    placed = sorted(((w, s) for w, s in placed if s is not None), key=lambda ws: ws[1][1])
+    out = []
+    for walker, (x, z, pose) in placed:
+        cx, feet, body = cam.place(x, z)
+        labels, pattern = draw_parts(walker.ident, pose, cam.height, cam.width, cx, feet, body * walker.ident.stature)
+        ys, xs = np.nonzero(labels)
+        if len(xs) < 30:
+            continue
+        box = (int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1))
+        out.append((walker, labels, pattern, box))
+    return out
+
+
+def _detections(gt: list[tuple], rng: np.random.Generator, width: int, height: int, frames: int) -> list[tuple]:
+    det = []
+    for frame, _pid, x, y, w, h in gt:
+        if rng.random() < 0.05:  # a miss
+            continue
+        j = rng.normal(0, 0.05, 4)
+        x0, y0 = max(0.0, x + j[0] * w), max(0.0, y + j[1] * h)
+        x1, y1 = min(float(width), x + w + (j[0] + j[2]) * w), min(float(height), y + h + (j[1] + j[3]) * h)
+        if x1 - x0 >= 2 and y1 - y0 >= 2:
+            det.append((frame, -1, x0, y0, x1 - x0, y1 - y0, rng.uniform(0.5, 1.0)))
+    for frame in range(1, frames + 1):
+        if rng.random() < 0.04:  # a false positive
+            w, h = rng.uniform(0.08, 0.2) * width, rng.uniform(0.25, 0.5) * height
+            det.append((frame, -1, rng.uniform(0, width - w), rng.uniform(0, height - h), w, h, rng.uniform(0.3, 0.6)))
+    return sorted(det, key=lambda d: d[0])
+
+
+def _write_mot(path: Path, rows: list[tuple], with_conf: bool) -> None:
+    lines = []
+    for row in rows:
+        frame, pid, x, y, w, h = row[:6]
+        conf = row[6] if with_conf else 1
+        lines.append(f"{frame},{pid},{x:.1f},{y:.1f},{w:.1f},{h:.1f},{conf:.3f},-1,-1,-1")
+    path.write_text("\n".join(lines) + ("\n" if lines else ""))
+
+
+def write_clip(folder: str | Path, pids: list[int], seed: int, index: int, frames: int = 120,
+               size: tuple[int, int] = (192, 256), rgb_fps: int = 10, ir_fps: int = 10, y16: bool = False) -> dict:
+    """Render one clip of `pids` walking past both cameras; returns the clip.json content."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng([seed, index, 404])
+    height, width = size
+    duration = frames / rgb_fps
+    walkers = _walkers(pids, seed, rng, duration)
+    cams = {"rgb": _Camera(height, width, rng.uniform(0.55, 0.65), 0.0, 1.0),
+            "ir": _Camera(height, width, rng.uniform(0.45, 0.75), rng.uniform(-0.12, 0.12), rng.uniform(0.8, 1.2))}
+    counts = {"rgb": frames, "ir": frames * ir_fps // rgb_fps}
+    fps = {"rgb": rgb_fps, "ir": ir_fps}
+    bg_rgb = scene_rgb(seed, 1000 + 2 * index, height, width)
+    bg_ir = scene_temperature(seed, 1001 + 2 * index, height, width)
+    gain = rng.uniform(0.6, 1.1)
+    ambient = float(np.median(bg_ir))
+    lo, hi = ambient - rng.uniform(2, 5), 34.0 + rng.uniform(1, 4)  # a fixed AGC window per clip
+    skins = {w.ident.pid: 33.0 + rng.uniform(-0.5, 1.0) for w in walkers}
+    if y16:
+        (folder / "ir_y16").mkdir(exist_ok=True)
+    for modality in ("rgb", "ir"):
+        frame_rng = np.random.default_rng([seed, index, 505 if modality == "rgb" else 606])
+        writer = cv2.VideoWriter(str(folder / f"{modality}.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), fps[modality],
+                                 (width, height))
+        if not writer.isOpened():
+            raise RuntimeError(f"OpenCV cannot write mp4v video {folder / f'{modality}.mp4'}")
+        gt = []
+        for frame in range(1, counts[modality] + 1):
+            t = (frame - 1) / fps[modality]
+            layers = _layers(walkers, t, cams[modality])
+            if modality == "rgb":
+                img = bg_rgb.copy()
+                for walker, labels, pattern, _ in layers:
+                    alpha = cv2.GaussianBlur((labels > 0).astype(np.float32), (3, 3), 0.6)[..., None]
+                    img = img * (1 - alpha) + shade_rgb(walker.ident, labels, pattern, frame_rng) * alpha
+                img = img * gain + frame_rng.normal(0, 3, img.shape).astype(np.float32)
+                out = cv2.cvtColor(np.clip(img, 0, 255).astype(np.uint8), cv2.COLOR_RGB2BGR)
+            else:
+                temp = bg_ir.copy()
+                for walker, labels, pattern, _ in layers:
+                    alpha = cv2.GaussianBlur((labels > 0).astype(np.float32), (3, 3), 0.6)
+                    body = person_temperature(walker.ident, labels, pattern, ambient, skins[walker.ident.pid])
+                    temp = temp * (1 - alpha) + body * alpha
+                if y16:
+                    kelvin = (temp + 273.15) * 100 + frame_rng.normal(0, 3, temp.shape)
+                    cv2.imwrite(str(folder / "ir_y16" / f"{frame:06d}.png"), np.clip(kelvin, 0, 65535).astype(np.uint16))
+                out = cv2.cvtColor(temperature_to_gray(temp, frame_rng, lo, hi, 0.9), cv2.COLOR_GRAY2BGR)
+            writer.write(out)
+            gt += [(frame, walker.ident.pid, *box) for walker, _, _, box in layers]
+        writer.release()
+        _write_mot(folder / f"gt_{modality}.txt", gt, with_conf=False)
+        det = _detections(gt, np.random.default_rng([seed, index, 707, len(modality)]), width, height, counts[modality])
+        _write_mot(folder / f"det_{modality}.txt", det, with_conf=True)
+    meta = {"clip": folder.name, "seed": seed, "height": height, "width": width, "fps": fps, "frames": counts,
+            "identities": sorted(pids), "y16": y16, "y16_unit": "centi-Kelvin" if y16 else None,
+            "mot_format": "frame,id,x,y,w,h,conf,-1,-1,-1 (1-based frames; gt id = SynthVI pid; det id -1)"}
+    (folder / "clip.json").write_text(json.dumps(meta, indent=1))
+    return meta
+
+
+def write_videos(out: str | Path, pids: list[int], seed: int, clips: int = 2, frames: int = 120,
+                 size: tuple[int, int] = (192, 256), y16: bool = False,
+                 progress: Callable[[int], None] | None = None) -> list[Path]:
+    """`clips` clips of 3-4 of `pids` each (test identities); odd clips run the IR camera at half frame rate."""
+    if len(pids) < 3:
+        raise ValueError(f"videos need at least 3 identities, got {len(pids)}")
+    out = Path(out)
+    written = []
+    for index in range(clips):
+        rng = np.random.default_rng([seed, index, 808])
+        chosen = [int(p) for p in rng.choice(pids, size=min(len(pids), int(rng.integers(3, 5))), replace=False)]
+        folder = out / f"clip{index + 1:02d}"
+        write_clip(folder, chosen, seed, index, frames, size, 10, 5 if index % 2 else 10, y16)
+        written.append(folder)
+        if progress:
+            progress(1)
+    return written
