@@ -102,20 +102,21 @@ class CaptureThread(threading.Thread):
 
     def __init__(self, camera: str, spec: SourceSpec, opener: Callable[[], FrameReader], *, realtime: bool,
                  ir_range: tuple[float, float] = (20.0, 40.0), on_event: Callable[[dict], None] | None = None,
-                 times: StageTimes | None = None, queue_size: int = 4, backoff: tuple[float, float] = (0.05, 1.0),
-                 fail_limit: int = 3, fallback_fps: float = 30.0) -> None:
+                 times: StageTimes | None = None, queue_size: int = 4, backoff: tuple[float, float] = (0.05, 0.5),
+                 stall_s: float = 0.8, down_after_s: float = 1.5, fps: float | None = None,
+                 loop: bool = False) -> None:
         super().__init__(name=f"capture-{camera}", daemon=True)
         self.camera, self.spec, self.opener, self.realtime = camera, spec, opener, realtime
         self.ir_range, self.on_event, self.times = ir_range, on_event or (lambda e: None), times
-        self.backoff, self.fail_limit = backoff, fail_limit
+        self.backoff, self.stall_s, self.down_after_s, self.loop = backoff, stall_s, down_after_s, loop
         self.buffer = FrameBuffer(1 if realtime else queue_size, drop_oldest=realtime)
         self.stop_event = threading.Event()
         self.finished = threading.Event()
         self.error: Exception | None = None
-        self.grabbed = self.corrupt = self.reconnects = 0
+        self.grabbed = self.corrupt = self.reconnects = 0  # reconnects: outages recovered from
         self.last_t = 0.0  # timestamp of the newest frame handed over
         self.reader: FrameReader | None = opener()  # first open in the caller: a bad source fails fast and clearly
-        self.fps = self.reader.fps or fallback_fps
+        self.fps = fps or self.reader.fps or 30.0  # media clock of files played in order; pacing
 
     # -------------------------------------------------------------- consumer side
 
@@ -149,9 +150,9 @@ class CaptureThread(threading.Thread):
             self.buffer.wake()
 
     def _loop(self) -> None:
-        index, failures, expected = 0, 0, None
+        index, count, expected = 0, 0, None
         delay, down_since = self.backoff[0], None
-        start = time.monotonic()
+        start = last_good = time.monotonic()
         while not self.stop_event.is_set():
             if self.reader is None:  # live source that went down: reopen with exponential backoff
                 try:
@@ -160,38 +161,49 @@ class CaptureThread(threading.Thread):
                     self.stop_event.wait(delay)
                     delay = min(delay * 2, self.backoff[1])
                     continue
-                self.reconnects += 1
-                expected, failures, delay = None, 0, self.backoff[0]
-                self.on_event({"event": "source_up", "camera": self.camera, "source": self.spec.text,
-                               "down_s": round(time.monotonic() - down_since, 3) if down_since else 0.0})
-                down_since = None
+                expected, delay, last_good = None, self.backoff[0], time.monotonic()
             t_grab = time.monotonic()
             try:
                 image = self.reader.read()
             except EndOfStream:
-                return
+                if not self.loop or index == 0:
+                    return
+                self.reader.close()  # --loop: play the file again; frame indices restart, time goes on
+                self.reader, index = self.opener(), 0
+                continue
             except cv2.error:
                 image = None
+            now = time.monotonic()
             if self.times is not None:
-                self.times.add("capture", (time.monotonic() - t_grab) * 1000.0)
-            if image is None and self.spec.live:
-                failures += 1
-                if failures >= self.fail_limit:
+                self.times.add("capture", (now - t_grab) * 1000.0)
+            if self.spec.live and (image is None or now - t_grab > self.stall_s):
+                # nothing, or a frame that only came at the read timeout: the source is not delivering
+                if now - last_good > self.down_after_s:
                     self.reader.close()
-                    self.reader, down_since = None, time.monotonic()
-                    self.on_event({"event": "source_down", "camera": self.camera, "source": self.spec.text,
-                                   "reason": f"no frame after {failures} tries"})
+                    self.reader = None
+                    if down_since is None:
+                        down_since = now
+                        self.on_event({"event": "source_down", "camera": self.camera, "source": self.spec.text,
+                                       "reason": f"no frame for {now - last_good:.1f} s"})
+                elif now - t_grab < 0.005:
+                    self.stop_event.wait(0.01)  # instant failures (a decoder waiting for a keyframe): no spin
                 continue
             index += 1
+            count += 1  # frame positions since the start (loops included): the media clock
             prepared = prepare_frame(image, self.camera, self.ir_range, expected)
             if prepared is None:
                 self.corrupt += 1
                 continue
-            failures, expected = 0, prepared.shape
+            expected, last_good = prepared.shape, now
+            if down_since is not None:  # frames flow again: that, not a successful open, is "up"
+                self.reconnects += 1
+                self.on_event({"event": "source_up", "camera": self.camera, "source": self.spec.text,
+                               "down_s": round(now - down_since, 3)})
+                down_since = None
             self.grabbed += 1
             if self.realtime and not self.spec.live:  # a file played in real time: pace to its frame rate
-                self.stop_event.wait(max(0.0, start + (index - 1) / self.fps - time.monotonic()))
+                self.stop_event.wait(max(0.0, start + (count - 1) / self.fps - time.monotonic()))
                 t_grab = time.monotonic()
-            t = t_grab if self.realtime else (index - 1) / self.fps
+            t = t_grab if self.realtime else (count - 1) / self.fps
             self.last_t = t
             self.buffer.put(Frame(self.camera, index, t, prepared), self.stop_event)

@@ -16,6 +16,7 @@ not be read (a corrupt frame, or a network hiccup); the capture thread decides w
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ __all__ = [
 NETWORK_SCHEMES = ("rtsp", "rtsps", "udp", "tcp", "http", "https", "rtmp", "srt")
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm"}
 KELVIN = 273.15
+FFMPEG_OPTIONS = "analyzeduration;1000000|probesize;500000|fflags;nobuffer"
 
 
 class SourceError(ValueError):
@@ -169,7 +171,7 @@ class FrameReader:
 class CvReader(FrameReader):
     """cv2.VideoCapture over a device, a network stream, a GStreamer pipeline or a video file."""
 
-    def __init__(self, spec: SourceSpec, thermal: bool = False, timeout_ms: int = 2000) -> None:
+    def __init__(self, spec: SourceSpec, thermal: bool = False, open_ms: int = 2500, read_ms: int = 1000) -> None:
         self.spec, self.thermal = spec, thermal
         if spec.kind in ("csi", "gst") and not gstreamer_available():
             raise SourceError(f"{spec.text}: this OpenCV ({cv2.__version__}) was built without GStreamer; "
@@ -179,8 +181,12 @@ class CvReader(FrameReader):
         elif spec.kind == "gst":
             self.cap = cv2.VideoCapture(str(spec.target), cv2.CAP_GSTREAMER)
         elif spec.kind == "network":
+            # short stream probing (1 s: long enough to see one keyframe of a typical stream) so opening and
+            # re-opening after an outage take about a second, not five;
+            # a user's own OPENCV_FFMPEG_CAPTURE_OPTIONS (e.g. rtsp_transport;tcp) wins
+            os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", FFMPEG_OPTIONS)
             # bounded open/read so a dead stream turns into a failed read (and a reconnect), not a hang
-            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms]
+            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, open_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, read_ms]
             self.cap = cv2.VideoCapture(str(spec.target), cv2.CAP_FFMPEG, params)
         elif spec.kind in ("device", "v4l2"):
             self.cap = cv2.VideoCapture(spec.target, cv2.CAP_V4L2)

@@ -20,7 +20,8 @@ from hicmd.evaluation.protocols import (
     sysu_gallery,
 )
 
-SYSU_EVAL = Path("/work/shared/data/sysu-mm01-eval")
+# shared/ lies beside the checkout (for the session and for CI's fresh clone alike).
+SYSU_EVAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "sysu-mm01-eval"
 PERM_FILE = SYSU_EVAL / "rand_perm_cam.mat"
 needs_perm = pytest.mark.skipif(not PERM_FILE.is_file(), reason="official rand_perm_cam.mat not available")
 

@@ -2,11 +2,95 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Optional
+
+import typer
+
 from hicmd.errors import UserError
 
 NAME = "stream"
 
 
-def command() -> None:
+def command(
+    rgb: str = typer.Option(..., "--rgb", help="RGB source: cam0, v4l2:///dev/videoN, csi://N, rtsp://, udp://, "
+                            "http://, gst:<pipeline>, a video file or an image folder."),
+    ir: str = typer.Option(..., "--ir", help="IR source (same forms); 16-bit Y16 frames are windowed by --ir-range."),
+    model: Path = typer.Option(..., "--model", help="Export folder with manifest.json (hicmd export)."),
+    backend: str = typer.Option("auto", help="auto | tensorrt | onnxruntime | torch"),
+    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
+    precision: str = typer.Option("auto", help="auto | fp32 | fp16"),
+    detector: Optional[str] = typer.Option(None, help="'hog' (default) or a YOLO-style person detector .onnx."),
+    detections_rgb: Optional[Path] = typer.Option(None, help="Precomputed RGB detections (MOTChallenge text)."),
+    detections_ir: Optional[Path] = typer.Option(None, help="Precomputed IR detections (MOTChallenge text)."),
+    embed_every: int = typer.Option(8, help="Re-embed each track every N frames (and when it is new)."),
+    match_threshold: float = typer.Option(0.5, help="Largest cosine distance for an RGB<->IR match."),
+    confirm: int = typer.Option(3, help="Agreeing updates before a match is announced (hysteresis)."),
+    gallery: Optional[Path] = typer.Option(None, help="Folder of enrolled people: DIR/<name>/*.png."),
+    enroll: Optional[str] = typer.Option(None, help="Save crops of the only person in view as this name "
+                                         "into --gallery."),
+    ir_range: str = typer.Option("20:40", help="Fixed temperature window LOW:HIGH (deg C) for Y16 frames."),
+    save: Optional[Path] = typer.Option(None, help="Write a side-by-side annotated video (mp4v)."),
+    save_tracks: Optional[Path] = typer.Option(None, help="Write rgb.txt / ir.txt track boxes (MOTChallenge)."),
+    events: Optional[Path] = typer.Option(None, help="JSON-lines events file (default: stdout)."),
+    show: bool = typer.Option(False, help="Show a window (needs an OpenCV with a GUI)."),
+    max_frames: Optional[int] = typer.Option(None, help="Stop after N processed steps."),
+    stats_every: float = typer.Option(5.0, help="Seconds between stats events."),
+    pair_tolerance_ms: Optional[float] = typer.Option(None, help="RGB/IR pairing tolerance (default: half an RGB "
+                                                      "frame period)."),
+    realtime: Optional[bool] = typer.Option(None, "--realtime/--no-realtime", help="Drop old frames and pace files "
+                                            "in real time (default: only for cameras and streams)."),
+    loop: bool = typer.Option(False, help="Replay file sources endlessly."),
+    fps_rgb: Optional[float] = typer.Option(None, help="Frame rate of an RGB image folder (default 30) or a "
+                                            "file whose header is wrong."),
+    fps_ir: Optional[float] = typer.Option(None, help="Same for the IR source."),
+    threads: Optional[int] = typer.Option(None, help="CPU threads for the embedder."),
+) -> None:
     """Watch an RGB and an IR camera, track people and say which IR person is which RGB person."""
-    raise UserError("'hicmd stream' is not implemented yet")
+    import json
+    import sys
+
+    from rich.console import Console
+
+    from hicmd.runtime.detect import DetectorError
+    from hicmd.runtime.gallery import GalleryError
+    from hicmd.runtime.manifest import ManifestError
+    from hicmd.runtime.sources import SourceError, parse_ir_range, parse_source
+    from hicmd.runtime.stream import StreamError, StreamOptions, run_stream
+
+    console = Console(stderr=True)
+    try:
+        opts = StreamOptions(
+            rgb=rgb, ir=ir, detector=detector,
+            detections_rgb=str(detections_rgb) if detections_rgb else None,
+            detections_ir=str(detections_ir) if detections_ir else None,
+            embed_every=embed_every, match_threshold=match_threshold, confirm=confirm,
+            gallery=str(gallery) if gallery else None, enroll=enroll, ir_range=parse_ir_range(ir_range),
+            save=str(save) if save else None, save_tracks=str(save_tracks) if save_tracks else None,
+            events=str(events) if events else None, show=show, max_frames=max_frames, stats_every=stats_every,
+            pair_tolerance_ms=pair_tolerance_ms, realtime=realtime, loop=loop, fps_rgb=fps_rgb, fps_ir=fps_ir,
+        )
+        parse_source(rgb), parse_source(ir)  # a typo in a source fails before the model loads
+        if enroll and not gallery:
+            raise UserError("--enroll NAME needs --gallery DIR to save the crops into")
+        embedder = _open_embedder(model, backend, device, precision, threads)
+        console.print(f"[bold]hicmd stream[/] {rgb} + {ir}\n{embedder.describe()}")
+        summary = run_stream(opts, embedder)
+    except (SourceError, DetectorError, GalleryError, ManifestError, StreamError) as exc:
+        raise UserError(str(exc)) from None
+    console.print(("[yellow]interrupted[/] " if summary.interrupted else "") +
+                  f"{summary.steps} steps in {summary.duration_s:.1f} s, tracks {summary.tracks}, "
+                  f"matches {summary.matches} (lost {summary.matches_lost})")
+    print(json.dumps({"summary": summary.to_dict()}), file=sys.stderr)
+
+
+def _open_embedder(model: Path, backend: str, device: str, precision: str, threads: int | None):  # noqa: ANN202
+    from hicmd.runtime.embedder import Embedder
+    from hicmd.runtime.manifest import ManifestError
+
+    try:
+        return Embedder(model, backend=backend, device=device, precision=precision, threads=threads)
+    except ManifestError:
+        raise
+    except (ValueError, RuntimeError) as exc:  # BackendError is a RuntimeError: one line, what to do
+        raise UserError(f"cannot open the embedder in {model}: {exc}") from None
