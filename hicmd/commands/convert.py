@@ -57,7 +57,7 @@ def command(
         raise UserError(f"cannot write {out}: {exc.strerror or exc}") from None
 
     used = ", ".join(p.name for p in (files.gen, files.id, files.dis, files.opts) if p is not None)
-    alpha = float(conversion.model.hfl.alpha)
+    alpha = float(conversion.model.hfl.alpha.detach())
     console.print(f"converted {used}: {conversion.copied} tensors, {conversion.num_classes} classes, "
                   f"iteration {conversion.iteration}, alpha {alpha:.4f}")
     for note in conversion.notes:

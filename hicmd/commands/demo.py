@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-from hicmd.errors import UserError
+from pathlib import Path
+from typing import Optional
+
+import typer
 
 NAME = "demo"
 
 
-def command() -> None:
+def command(
+    out: Path = typer.Option(Path("hicmd-demo"), "--out", help="Folder for everything the demo makes."),
+    fresh: bool = typer.Option(False, "--fresh", help="Redo every step instead of reusing what exists."),
+    ids: int = typer.Option(200, "--ids", help="SynthVI identities (half train, half test)."),
+    iters: Optional[int] = typer.Option(None, "--iters", min=1, help="Training iterations (default: tiny preset)."),
+    bench: bool = typer.Option(True, "--bench/--no-bench", help="Finish with a short latency benchmark."),
+) -> None:
     """The whole job on SynthVI: data, train, evaluate, export, stream, benchmark, report."""
-    raise UserError("'hicmd demo' is not implemented yet")
+    from hicmd.demo import DemoPlan, run_demo
+
+    run_demo(DemoPlan(out=out, ids=ids, iters=iters, bench=bench), fresh=fresh)

@@ -1,0 +1,194 @@
+"""`hicmd demo`: the whole job on SynthVI, one command, no downloads, minutes on a CPU.
+
+Each step is the CLI verb a user would type, run as a subprocess and printed first, so the demo doubles as a
+tour of the commands. A step whose output already exists is reused (`fresh=True` redoes everything). The run ends
+with a summary of where every artifact is and a one-page report (markdown + HTML) with the pictures.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from hicmd.errors import UserError
+
+__all__ = ["DemoPlan", "run_demo"]
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    out: Path
+    ids: int = 200
+    iters: int | None = None  # None: the tiny preset's train.iters
+    threads: int = 2
+    bench: bool = True
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    args: list[str]
+    done: Path  # the step is skipped when this exists
+
+
+def _steps(plan: DemoPlan) -> list[Step]:
+    o = plan.out
+    data, run, model, stream = o / "data", o / "run", o / "model", o / "stream"
+    clip = data / "videos" / "clip01"
+    iters = [] if plan.iters is None else ["--iters", str(plan.iters)]
+    steps = [
+        Step("synthesise SynthVI images and videos",
+             ["synth", "--out", str(data), "--ids", str(plan.ids), "--videos"], data / "synthvi.json"),
+        Step("train the tiny config",
+             ["train", "--config", "tiny", "--data", f"regdb:{data}", "--out", str(run), "--no-eval", *iters],
+             run / "last.pt"),
+        Step("evaluate (RegDB protocol, both directions)",
+             ["eval", str(run / "last.pt"), "--data", f"regdb:{data}", "--direction", "both", "--out", str(o / "eval")],
+             o / "eval" / "metrics.json"),
+        Step("export FP32 + FP16 ONNX with parity gates",
+             ["export", str(run / "last.pt"), "--out", str(model), "--fp16", "--data", f"regdb:{data}"],
+             model / "manifest.json"),
+        Step("stream the SynthVI clip (RGB + IR cameras)",
+             ["stream", "--rgb", str(clip / "rgb.mp4"), "--ir", str(clip / "ir.mp4"), "--model", str(model),
+              "--backend", "onnxruntime", "--detections-rgb", str(clip / "det_rgb.txt"),
+              "--detections-ir", str(clip / "det_ir.txt"), "--save", str(stream / "annotated.mp4"),
+              "--events", str(stream / "events.jsonl"), "--threads", str(plan.threads)],
+             stream / "events.jsonl"),
+    ]
+    if plan.bench:
+        steps.append(Step("short latency benchmark",
+                          ["bench", "--model", str(model), "--quick", "--batch", "1,8", "--out", str(o / "bench")],
+                          o / "bench" / "bench.json"))
+    return steps
+
+
+def _run(step: Step, console: Console) -> float:
+    cmd = [sys.executable, "-m", "hicmd", *step.args]
+    console.rule(f"[bold]{step.name}")
+    console.print(f"$ hicmd {shlex.join(step.args)}", style="cyan", highlight=False)
+    start = time.perf_counter()
+    result = subprocess.run(cmd)
+    if result.returncode != 0:
+        raise UserError(f"demo step '{step.name}' failed (exit {result.returncode}); its output is above. "
+                        f"Re-run just that step with: hicmd {shlex.join(step.args)}")
+    return time.perf_counter() - start
+
+
+def _video_frame(video: Path, out: Path) -> Path | None:
+    """Save a frame from the middle of the annotated video as a PNG for the report."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(video))
+    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, max(count * 2 // 3, 0))
+    ok, frame = cap.read()
+    cap.release()
+    if not ok:
+        return None
+    cv2.imwrite(str(out), frame)
+    return out
+
+
+def _latest(folder: Path, pattern: str) -> Path | None:
+    found = sorted(folder.glob(pattern))
+    return found[-1] if found else None
+
+
+def write_report(plan: DemoPlan) -> tuple[Path, Path]:
+    """report.md and report.html in the demo folder, pictures referenced by relative path."""
+    o = plan.out
+    parts: list[tuple[str, str]] = []  # (kind, payload): kind in md | img
+    metrics = o / "eval" / "metrics.json"
+    if metrics.is_file():
+        parts.append(("md", "## Accuracy on held-out SynthVI identities\n\n" + _metrics_table(json.loads(
+            metrics.read_text()))))
+        if (o / "eval" / "cmc.png").is_file():
+            parts.append(("img", "eval/cmc.png"))
+    grid = _latest(o / "run" / "samples", "*.png")
+    if grid is not None:
+        parts.append(("md", "## Translation samples (training grid)\n\nRows: RGB, IR, RGB->IR, IR->RGB, "
+                            "reconstructions, cycles."))
+        parts.append(("img", str(grid.relative_to(o))))
+    manifest = o / "model" / "manifest.json"
+    if manifest.is_file():
+        parity = json.loads(manifest.read_text()).get("parity", {})
+        parts.append(("md", "## Export parity (ONNX Runtime vs PyTorch)\n\n```json\n"
+                            + json.dumps(parity, indent=1)[:3000] + "\n```"))
+    video = o / "stream" / "annotated.mp4"
+    if video.is_file() and _video_frame(video, o / "stream" / "frame.png"):
+        parts.append(("md", "## Stream: a frame of the annotated video\n\nLeft RGB, right IR; a matched pair "
+                            "shares its global id."))
+        parts.append(("img", "stream/frame.png"))
+    bench_md = o / "bench" / "bench.md"
+    if bench_md.is_file():
+        parts.append(("md", "## Latency (quick mode)\n\n" + bench_md.read_text()))
+        plot = _latest(o / "bench", "*.png")
+        if plot is not None:
+            parts.append(("img", str(plot.relative_to(o))))
+
+    md = ["# hicmd demo report\n", f"Folder: `{o}`\n"]
+    page = ["<!doctype html><meta charset='utf-8'><title>hicmd demo</title>",
+            "<body style='font-family:sans-serif;max-width:60em;margin:auto'><h1>hicmd demo report</h1>"]
+    for kind, payload in parts:
+        if kind == "img":
+            md.append(f"![{payload}]({payload})\n")
+            page.append(f"<p><img src='{html.escape(payload)}' style='max-width:100%'></p>")
+        else:
+            md.append(payload + "\n")
+            page.append(f"<pre style='white-space:pre-wrap'>{html.escape(payload)}</pre>")
+    (o / "report.md").write_text("\n".join(md))
+    (o / "report.html").write_text("\n".join(page) + "</body>")
+    return o / "report.md", o / "report.html"
+
+
+def _metrics_table(results: dict) -> str:
+    """Flatten the evaluation JSON into a markdown table of its headline rows."""
+    rows = ["| setting | R1 | R5 | R10 | mAP | mINP |", "|---|---|---|---|---|---|"]
+    settings = results.get("settings", results)
+    for name, value in settings.items():
+        if isinstance(value, dict) and "r1" in value:
+            rows.append(f"| {name} | {value['r1']:.2f} | {value.get('r5', 0):.2f} | {value.get('r10', 0):.2f} "
+                        f"| {value.get('mAP', 0):.2f} | {value.get('mINP', 0):.2f} |")
+    return "\n".join(rows) if len(rows) > 2 else "```json\n" + json.dumps(results, indent=1)[:2000] + "\n```"
+
+
+def run_demo(plan: DemoPlan, fresh: bool = False, console: Console | None = None) -> Path:
+    console = console or Console()
+    if fresh and plan.out.exists():
+        shutil.rmtree(plan.out)
+    plan.out.mkdir(parents=True, exist_ok=True)
+    timings = Table(title="hicmd demo")
+    timings.add_column("step")
+    timings.add_column("seconds", justify="right")
+    start = time.perf_counter()
+    for step in _steps(plan):
+        if step.done.exists():
+            console.print(f"[dim]reusing {step.done} (--fresh to redo): {step.name}[/dim]")
+            timings.add_row(step.name, "reused")
+            continue
+        timings.add_row(step.name, f"{_run(step, console):.0f}")
+    report_md, report_html = write_report(plan)
+    timings.add_row("total", f"{time.perf_counter() - start:.0f}")
+    console.print(timings)
+    where = Table(title="artifacts", show_header=False)
+    for label, path in [
+        ("SynthVI dataset", plan.out / "data"), ("checkpoint", plan.out / "run" / "last.pt"),
+        ("training log and sample grids", plan.out / "run"), ("metrics + CMC plot", plan.out / "eval"),
+        ("ONNX models + manifest", plan.out / "model"), ("annotated video", plan.out / "stream" / "annotated.mp4"),
+        ("stream events", plan.out / "stream" / "events.jsonl"), ("benchmark", plan.out / "bench"),
+        ("report", report_md), ("report (HTML)", report_html),
+    ]:
+        if path.exists():
+            where.add_row(label, str(path))
+    console.print(where)
+    return report_md
