@@ -103,12 +103,13 @@ class CaptureThread(threading.Thread):
     def __init__(self, camera: str, spec: SourceSpec, opener: Callable[[], FrameReader], *, realtime: bool,
                  ir_range: tuple[float, float] = (20.0, 40.0), on_event: Callable[[dict], None] | None = None,
                  times: StageTimes | None = None, queue_size: int = 4, backoff: tuple[float, float] = (0.05, 0.5),
-                 stall_s: float = 0.8, down_after_s: float = 1.5, fps: float | None = None,
-                 loop: bool = False) -> None:
+                 stall_s: float = 0.8, down_after_s: float = 1.5, reopen_after_s: float = 5.0,
+                 fps: float | None = None, loop: bool = False) -> None:
         super().__init__(name=f"capture-{camera}", daemon=True)
         self.camera, self.spec, self.opener, self.realtime = camera, spec, opener, realtime
         self.ir_range, self.on_event, self.times = ir_range, on_event or (lambda e: None), times
-        self.backoff, self.stall_s, self.down_after_s, self.loop = backoff, stall_s, down_after_s, loop
+        self.backoff, self.stall_s, self.loop = backoff, stall_s, loop
+        self.down_after_s, self.reopen_after_s = down_after_s, reopen_after_s
         self.buffer = FrameBuffer(1 if realtime else queue_size, drop_oldest=realtime)
         self.stop_event = threading.Event()
         self.finished = threading.Event()
@@ -150,9 +151,9 @@ class CaptureThread(threading.Thread):
             self.buffer.wake()
 
     def _loop(self) -> None:
-        index, count, expected = 0, 0, None
+        index, count, expected, instant = 0, 0, None, 0
         delay, down_since = self.backoff[0], None
-        start = last_good = time.monotonic()
+        start = last_good = opened = time.monotonic()
         while not self.stop_event.is_set():
             if self.reader is None:  # live source that went down: reopen with exponential backoff
                 try:
@@ -161,7 +162,7 @@ class CaptureThread(threading.Thread):
                     self.stop_event.wait(delay)
                     delay = min(delay * 2, self.backoff[1])
                     continue
-                expected, delay, last_good = None, self.backoff[0], time.monotonic()
+                expected, delay, opened = None, self.backoff[0], time.monotonic()
             t_grab = time.monotonic()
             try:
                 image = self.reader.read()
@@ -178,16 +179,20 @@ class CaptureThread(threading.Thread):
                 self.times.add("capture", (now - t_grab) * 1000.0)
             if self.spec.live and (image is None or now - t_grab > self.stall_s):
                 # nothing, or a frame that only came at the read timeout: the source is not delivering
-                if now - last_good > self.down_after_s:
+                instant = instant + 1 if now - t_grab < 0.05 else 0
+                if down_since is None and now - last_good > self.down_after_s:
+                    down_since = now
+                    self.on_event({"event": "source_down", "camera": self.camera, "source": self.spec.text,
+                                   "reason": f"no frame for {now - last_good:.1f} s"})
+                # A reader that waits for data keeps listening (a UDP stream that comes back resumes at once);
+                # one that fails instantly (closed connection, broken decoder), or listens in vain, is reopened.
+                if down_since is not None and (instant >= 20 or now - max(down_since, opened) > self.reopen_after_s):
                     self.reader.close()
-                    self.reader = None
-                    if down_since is None:
-                        down_since = now
-                        self.on_event({"event": "source_down", "camera": self.camera, "source": self.spec.text,
-                                       "reason": f"no frame for {now - last_good:.1f} s"})
-                elif now - t_grab < 0.005:
-                    self.stop_event.wait(0.01)  # instant failures (a decoder waiting for a keyframe): no spin
+                    self.reader, instant = None, 0
+                elif instant:
+                    self.stop_event.wait(0.01)
                 continue
+            instant = 0
             index += 1
             count += 1  # frame positions since the start (loops included): the media clock
             prepared = prepare_frame(image, self.camera, self.ir_range, expected)

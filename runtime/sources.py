@@ -16,10 +16,14 @@ not be read (a corrupt frame, or a network hiccup); the capture thread decides w
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
+import select
+import socket
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import cv2
 import numpy as np
@@ -41,7 +45,7 @@ __all__ = [
 NETWORK_SCHEMES = ("rtsp", "rtsps", "udp", "tcp", "http", "https", "rtmp", "srt")
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm"}
 KELVIN = 273.15
-FFMPEG_OPTIONS = "analyzeduration;1000000|probesize;500000|fflags;nobuffer"
+FFMPEG_OPTIONS = "analyzeduration;500000|probesize;65536|fpsprobesize;0"
 
 
 class SourceError(ValueError):
@@ -156,6 +160,32 @@ def fix_y16_shape(frame: np.ndarray, width: int, height: int) -> np.ndarray | No
 # ---------------------------------------------------------------------------------------------- readers
 
 
+def wait_for_udp(url: str, timeout: float) -> bool:
+    """For a unicast udp:// listener, wait until a datagram arrives (True) or `timeout` passes (False).
+
+    FFmpeg blocks in stream probing until its open timeout when it starts listening before the sender is back,
+    and an interrupted probe leaves a stream it cannot decode; opening only once data flows avoids both, so a
+    restarted sender is picked up about a second after it starts. Other URLs: True at once.
+    """
+    parts = urlsplit(url)
+    if parts.scheme != "udp" or not parts.port:
+        return True
+    try:
+        if ipaddress.ip_address(parts.hostname or "0.0.0.0").is_multicast:
+            return True
+    except ValueError:
+        pass  # a host name: a unicast listener
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("", parts.port))
+        except OSError:
+            return True  # someone else holds the port; let FFmpeg report what is wrong
+        readable, _, _ = select.select([sock], [], [], timeout)
+        return bool(readable)
+
+
+
 class FrameReader:
     """Base reader: `read()` -> image (or None for a bad frame), raises EndOfStream at the end of a file."""
 
@@ -181,8 +211,10 @@ class CvReader(FrameReader):
         elif spec.kind == "gst":
             self.cap = cv2.VideoCapture(str(spec.target), cv2.CAP_GSTREAMER)
         elif spec.kind == "network":
-            # short stream probing (1 s: long enough to see one keyframe of a typical stream) so opening and
-            # re-opening after an outage take about a second, not five;
+            if not wait_for_udp(str(spec.target), open_ms / 1000.0):
+                raise SourceError(f"{spec.text}: no data (is the sender running?)")
+            # short stream probing (0.5 s, no frame-rate probing) so opening and re-opening after an outage take
+            # well under a second, not five; the sender needs a keyframe at least every 0.5 s;
             # a user's own OPENCV_FFMPEG_CAPTURE_OPTIONS (e.g. rtsp_transport;tcp) wins
             os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", FFMPEG_OPTIONS)
             # bounded open/read so a dead stream turns into a failed read (and a reconnect), not a hang

@@ -1,0 +1,80 @@
+"""Draw tracks on frames, put RGB and IR side by side, write mp4 / show a window. Torch-free."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+import cv2
+import numpy as np
+
+from .track import Track
+
+__all__ = ["draw_tracks", "side_by_side", "VideoSink", "gid_colour"]
+
+
+def gid_colour(gid: int) -> tuple[int, int, int]:
+    """A stable, well-spread BGR colour per global id (golden-ratio hue steps)."""
+    hue = int((gid * 0.618034 % 1.0) * 179)
+    bgr = cv2.cvtColor(np.uint8([[[hue, 200, 255]]]), cv2.COLOR_HSV2BGR)[0, 0]
+    return int(bgr[0]), int(bgr[1]), int(bgr[2])
+
+
+def draw_tracks(image: np.ndarray, tracks: Iterable[Track], distances: dict[int, float] | None = None,
+                height: int = 0) -> np.ndarray:
+    """A BGR copy of `image` (resized to `height`) with each visible track's box, global id, name and distance."""
+    out = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image.copy()
+    factor = 1.0
+    if height and height != out.shape[0]:  # draw after resizing so both panels get the same text size
+        factor = height / out.shape[0]
+        out = cv2.resize(out, (max(1, round(out.shape[1] * factor)), height))
+    scale = max(0.35, out.shape[0] / 900)
+    for track in tracks:
+        if not track.visible:
+            continue
+        x1, y1, x2, y2 = (int(round(v * factor)) for v in track.box)
+        matched = track.gid != track.own_gid or (distances or {}).get(track.id) is not None
+        colour = gid_colour(track.gid)
+        cv2.rectangle(out, (x1, y1), (x2, y2), colour, 2 if matched else 1)
+        label = f"#{track.gid}"
+        if track.name:
+            label += f" {track.name}"
+        if distances and track.id in distances:
+            label += f" d={distances[track.id]:.2f}"
+        cv2.putText(out, label, (x1, max(10, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 1, cv2.LINE_AA)
+    return out
+
+
+def side_by_side(rgb: np.ndarray | None, ir: np.ndarray | None, height: int = 0) -> np.ndarray:
+    """RGB left, IR right, both scaled to one height (the RGB frame's unless `height` is given)."""
+    panels = [p for p in (rgb, ir) if p is not None]
+    height = height or panels[0].shape[0]
+    scaled = [cv2.resize(p, (max(1, round(p.shape[1] * height / p.shape[0])), height)) for p in panels]
+    return np.hstack(scaled)
+
+
+class VideoSink:
+    """mp4v VideoWriter opened on the first frame; later frames are resized to the first frame's size."""
+
+    def __init__(self, path: str | Path, fps: float) -> None:
+        self.path, self.fps = Path(path), fps
+        self.writer: cv2.VideoWriter | None = None
+        self.size: tuple[int, int] | None = None
+        self.frames = 0
+
+    def write(self, image: np.ndarray) -> None:
+        if self.writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.size = (image.shape[1] // 2 * 2, image.shape[0] // 2 * 2)  # even sizes keep encoders happy
+            self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, self.size)
+            if not self.writer.isOpened():
+                raise OSError(f"cannot write {self.path} with the mp4v codec")
+        if (image.shape[1], image.shape[0]) != self.size:
+            image = cv2.resize(image, self.size)
+        self.writer.write(image)
+        self.frames += 1
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.release()
+            self.writer = None

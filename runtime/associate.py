@@ -1,0 +1,120 @@
+"""Cross-modality association: which IR track is which RGB track, held stable with hysteresis. Torch-free.
+
+Every time fresh embeddings arrive, live RGB and IR tracks are paired by the Hungarian algorithm on cosine distance
+(scipy.optimize.linear_sum_assignment); pairs farther than `threshold` are gated out. A pair becomes a match after
+it has been the agreeing assignment for `confirm` consecutive updates that brought new evidence, and a match ends
+when one of its tracks ends or when it has disagreed for `confirm` such updates. Cross-modality re-id is weak
+(rank-1 around 50-70 %), so aggregating over time is what keeps false matches rare.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from .track import Track
+
+__all__ = ["Match", "CrossMatcher", "cosine_distance"]
+
+Key = tuple[int, int]  # (rgb track id, ir track id)
+
+
+def cosine_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """1 - cosine similarity of unit-length rows: (N, D) x (M, D) -> (N, M)."""
+    return 1.0 - np.asarray(a, np.float32) @ np.asarray(b, np.float32).T
+
+
+@dataclass(eq=False)
+class Match:
+    rgb: Track
+    ir: Track
+    gid: int
+    distance: float
+    since: float
+    disagree: int = 0
+
+
+class CrossMatcher:
+    """Owns global ids and the confirmed RGB<->IR matches."""
+
+    def __init__(self, threshold: float = 0.5, confirm: int = 3) -> None:
+        self.threshold, self.confirm = threshold, confirm
+        self.matches: dict[Key, Match] = {}
+        self._streak: dict[Key, int] = {}
+        self._seen: dict[Key, tuple[int, int]] = {}  # embedding counts when a pair was last counted
+        self._next_gid = 1
+        self.total_matches = self.total_lost = 0
+
+    def register(self, track: Track) -> None:
+        """Give a new track its own global id."""
+        track.own_gid = track.gid = self._next_gid
+        self._next_gid += 1
+
+    def update(self, rgb: list[Track], ir: list[Track], t: float) -> list[dict]:
+        """One association round over live tracks that have embeddings; returns match / match_lost events."""
+        rgb = [tr for tr in rgb if tr.embedding is not None]
+        ir = [tr for tr in ir if tr.embedding is not None]
+        agreeing: dict[Key, tuple[Track, Track, float]] = {}
+        if rgb and ir:
+            cost = cosine_distance(np.stack([tr.embedding for tr in rgb]), np.stack([tr.embedding for tr in ir]))
+            for r, c in zip(*linear_sum_assignment(cost)):
+                if cost[r, c] <= self.threshold:
+                    agreeing[(rgb[r].id, ir[c].id)] = (rgb[r], ir[c], float(cost[r, c]))
+
+        fresh: set[Key] = set()
+        for key, (r, i, _) in agreeing.items():
+            version = (r.embed_count, i.embed_count)
+            if self._seen.get(key) != version:  # count only updates that bring new evidence
+                self._seen[key] = version
+                self._streak[key] = self._streak.get(key, 0) + 1
+                fresh.add(key)
+        self._streak = {k: v for k, v in self._streak.items() if k in agreeing}
+
+        events = []
+        for key, match in list(self.matches.items()):
+            if key in agreeing:
+                match.disagree, match.distance = 0, agreeing[key][2]
+                continue
+            version = (match.rgb.embed_count, match.ir.embed_count)
+            if self._seen.get(key) != version:
+                self._seen[key] = version
+                match.disagree += 1
+                if match.disagree >= self.confirm:
+                    events.append(self._end(key, t, "disagree"))
+
+        busy = {m.rgb for m in self.matches.values()} | {m.ir for m in self.matches.values()}
+        for key in sorted(fresh, key=lambda k: agreeing[k][2]):  # best pairs first
+            r, i, dist = agreeing[key]
+            if key in self.matches or self._streak[key] < self.confirm or r in busy or i in busy:
+                continue
+            gid = min(r.own_gid, i.own_gid)  # the older identity survives, so ids stay stable
+            r.gid = i.gid = gid
+            self.matches[key] = Match(r, i, gid, dist, t)
+            busy |= {r, i}
+            self.total_matches += 1
+            events.append({"event": "match", "t": round(t, 4), "gid": gid, "rgb_track": r.id, "ir_track": i.id,
+                           "distance": round(dist, 4), "name": r.name or i.name})
+        live = set(agreeing) | set(self.matches)
+        self._seen = {k: v for k, v in self._seen.items() if k in live}
+        return events
+
+    def track_ended(self, track: Track, t: float) -> list[dict]:
+        """Expire matches of a track that ended."""
+        keys = [k for k, m in self.matches.items() if track in (m.rgb, m.ir)]
+        self._streak = {k: v for k, v in self._streak.items() if (k[0] if track.camera == "rgb" else k[1]) != track.id}
+        return [self._end(k, t, "track_end") for k in keys]
+
+    def partner(self, track: Track) -> Match | None:
+        for m in self.matches.values():
+            if track is m.rgb or track is m.ir:
+                return m
+        return None
+
+    def _end(self, key: Key, t: float, reason: str) -> dict:
+        m = self.matches.pop(key)
+        m.rgb.gid, m.ir.gid = m.rgb.own_gid, m.ir.own_gid
+        self.total_lost += 1
+        return {"event": "match_lost", "t": round(t, 4), "gid": m.gid, "rgb_track": m.rgb.id, "ir_track": m.ir.id,
+                "reason": reason, "duration_s": round(t - m.since, 3)}

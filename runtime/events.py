@@ -1,0 +1,74 @@
+"""JSON-lines events: one object per line on stdout or in a file. Torch-free.
+
+Every event has "event" (its type), "time" (Unix seconds, when it was written) and the fields below. Stream time
+"t" is seconds on the pipeline clock: monotonic for live sources, media time for files played in order.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import IO, Any, Callable
+
+__all__ = ["SCHEMA", "EventLog", "validate_event"]
+
+SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "track_new": {"t": float, "camera": str, "track": int, "gid": int, "box": list, "frame": int},
+    "track_end": {"t": float, "camera": str, "track": int, "gid": int, "hits": int, "duration_s": float},
+    "match": {"t": float, "gid": int, "rgb_track": int, "ir_track": int, "distance": float,
+              "name": (str, type(None))},
+    "match_lost": {"t": float, "gid": int, "rgb_track": int, "ir_track": int, "reason": str, "duration_s": float},
+    "stats": {"cameras": dict, "stages": dict, "live_tracks": dict, "matches": int},
+    "source_down": {"camera": str, "source": str, "reason": str},
+    "source_up": {"camera": str, "source": str, "down_s": float},
+}
+
+
+def validate_event(event: dict[str, Any]) -> None:
+    """Raise ValueError when an event lacks a field of its type's schema or has the wrong JSON type."""
+    kind = event.get("event")
+    if kind not in SCHEMA:
+        raise ValueError(f"unknown event type {kind!r}")
+    for key, typ in {"time": float, **SCHEMA[kind]}.items():
+        if key not in event:
+            raise ValueError(f"{kind} event lacks {key!r}: {event}")
+        value = event[key]
+        ok_types = typ if isinstance(typ, tuple) else (typ,)
+        if float in ok_types and isinstance(value, int) and not isinstance(value, bool):
+            continue  # JSON does not keep 1.0 apart from 1
+        if not isinstance(value, ok_types):
+            raise ValueError(f"{kind}.{key} should be {typ}, got {type(value).__name__}")
+
+
+class EventLog:
+    """Thread-safe JSON-lines writer (capture threads report source_down / source_up) that also counts events."""
+
+    def __init__(self, target: str | Path | IO[str] | None = None,
+                 listener: Callable[[dict[str, Any]], None] | None = None) -> None:
+        self._own = isinstance(target, (str, Path))
+        self._out: IO[str] | None = open(target, "w") if self._own else (target or sys.stdout)  # noqa: SIM115
+        self._lock = threading.Lock()
+        self.counts: Counter[str] = Counter()
+        self.listener = listener
+
+    def emit(self, event: dict[str, Any]) -> None:
+        event = {"event": event["event"], "time": round(time.time(), 3),
+                 **{k: v for k, v in event.items() if k != "event"}}
+        line = json.dumps(event, separators=(",", ":"))
+        with self._lock:
+            self.counts[event["event"]] += 1
+            if self._out is not None:
+                self._out.write(line + "\n")
+                self._out.flush()
+            if self.listener is not None:
+                self.listener(event)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._own and self._out is not None:
+                self._out.close()
+            self._out = None

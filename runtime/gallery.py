@@ -1,0 +1,99 @@
+"""Gallery of enrolled people: DIR/<name>/*.png crops of either modality, so tracks get names. Torch-free.
+
+Crops are biometric data: files are written 0600 and folders 0700, whatever the umask. A crop's modality comes from
+its file name prefix (rgb_*, ir_*) or, failing that, from whether it is grey.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+__all__ = ["GalleryError", "Gallery", "save_crop", "crop_modality"]
+
+EXTS = (".png", ".jpg", ".jpeg", ".bmp")
+NAME_RE = re.compile(r"[A-Za-z0-9][\w.-]{0,63}")
+
+
+class GalleryError(ValueError):
+    """A gallery folder or enrolment name that cannot be used."""
+
+
+def crop_modality(path: Path, image: np.ndarray) -> str:
+    stem = path.stem.lower()
+    if stem.startswith(("ir_", "ir-", "thermal")):
+        return "ir"
+    if stem.startswith(("rgb_", "rgb-", "visible")):
+        return "rgb"
+    grey = image.ndim == 2 or bool(np.all(image[..., 0] == image[..., 1]) and np.all(image[..., 1] == image[..., 2]))
+    return "ir" if grey else "rgb"
+
+
+def _private_dir(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+
+
+def save_crop(root: str | Path, name: str, crop: np.ndarray, modality: str, tag: str = "") -> Path:
+    """Write one crop as DIR/<name>/<modality>_<tag>.png with mode 0600 (folders 0700)."""
+    if not NAME_RE.fullmatch(name):
+        raise GalleryError(f"enrol name {name!r} must be letters, digits, '_', '-' or '.' (max 64)")
+    folder = Path(root) / name
+    _private_dir(Path(root))
+    _private_dir(folder)
+    ok, data = cv2.imencode(".png", crop)
+    if not ok:
+        raise GalleryError(f"cannot encode a crop of shape {crop.shape}")
+    path = folder / f"{modality}_{tag or time.strftime('%Y%m%d-%H%M%S')}.png"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data.tobytes())
+    os.chmod(path, 0o600)  # an existing file keeps its old mode through O_CREAT
+    return path
+
+
+class Gallery:
+    """Embeddings of enrolled crops; `identify` names an embedding when a crop is close enough."""
+
+    def __init__(self, root: str | Path, embedder: Any, threshold: float = 0.5) -> None:
+        self.root, self.threshold = Path(root), threshold
+        self.names: list[str] = []
+        self.embeddings = np.zeros((0, 0), np.float32)
+        if not self.root.exists():
+            return  # an empty gallery: enrolment may create it
+        if not self.root.is_dir():
+            raise GalleryError(f"--gallery {self.root} is not a folder (expected DIR/<name>/*.png)")
+        crops: dict[str, tuple[list[np.ndarray], list[str]]] = {"rgb": ([], []), "ir": ([], [])}
+        for path in sorted(self.root.glob("*/*")):
+            if path.suffix.lower() not in EXTS:
+                continue
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if image is None:
+                continue  # unreadable crop: skip, enrolment can replace it
+            images, names = crops[crop_modality(path, image)]
+            images.append(image)
+            names.append(path.parent.name)
+        blocks = []
+        for modality, (images, names) in crops.items():
+            if images:
+                blocks.append(np.asarray(embedder.embed(images, modality), np.float32))
+                self.names += names
+        if blocks:
+            self.embeddings = np.concatenate(blocks)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def identify(self, embedding: np.ndarray) -> tuple[str | None, float | None]:
+        """(name, cosine distance) of the nearest enrolled person, or (None, distance) beyond the threshold."""
+        if not self.names:
+            return None, None
+        dist = 1.0 - self.embeddings @ np.asarray(embedding, np.float32)
+        best = int(np.argmin(dist))
+        return (self.names[best] if dist[best] <= self.threshold else None), float(dist[best])

@@ -1,0 +1,367 @@
+"""The two-camera pipeline behind `hicmd stream`: capture -> pair -> detect -> track -> embed -> associate -> events.
+
+    summary = run_stream(StreamOptions(rgb="rgb.mp4", ir="ir.mp4", detections_rgb=..., detections_ir=...), embedder)
+
+`embedder` is anything with `embed(crops, modality) -> (N, D)` and `embed_pair(rgb_crops, ir_crops)` (the real one is
+hicmd.runtime.embedder.Embedder). Ctrl-C ends the run cleanly and still returns the Summary. Torch-free.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any, Callable
+
+import cv2
+import numpy as np
+
+from .annotate import VideoSink, draw_tracks, side_by_side
+from .associate import CrossMatcher
+from .capture import CaptureThread, Frame
+from .detect import Detector, make_detector
+from .events import EventLog
+from .gallery import Gallery, save_crop
+from .pairing import Pairer
+from .sources import gui_available, open_source, parse_source
+from .stats import RateMeter, StageTimes
+from .track import IouTracker, Track, ema_update
+
+__all__ = ["StreamError", "StreamOptions", "Summary", "run_stream"]
+
+CAMERAS = ("rgb", "ir")
+
+
+class StreamError(RuntimeError):
+    """The pipeline cannot start or cannot go on (a bad option, a capture thread that failed)."""
+
+
+@dataclass
+class StreamOptions:
+    rgb: str
+    ir: str
+    detector: str | None = None  # "hog" (default) or a YOLO-style .onnx
+    detections_rgb: str | None = None  # MOTChallenge text, frame-indexed (overrides the detector)
+    detections_ir: str | None = None
+    embed_every: int = 8  # re-embed a track every N frames of its camera (and when it is new)
+    match_threshold: float = 0.5  # cosine-distance gate for RGB<->IR matches (and gallery names)
+    confirm: int = 3  # consecutive agreeing updates before a match is announced (and disagreeing before it ends)
+    ema: float = 0.9
+    gallery: str | None = None
+    enroll: str | None = None  # save crops of the only person in view into gallery/<enroll>/
+    enroll_max: int = 20
+    ir_range: tuple[float, float] = (20.0, 40.0)
+    save: str | None = None
+    save_tracks: str | None = None  # folder: rgb.txt / ir.txt in MOTChallenge format (for scoring)
+    events: str | Path | IO[str] | None = None  # None = stdout
+    show: bool = False
+    max_frames: int | None = None  # stop after this many processed RGB+IR steps
+    stats_every: float = 5.0
+    pair_tolerance_ms: float | None = None  # default: half an RGB frame period
+    realtime: bool | None = None  # None: files in order (no drops), live sources newest-frame-only
+    loop: bool = False  # replay file sources
+    fps_rgb: float | None = None  # frame rate of a folder source (30 if not given), or to override a file's
+    fps_ir: float | None = None
+    min_hits: int = 2
+    max_lost_s: float = 2.0  # a track unseen for this long (in its camera's frames) ends
+
+
+@dataclass
+class Summary:
+    duration_s: float
+    steps: int
+    interrupted: bool
+    frames: dict[str, dict[str, int]]
+    tracks: dict[str, int]
+    matches: int
+    matches_lost: int
+    events: dict[str, int]
+    stages: dict[str, dict[str, float]]
+    pair_skew_ms_p50: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def run_stream(opts: StreamOptions, embedder: Any, *, detectors: dict[str, Detector] | None = None,
+               stop: threading.Event | None = None,
+               on_event: Callable[[dict[str, Any]], None] | None = None) -> Summary:
+    """Run the pipeline until a file source ends, `max_frames` steps, `stop` is set, or Ctrl-C."""
+    pipeline = Pipeline(opts, embedder, detectors, on_event)
+    return pipeline.run(stop or threading.Event())
+
+
+class Pipeline:
+    def __init__(self, opts: StreamOptions, embedder: Any, detectors: dict[str, Detector] | None,
+                 on_event: Callable[[dict[str, Any]], None] | None) -> None:
+        if opts.show and not gui_available():
+            raise StreamError("--show needs an OpenCV with a GUI; opencv-python-headless has none "
+                              "(pip install opencv-python, or use --save out.mp4)")
+        if opts.embed_every < 1 or opts.confirm < 1:
+            raise StreamError("--embed-every and --confirm must be at least 1")
+        self.opts, self.embedder = opts, embedder
+        specs = {"rgb": parse_source(opts.rgb), "ir": parse_source(opts.ir)}
+        live = any(s.live for s in specs.values())
+        if opts.realtime is False and live:
+            raise StreamError("--no-realtime needs file or folder sources; cameras and streams always drop "
+                              "old frames")
+        self.realtime = live if opts.realtime is None else opts.realtime
+        self.files = {cam for cam, s in specs.items() if not s.live}
+        given = detectors or {}
+        dets_files = {"rgb": opts.detections_rgb, "ir": opts.detections_ir}
+        self.detectors = {cam: given.get(cam) or make_detector(opts.detector, dets_files[cam]) for cam in CAMERAS}
+        self.times = StageTimes()
+        self.log = EventLog(opts.events, listener=on_event)
+        self.captures: dict[str, CaptureThread] = {}
+        try:
+            for cam in CAMERAS:
+                fps = {"rgb": opts.fps_rgb, "ir": opts.fps_ir}[cam]
+                opener = (lambda spec=specs[cam], cam=cam, fps=fps:
+                          open_source(spec, thermal=cam == "ir", folder_fps=fps or 30.0))
+                self.captures[cam] = CaptureThread(cam, specs[cam], opener, realtime=self.realtime,
+                                                   ir_range=opts.ir_range, on_event=self.log.emit, times=self.times,
+                                                   loop=opts.loop, fps=fps)
+        except Exception:
+            self._close_captures()
+            self.log.close()
+            raise
+        rgb_fps = self.captures["rgb"].fps
+        tolerance = (opts.pair_tolerance_ms / 1000.0) if opts.pair_tolerance_ms else 0.5 / rgb_fps
+        self.pairer = Pairer(tolerance)
+        # counted in frames of the camera, so a camera that is down for a while does not age its tracks
+        self.trackers = {cam: IouTracker(cam, min_hits=opts.min_hits,
+                                         max_misses=max(3, round(opts.max_lost_s * self.captures[cam].fps)))
+                         for cam in CAMERAS}
+        self.matcher = CrossMatcher(opts.match_threshold, opts.confirm)
+        self.gallery = Gallery(opts.gallery, embedder, opts.match_threshold) if opts.gallery else None
+        self.enrolled = {cam: 0 for cam in CAMERAS}
+        self.sink = VideoSink(opts.save, rgb_fps) if opts.save else None
+        self.track_files: dict[str, IO[str]] = {}
+        if opts.save_tracks:
+            Path(opts.save_tracks).mkdir(parents=True, exist_ok=True)
+            self.track_files = {cam: open(Path(opts.save_tracks) / f"{cam}.txt", "w") for cam in CAMERAS}  # noqa: SIM115
+        self.processed = {cam: 0 for cam in CAMERAS}
+        self.track_counts = {cam: 0 for cam in CAMERAS}
+        self.last_image: dict[str, np.ndarray | None] = {cam: None for cam in CAMERAS}
+        self.steps = 0
+
+    # ------------------------------------------------------------------ main loop
+
+    def run(self, stop: threading.Event) -> Summary:
+        start = time.monotonic()
+        interrupted = False
+        rates, next_stats = RateMeter(), start + self.opts.stats_every
+        for capture in self.captures.values():
+            capture.start()
+        try:
+            while not stop.is_set():
+                ended = self._pull()
+                now = None if not self.realtime else time.monotonic()
+                for pair in self.pairer.pop(now, ended):
+                    self._step(pair)
+                    if self.opts.max_frames and self.steps >= self.opts.max_frames:
+                        stop.set()
+                        break
+                if self._over(ended):
+                    break
+                if time.monotonic() >= next_stats:
+                    self._stats(rates)
+                    next_stats = time.monotonic() + self.opts.stats_every
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            self._close_captures()
+            self._finish()
+        summary = self._summary(time.monotonic() - start, interrupted)
+        self.log.close()
+        return summary
+
+    def _over(self, ended: set[str]) -> bool:
+        """A file that ran out ends the run, once the other camera has caught up with its last frame."""
+        if ended == set(CAMERAS):
+            return True
+        for cam in ended & self.files:
+            other = "ir" if cam == "rgb" else "rgb"
+            last, other_last = self.pairer.last_t[cam], self.pairer.last_t[other]
+            if self.realtime or last is None or other_last is None or other_last > last + self.pairer.tolerance:
+                return True
+        return False
+
+    def _pull(self) -> set[str]:
+        """Move captured frames into the pairer; returns the cameras that ended and are drained."""
+        for cam, capture in self.captures.items():
+            if capture.error is not None:
+                raise StreamError(f"{cam} capture failed: {capture.error}")
+        if self.realtime:  # take whatever is newest; wait a little only when nothing came
+            got = False
+            for capture in self.captures.values():
+                if (frame := capture.get(0.0)) is not None:
+                    self.pairer.push(frame)
+                    got = True
+            if not got and (frame := self.captures["rgb"].get(0.005)) is not None:
+                self.pairer.push(frame)
+        else:  # in order: read from the camera that is behind, so pairing sees both clocks advance
+            waiting = [c for c in CAMERAS if not self.captures[c].exhausted]
+            if waiting:
+                cam = min(waiting, key=lambda c: (self.pairer.last_t[c] if self.pairer.last_t[c] is not None
+                                                  else -1.0))
+                if (frame := self.captures[cam].get(0.2)) is not None:
+                    self.pairer.push(frame)
+        return {cam for cam, capture in self.captures.items() if capture.exhausted}
+
+    # ------------------------------------------------------------------ one paired step
+
+    def _step(self, pair: tuple[Frame | None, Frame | None]) -> None:
+        self.steps += 1
+        frames = {cam: f for cam, f in zip(CAMERAS, pair) if f is not None}
+        t = min(f.t for f in frames.values())
+        crops: dict[str, list[np.ndarray]] = {cam: [] for cam in CAMERAS}
+        todo: dict[str, list[Track]] = {cam: [] for cam in CAMERAS}
+        for cam, frame in frames.items():
+            self.processed[cam] += 1
+            self.last_image[cam] = frame.image
+            with self.times.time("detect"):
+                dets = self.detectors[cam].detect(frame.image, frame.index)
+            with self.times.time("track"):
+                born, ended = self.trackers[cam].update(dets, frame.t)
+            for track in born:
+                self.matcher.register(track)
+                self.track_counts[cam] += 1
+                self.log.emit({"event": "track_new", "t": round(frame.t, 4), "camera": cam, "track": track.id,
+                               "gid": track.gid, "box": [round(float(v), 1) for v in track.box],
+                               "frame": frame.index})
+            for track in ended:
+                self._end_track(track, frame.t)
+            for track in self.trackers[cam].confirmed:
+                if track.visible and (track.embedding is None or
+                                      track.age - track.last_embed_age >= self.opts.embed_every):
+                    crop = _crop(frame.image, track.box)
+                    if crop is not None:
+                        todo[cam].append(track)
+                        crops[cam].append(crop)
+            self._write_tracks(cam, frame)
+        if todo["rgb"] or todo["ir"]:
+            with self.times.time("embed"):
+                embeddings = self._embed(crops["rgb"], crops["ir"])
+            for cam in CAMERAS:
+                for track, crop, emb in zip(todo[cam], crops[cam], embeddings[cam]):
+                    track.embedding = ema_update(track.embedding, emb, self.opts.ema)
+                    track.embed_count += 1
+                    track.last_embed_age = track.age
+                    if self.gallery is not None and len(self.gallery):
+                        track.name, track.name_distance = self.gallery.identify(track.embedding)
+                self._enroll(cam, todo[cam], crops[cam])
+            with self.times.time("match"):
+                for event in self.matcher.update(self.trackers["rgb"].confirmed, self.trackers["ir"].confirmed, t):
+                    self.log.emit(event)
+        if self.sink is not None or self.opts.show:
+            self._render()
+
+    def _embed(self, rgb: list[np.ndarray], ir: list[np.ndarray]) -> dict[str, np.ndarray]:
+        if rgb and ir:
+            e_rgb, e_ir = self.embedder.embed_pair(rgb, ir)
+        else:
+            e_rgb = self.embedder.embed(rgb, "rgb") if rgb else np.zeros((0, 0), np.float32)
+            e_ir = self.embedder.embed(ir, "ir") if ir else np.zeros((0, 0), np.float32)
+        return {"rgb": np.asarray(e_rgb, np.float32), "ir": np.asarray(e_ir, np.float32)}
+
+    def _end_track(self, track: Track, t: float) -> None:
+        for event in self.matcher.track_ended(track, t):
+            self.log.emit(event)
+        self.log.emit({"event": "track_end", "t": round(t, 4), "camera": track.camera, "track": track.id,
+                       "gid": track.own_gid, "hits": track.hits, "duration_s": round(track.last_t - track.first_t, 3)})
+
+    def _enroll(self, cam: str, tracks: list[Track], crops: list[np.ndarray]) -> None:
+        """Enrolment saves crops only while exactly one person is in view, so the name cannot go to a stranger."""
+        if not (self.opts.enroll and self.opts.gallery) or self.enrolled[cam] >= self.opts.enroll_max:
+            return
+        if len(tracks) == 1 and len([t for t in self.trackers[cam].confirmed if t.visible]) == 1:
+            save_crop(self.opts.gallery, self.opts.enroll, crops[0], cam, f"{int(time.time() * 1000)}_{tracks[0].id}")
+            self.enrolled[cam] += 1
+
+    def _write_tracks(self, cam: str, frame: Frame) -> None:
+        out = self.track_files.get(cam)
+        if out is None:
+            return
+        for tr in self.trackers[cam].confirmed:
+            if tr.visible:
+                x1, y1, x2, y2 = (float(v) for v in tr.box)
+                out.write(f"{frame.index},{tr.id},{x1:.1f},{y1:.1f},{x2 - x1:.1f},{y2 - y1:.1f},{tr.score:.3f},"
+                          f"-1,-1,-1\n")
+
+    def _render(self) -> None:
+        distances = {}
+        for m in self.matcher.matches.values():
+            distances[m.rgb.id, "rgb"] = distances[m.ir.id, "ir"] = m.distance
+        panels = []
+        height = self.last_image["rgb"].shape[0] if self.last_image["rgb"] is not None else 0
+        for cam in CAMERAS:
+            image = self.last_image[cam]
+            if image is not None:
+                d = {tid: v for (tid, c), v in distances.items() if c == cam}
+                panels.append(draw_tracks(image, self.trackers[cam].confirmed, d, height))
+        if not panels:
+            return
+        canvas = side_by_side(*panels) if len(panels) == 2 else panels[0]
+        if self.sink is not None:
+            self.sink.write(canvas)
+        if self.opts.show:
+            cv2.imshow("hicmd stream", canvas)
+            if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+                raise KeyboardInterrupt
+
+    # ------------------------------------------------------------------ reporting and shutdown
+
+    def _counters(self) -> dict[str, dict[str, int]]:
+        return {cam: {"captured": c.grabbed, "processed": self.processed[cam], "dropped": c.dropped,
+                      "corrupt": c.corrupt, "reconnects": c.reconnects} for cam, c in self.captures.items()}
+
+    def _stats(self, rates: RateMeter) -> None:
+        counters = self._counters()
+        flat = {f"{cam}.{k}": v for cam, d in counters.items() for k, v in d.items()}
+        per_s = rates.rates(flat)
+        cameras = {cam: {"capture_fps": per_s[f"{cam}.captured"], "processed_fps": per_s[f"{cam}.processed"],
+                         "dropped_fps": per_s[f"{cam}.dropped"], **d} for cam, d in counters.items()}
+        self.log.emit({"event": "stats", "cameras": cameras, "stages": self.times.summary(),
+                       "live_tracks": {cam: len(tr.confirmed) for cam, tr in self.trackers.items()},
+                       "matches": len(self.matcher.matches)})
+
+    def _close_captures(self) -> None:
+        for capture in self.captures.values():
+            capture.stop()
+        for capture in self.captures.values():
+            if capture.is_alive():
+                capture.join(timeout=5.0)
+
+    def _finish(self) -> None:
+        """End every live track (so matches end too), close outputs."""
+        t = max((c.last_t for c in self.captures.values()), default=0.0)
+        for cam in CAMERAS:
+            for track in self.trackers[cam].confirmed:
+                self._end_track(track, t)
+            self.trackers[cam].tracks = []
+        if self.sink is not None:
+            self.sink.close()
+        for out in self.track_files.values():
+            out.close()
+        if self.opts.show:
+            cv2.destroyAllWindows()
+
+    def _summary(self, duration: float, interrupted: bool) -> Summary:
+        skews = list(self.pairer.skews)
+        return Summary(duration_s=round(duration, 3), steps=self.steps, interrupted=interrupted,
+                       frames=self._counters(), tracks=dict(self.track_counts), matches=self.matcher.total_matches,
+                       matches_lost=self.matcher.total_lost, events=dict(self.log.counts),
+                       stages=self.times.summary(),
+                       pair_skew_ms_p50=round(float(np.median(skews)) * 1000, 3) if skews else None)
+
+
+def _crop(image: np.ndarray, box: np.ndarray, min_size: int = 4) -> np.ndarray | None:
+    h, w = image.shape[:2]
+    x1, y1 = max(0, int(box[0])), max(0, int(box[1]))
+    x2, y2 = min(w, int(round(box[2]))), min(h, int(round(box[3])))
+    if x2 - x1 < min_size or y2 - y1 < min_size:
+        return None
+    return image[y1:y2, x1:x2]

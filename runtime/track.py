@@ -1,0 +1,146 @@
+"""Per-camera multi-person tracker: ByteTrack-style two-stage IoU association (Hungarian), constant velocity.
+
+Stage 1 matches all live tracks to high-confidence detections; stage 2 gives the tracks still unmatched a chance
+against low-confidence detections (people half hidden often score low); unmatched high detections start tentative
+tracks, confirmed after `min_hits` consecutive hits. Each track also carries its appearance embedding as an EMA.
+Torch-free.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+__all__ = ["Track", "IouTracker", "iou_matrix", "ema_update"]
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of [x1, y1, x2, y2] boxes: (N, 4) x (M, 4) -> (N, M)."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)), np.float32)
+    a, b = np.asarray(a, np.float32)[:, None, :4], np.asarray(b, np.float32)[None, :, :4]
+    iw = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    ih = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    inter = iw * ih
+    area = lambda x: (x[..., 2] - x[..., 0]) * (x[..., 3] - x[..., 1])  # noqa: E731
+    return inter / np.maximum(area(a) + area(b) - inter, 1e-6)
+
+
+def ema_update(old: np.ndarray | None, new: np.ndarray, alpha: float = 0.9) -> np.ndarray:
+    """f <- alpha * f + (1 - alpha) * f_new, re-normalised to unit length (the first sample is taken as is)."""
+    new = np.asarray(new, np.float32)
+    mixed = new if old is None else alpha * old + (1.0 - alpha) * new
+    return (mixed / max(float(np.linalg.norm(mixed)), 1e-12)).astype(np.float32)
+
+
+@dataclass(eq=False)
+class Track:
+    """One person in one camera."""
+
+    id: int
+    camera: str
+    box: np.ndarray  # [x1, y1, x2, y2] of the last detection
+    score: float
+    first_t: float
+    last_t: float
+    hits: int = 1
+    age: int = 1  # frames of this camera since the track started
+    misses: int = 0  # consecutive frames without a detection
+    confirmed: bool = False
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float32))
+    embedding: np.ndarray | None = None  # EMA of appearance embeddings (unit length)
+    embed_count: int = 0
+    last_embed_age: int = -(10**9)
+    own_gid: int = 0  # the global id this track was born with
+    gid: int = 0  # the global id shown: shared with its match in the other camera
+    name: str | None = None  # gallery name, when one is close enough
+    name_distance: float | None = None
+
+    def predict(self) -> np.ndarray:
+        return self.box + self.velocity * (self.misses + 1)
+
+    @property
+    def visible(self) -> bool:
+        return self.misses == 0
+
+
+class IouTracker:
+    """Two-stage high/low confidence IoU tracker for one camera."""
+
+    def __init__(self, camera: str, high: float = 0.5, low: float = 0.1, match_iou: float = 0.3,
+                 low_iou: float = 0.5, min_hits: int = 2, max_misses: int = 30) -> None:
+        self.camera = camera
+        self.high, self.low, self.match_iou, self.low_iou = high, low, match_iou, low_iou
+        self.min_hits, self.max_misses = min_hits, max_misses
+        self.tracks: list[Track] = []
+        self._next_id = 1
+        self.frames = 0
+
+    def update(self, dets: np.ndarray, t: float) -> tuple[list[Track], list[Track]]:
+        """Advance one frame with (N, 5) detections; returns (tracks confirmed now, confirmed tracks ended now)."""
+        self.frames += 1
+        dets = np.asarray(dets, np.float32).reshape(-1, 5) if len(dets) else np.zeros((0, 5), np.float32)
+        high = dets[dets[:, 4] >= self.high]
+        low = dets[(dets[:, 4] >= self.low) & (dets[:, 4] < self.high)]
+        for track in self.tracks:
+            track.age += 1
+
+        pool = list(self.tracks)
+        _, pool, high_left = self._assign(pool, high, self.match_iou, t)
+        # stage 2: only tracks that were seen in the previous frame may take a low-confidence detection
+        recent = [tr for tr in pool if tr.misses == 0]
+        matched2, _, _ = self._assign(recent, low, self.low_iou, t)
+        unmatched = [tr for tr in pool if tr not in matched2]
+
+        born, ended = [], []
+        for track in unmatched:
+            track.misses += 1
+        keep = []
+        for track in self.tracks:
+            if track.misses == 0 and not track.confirmed and (track.hits >= self.min_hits or self.frames == 1):
+                track.confirmed = True
+                born.append(track)
+            if track.misses > 0 and not track.confirmed:
+                continue  # a tentative track that missed once was probably noise
+            if track.misses > self.max_misses:
+                ended.append(track)
+                continue
+            keep.append(track)
+        for det in high_left:
+            track = Track(self._next_id, self.camera, det[:4].copy(), float(det[4]), t, t)
+            self._next_id += 1
+            if self.frames == 1 or self.min_hits <= 1:  # people already there at start need no warm-up
+                track.confirmed = True
+                born.append(track)
+            keep.append(track)
+        self.tracks = keep
+        return born, ended
+
+    def _assign(self, tracks: list[Track], dets: np.ndarray, min_iou: float,
+                t: float) -> tuple[list[Track], list[Track], np.ndarray]:
+        """Hungarian on 1 - IoU with a gate; updates matched tracks; returns (matched, unmatched, unmatched dets)."""
+        if not tracks or len(dets) == 0:
+            return [], list(tracks), dets
+        iou = iou_matrix(np.stack([tr.predict() for tr in tracks]), dets)
+        rows, cols = linear_sum_assignment(1.0 - iou)
+        matched, used = [], set()
+        for r, c in zip(rows, cols):
+            if iou[r, c] < min_iou:
+                continue
+            track = tracks[r]
+            box = dets[c, :4]
+            track.velocity = 0.5 * track.velocity + 0.5 * (box - track.box) / (track.misses + 1)
+            track.box, track.score, track.last_t = box.copy(), float(dets[c, 4]), t
+            track.hits += 1
+            track.misses = 0
+            matched.append(track)
+            used.add(c)
+        left = [tr for tr in tracks if tr not in matched]
+        rest = dets[[i for i in range(len(dets)) if i not in used]]
+        return matched, left, rest
+
+    @property
+    def confirmed(self) -> list[Track]:
+        return [tr for tr in self.tracks if tr.confirmed]

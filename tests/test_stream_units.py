@@ -1,0 +1,351 @@
+"""Unit tests of the stream pipeline's parts: sources, Y16, tracker, association, EMA, events, gallery, pairing."""
+
+from __future__ import annotations
+
+import io
+import json
+import stat
+
+import cv2
+import numpy as np
+import pytest
+
+from hicmd.runtime.associate import CrossMatcher
+from hicmd.runtime.capture import Frame, FrameBuffer, prepare_frame
+from hicmd.runtime.detect import DetectorError, FileDetections, OnnxDetector, parse_yolo, read_mot
+from hicmd.runtime.events import SCHEMA, EventLog, validate_event
+from hicmd.runtime.gallery import Gallery, GalleryError, save_crop
+from hicmd.runtime.pairing import Pairer
+from hicmd.runtime.sources import SourceError, fix_y16_shape, parse_ir_range, parse_source, y16_to_u8
+from hicmd.runtime.track import IouTracker, Track, ema_update, iou_matrix
+
+# ------------------------------------------------------------------------------------------------ sources
+
+
+@pytest.mark.parametrize("text, kind, target", [
+    ("cam0", "device", 0), ("2", "device", 2), ("v4l2:///dev/video3", "v4l2", "/dev/video3"),
+    ("csi://1", "csi", 1), ("rtsp://10.0.0.2:554/live", "network", "rtsp://10.0.0.2:554/live"),
+    ("udp://127.0.0.1:5000", "network", "udp://127.0.0.1:5000"), ("http://cam.local/mjpg", "network", None),
+    ("gst:videotestsrc ! appsink", "gst", "videotestsrc ! appsink"),
+])
+def test_parse_source_forms(text, kind, target):
+    spec = parse_source(text)
+    assert spec.kind == kind
+    assert spec.live
+    if target is not None:
+        assert spec.target == target
+
+
+def test_parse_source_files_and_errors(tmp_path):
+    clip = tmp_path / "a.mp4"
+    clip.write_bytes(b"x")
+    assert parse_source(str(clip)).kind == "file" and not parse_source(str(clip)).live
+    assert parse_source(f"file://{clip}").kind == "file"
+    assert parse_source(str(tmp_path)).kind == "folder"
+    with pytest.raises(SourceError, match="no such file"):
+        parse_source(str(tmp_path / "missing.mp4"))
+    with pytest.raises(SourceError, match="scheme ftp"):
+        parse_source("ftp://host/x")
+
+
+def test_ir_range_and_y16_fixed_window():
+    assert parse_ir_range("20:40") == (20.0, 40.0)
+    for bad in ("40:20", "abc", "20"):
+        with pytest.raises(SourceError):
+            parse_ir_range(bad)
+    ck = lambda c: int(round((c + 273.15) * 100))  # noqa: E731  degrees C -> centi-Kelvin
+    frame = np.array([[ck(10), ck(20), ck(30), ck(40), ck(50)]], np.uint16)
+    out = y16_to_u8(frame, (20, 40))
+    assert out.dtype == np.uint8
+    assert out[0].tolist()[:2] == [0, 0] and out[0, 3] == 255 and out[0, 4] == 255
+    assert abs(int(out[0, 2]) - 127) <= 1
+    # fixed window: a hot object entering the view does not change everybody else's grey level
+    hot = frame.copy()
+    hot[0, 4] = ck(90)
+    assert y16_to_u8(hot, (20, 40))[0, 2] == out[0, 2]
+
+
+def test_fix_y16_shape_reshapes_flattened_frames():
+    good = np.arange(12, dtype=np.uint16).reshape(3, 4)
+    assert fix_y16_shape(good.reshape(1, 12), 4, 3).tolist() == good.tolist()
+    as_bytes = good.astype("<u2").view(np.uint8).reshape(1, -1)
+    assert fix_y16_shape(as_bytes, 4, 3).tolist() == good.tolist()
+    assert fix_y16_shape(np.zeros(7, np.uint16), 4, 3) is None
+
+
+def test_prepare_frame_rejects_corrupt_and_converts():
+    assert prepare_frame(None, "rgb", (20, 40), None) is None
+    assert prepare_frame(np.zeros((4, 4, 2), np.uint8), "rgb", (20, 40), None) is None
+    assert prepare_frame(np.zeros((4, 4, 3), np.float32), "rgb", (20, 40), None) is None
+    assert prepare_frame(np.zeros((5, 4, 3), np.uint8), "rgb", (20, 40), (4, 4, 3)) is None  # wrong size mid-stream
+    assert prepare_frame(np.zeros((4, 4), np.uint8), "rgb", (20, 40), None).shape == (4, 4, 3)
+    y16 = np.full((4, 4), 30315, np.uint16)  # 30 deg C
+    ir = prepare_frame(y16, "ir", (20, 40), None)
+    assert ir.shape == (4, 4) and ir.dtype == np.uint8 and abs(int(ir[0, 0]) - 127) <= 1
+
+
+# ------------------------------------------------------------------------------------------------ tracking
+
+
+def _box(x, y, w=20, h=50, conf=0.9):
+    return [x, y, x + w, y + h, conf]
+
+
+def test_iou_matrix():
+    iou = iou_matrix(np.array([[0, 0, 10, 10]]), np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]]))
+    assert np.allclose(iou, [[1.0, 1 / 3, 0.0]])
+
+
+def test_tracker_keeps_ids_through_motion_misses_and_low_confidence():
+    tracker = IouTracker("rgb", max_misses=5)
+    born, _ = tracker.update(np.array([_box(0, 0), _box(100, 0)]), 0.0)
+    assert [t.id for t in born] == [1, 2]  # first frame: confirmed at once
+    for f in range(1, 10):
+        dets = [_box(3 * f, 0), _box(100 - 3 * f, 0, conf=0.3 if f == 5 else 0.9)]  # f=5: a low-score detection
+        if f == 7:
+            dets = dets[:1]  # person 2 missed once
+        born, ended = tracker.update(np.array(dets), f / 10)
+        assert not born and not ended
+    boxes = {t.id: t.box for t in tracker.confirmed}
+    assert boxes[1][0] == pytest.approx(27) and boxes[2][0] == pytest.approx(73)
+    # a new person needs two hits; a one-frame blip never becomes a track
+    assert tracker.update(np.array([_box(27, 0), _box(73, 0), _box(200, 100)]), 1.0) == ([], [])
+    born, _ = tracker.update(np.array([_box(27, 0), _box(73, 0), _box(201, 100)]), 1.1)
+    assert [t.id for t in born] == [3]
+    # everybody leaves: tracks end after max_misses frames
+    ended_ids = []
+    for f in range(7):
+        ended_ids += [t.id for t in tracker.update(np.zeros((0, 5)), 1.2 + f / 10)[1]]
+    assert sorted(ended_ids) == [1, 2, 3] and tracker.tracks == []
+
+
+def test_ema_update_is_normalised_and_slow():
+    a, b = np.array([1.0, 0.0], np.float32), np.array([0.0, 1.0], np.float32)
+    first = ema_update(None, a)
+    assert np.allclose(first, a)
+    mixed = ema_update(first, b, 0.9)
+    assert np.linalg.norm(mixed) == pytest.approx(1.0)
+    assert mixed[0] > 0.99 * 0.9 / np.hypot(0.9, 0.1) and mixed[1] == pytest.approx(0.1 / np.hypot(0.9, 0.1))
+
+
+# ------------------------------------------------------------------------------------------------ association
+
+
+def _track(cam, tid, vec, matcher):
+    tr = Track(tid, cam, np.zeros(4, np.float32), 1.0, 0.0, 0.0, confirmed=True)
+    matcher.register(tr)
+    tr.embedding = np.asarray(vec, np.float32) / np.linalg.norm(vec)
+    return tr
+
+
+def _refresh(*tracks):
+    for tr in tracks:
+        tr.embed_count += 1
+
+
+def test_matcher_confirms_after_k_and_gates():
+    m = CrossMatcher(threshold=0.3, confirm=3)
+    r1, r2 = _track("rgb", 1, [1, 0, 0], m), _track("rgb", 2, [0, 1, 0], m)
+    i1, i2 = _track("ir", 1, [0.95, 0.05, 0], m), _track("ir", 2, [0, 0, 1], m)  # i2 matches nobody (gate)
+    events = []
+    for step in range(3):
+        _refresh(r1, r2, i1, i2)
+        events += m.update([r1, r2], [i1, i2], float(step))
+        if step < 2:
+            assert events == []  # not yet: hysteresis
+    assert [(e["event"], e["rgb_track"], e["ir_track"]) for e in events] == [("match", 1, 1)]
+    assert r1.gid == i1.gid == min(r1.own_gid, i1.own_gid)
+    assert i2.gid == i2.own_gid
+    # no new evidence -> the streak does not grow and nothing changes
+    assert m.update([r1, r2], [i1, i2], 3.0) == []
+
+
+def test_matcher_counts_only_fresh_evidence_and_expires():
+    m = CrossMatcher(threshold=0.3, confirm=2)
+    r, i = _track("rgb", 1, [1, 0], m), _track("ir", 7, [1, 0.1], m)
+    for step in range(5):  # the same embeddings over and over are one piece of evidence, not five
+        assert m.update([r], [i], float(step)) == []
+    _refresh(i)
+    assert [e["event"] for e in m.update([r], [i], 6.0)] == ["match"]
+    # the pair stops agreeing: ends after `confirm` fresh disagreeing updates, and ids go back
+    i.embedding = np.array([0.0, 1.0], np.float32)
+    _refresh(i)
+    assert m.update([r], [i], 7.0) == []
+    _refresh(i)
+    lost = m.update([r], [i], 8.0)
+    assert [(e["event"], e["reason"]) for e in lost] == [("match_lost", "disagree")]
+    assert r.gid == r.own_gid and i.gid == i.own_gid
+
+
+def test_matcher_track_end_expires_match():
+    m = CrossMatcher(threshold=0.5, confirm=1)
+    r, i = _track("rgb", 1, [1, 0], m), _track("ir", 1, [1, 0], m)
+    _refresh(r, i)
+    assert m.update([r], [i], 0.0)[0]["event"] == "match"
+    lost = m.track_ended(i, 2.0)
+    assert lost[0]["reason"] == "track_end" and lost[0]["duration_s"] == 2.0
+    assert m.matches == {} and r.gid == r.own_gid
+
+
+def test_matcher_hungarian_prefers_global_optimum():
+    m = CrossMatcher(threshold=0.9, confirm=1)
+    # greedy would give r1 the i1 (0.99) and leave r2 with a bad i2; Hungarian pairs r1-i2, r2-i1
+    r1, r2 = _track("rgb", 1, [1, 0.2], m), _track("rgb", 2, [1, -0.5], m)
+    i1, i2 = _track("ir", 1, [1, -0.3], m), _track("ir", 2, [1, 0.5], m)
+    _refresh(r1, r2, i1, i2)
+    pairs = {(e["rgb_track"], e["ir_track"]) for e in m.update([r1, r2], [i1, i2], 0.0)}
+    assert pairs == {(1, 2), (2, 1)}
+
+
+# ------------------------------------------------------------------------------------------------ events, gallery
+
+
+def test_event_log_schema_and_json_lines():
+    sink = io.StringIO()
+    log = EventLog(sink)
+    samples = {
+        "track_new": {"t": 0.1, "camera": "rgb", "track": 1, "gid": 1, "box": [0, 0, 1, 1], "frame": 1},
+        "track_end": {"t": 2, "camera": "ir", "track": 1, "gid": 2, "hits": 5, "duration_s": 1.9},
+        "match": {"t": 1.0, "gid": 1, "rgb_track": 1, "ir_track": 1, "distance": 0.2, "name": None},
+        "match_lost": {"t": 1.5, "gid": 1, "rgb_track": 1, "ir_track": 1, "reason": "disagree", "duration_s": 0.5},
+        "stats": {"cameras": {}, "stages": {}, "live_tracks": {}, "matches": 0},
+        "source_down": {"camera": "ir", "source": "udp://x", "reason": "timeout"},
+        "source_up": {"camera": "ir", "source": "udp://x", "down_s": 1.2},
+    }
+    assert set(samples) == set(SCHEMA)
+    for kind, fields in samples.items():
+        log.emit({"event": kind, **fields})
+    lines = sink.getvalue().splitlines()
+    assert len(lines) == len(samples)
+    for line in lines:
+        validate_event(json.loads(line))
+    assert log.counts["match"] == 1
+    with pytest.raises(ValueError, match="lacks 'gid'"):
+        validate_event({"event": "match", "time": 1.0, "t": 1.0})
+    with pytest.raises(ValueError, match="unknown event"):
+        validate_event({"event": "nope", "time": 1.0})
+    with pytest.raises(ValueError, match="should be"):
+        validate_event({**json.loads(lines[0]), "track": "one"})
+
+
+class _ColourEmbedder:
+    def embed(self, crops, modality):
+        vecs = np.array([c.reshape(-1, 3).mean(0) + 1.0 for c in crops], np.float32)
+        return vecs / np.linalg.norm(vecs, axis=1, keepdims=True)
+
+
+def test_gallery_files_are_private_and_identify(tmp_path):
+    root = tmp_path / "gallery"
+    red = np.zeros((40, 20, 3), np.uint8)
+    red[..., 2] = 255
+    blue = np.zeros((40, 20, 3), np.uint8)
+    blue[..., 0] = 255
+    p1 = save_crop(root, "alice", red, "rgb", "1")
+    save_crop(root, "bob", blue, "rgb", "1")
+    assert stat.S_IMODE(p1.stat().st_mode) == 0o600
+    assert stat.S_IMODE(root.stat().st_mode) == 0o700 and stat.S_IMODE((root / "alice").stat().st_mode) == 0o700
+    with pytest.raises(GalleryError):
+        save_crop(root, "../evil", red, "rgb")
+    gallery = Gallery(root, _ColourEmbedder(), threshold=0.1)
+    assert len(gallery) == 2
+    name, dist = gallery.identify(_ColourEmbedder().embed([red], "rgb")[0])
+    assert name == "alice" and dist < 1e-5
+    green = np.zeros((4, 4, 3), np.uint8)
+    green[..., 1] = 255
+    assert gallery.identify(_ColourEmbedder().embed([green], "rgb")[0])[0] is None
+
+
+# ------------------------------------------------------------------------------------------------ pairing, buffers
+
+
+def _frame(cam, t, index=0):
+    return Frame(cam, index, t, np.zeros((2, 2), np.uint8))
+
+
+def test_pairer_nearest_within_tolerance():
+    pairer = Pairer(tolerance=0.02)
+    for k in range(6):
+        pairer.push(_frame("rgb", k / 30))  # 30 fps
+    for t in (0.001, 0.105, 0.5):  # ~9 Hz thermal with jitter; 0.5 is far beyond the last rgb frame
+        pairer.push(_frame("ir", t))
+    pairs = pairer.pop()
+    got = [(None if r is None else round(r.t, 3), None if i is None else i.t) for r, i in pairs]
+    assert got[0] == (0.0, 0.001)
+    assert (0.1, 0.105) in got
+    assert got.count((None, 0.5)) == 0  # undecided: rgb may still deliver a frame near 0.5
+    assert len([g for g in got if g[0] is not None]) == 6
+    assert pairer.pop(ended={"rgb"}) and not any(pairer.buffers.values())
+
+
+def test_frame_buffer_policies():
+    import threading
+
+    stop = threading.Event()
+    newest = FrameBuffer(1, drop_oldest=True)
+    for k in range(5):
+        newest.put(_frame("rgb", k), stop)
+    assert newest.dropped == 4 and newest.get(0).t == 4 and newest.get(0) is None
+    ordered = FrameBuffer(2, drop_oldest=False)
+    ordered.put(_frame("rgb", 0), stop)
+    ordered.put(_frame("rgb", 1), stop)
+    stop.set()
+    ordered.put(_frame("rgb", 2), stop)  # full + stopping: returns instead of blocking, drops nothing counted
+    assert [ordered.get(0).t, ordered.get(0).t] == [0, 1] and ordered.dropped == 0
+
+
+# ------------------------------------------------------------------------------------------------ detection
+
+
+def test_mot_detections_file(tmp_path):
+    path = tmp_path / "det.txt"
+    path.write_text("1,-1,10,20,30,40,0.9,-1,-1,-1\n1,-1,0,0,5,5,0.3,-1,-1,-1\n3,-1,1,2,3,4,0.5,-1,-1,-1\n")
+    det = FileDetections(path)
+    assert np.allclose(det.detect(None, 1), [[10, 20, 40, 60, 0.9], [0, 0, 5, 5, 0.3]])
+    assert det.detect(None, 2).shape == (0, 5)
+    assert read_mot(path)[3][0, :4].tolist() == [1, 2, 4, 6]
+    with pytest.raises(DetectorError, match="no such"):
+        FileDetections(tmp_path / "missing.txt")
+
+
+def test_parse_yolo_layouts():
+    v8 = np.zeros((1, 6, 8), np.float32)  # 4 box + 2 classes, 8 anchors (channels first)
+    v8[0, :, 0] = [50, 60, 10, 20, 0.9, 0.1]
+    v8[0, :, 1] = [5, 5, 2, 2, 0.1, 0.95]  # a confident non-person
+    rows = parse_yolo(v8, 0.25)
+    assert np.allclose(rows, [[50, 60, 10, 20, 0.9]])
+    v5 = np.zeros((1, 9, 7), np.float32)  # 9 anchors x (4 box + objectness + 2 classes)
+    v5[0, 0] = [50, 60, 10, 20, 0.8, 0.5, 0.5]  # obj 0.8 * person 0.5 = 0.4
+    v5[0, 1] = [5, 5, 2, 2, 0.9, 0.1, 0.9]
+    assert np.allclose(parse_yolo(v5, 0.25), [[50, 60, 10, 20, 0.4]])
+
+
+def test_onnx_detector_end_to_end(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    # a stand-in "YOLOv8": ignores the image and outputs one person box at (320, 240) in a 640x640 letterbox
+    out = np.zeros((1, 5, 16), np.float32)
+    out[0, :, 0] = [320, 320, 100, 200, 0.9]
+    graph = helper.make_graph(
+        [helper.make_node("Constant", [], ["output0"], value=numpy_helper.from_array(out))], "fake",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 640, 640])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 5, 16])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, tmp_path / "det.onnx")
+    det = OnnxDetector(tmp_path / "det.onnx")
+    boxes = det.detect(np.zeros((480, 640, 3), np.uint8), 1)  # letterbox: scale 1, 80 px top padding
+    assert boxes.shape == (1, 5)
+    assert boxes[0, :4].tolist() == pytest.approx([270, 140, 370, 340])
+    assert det.detect(np.zeros((240, 320), np.uint8), 1).shape == (1, 5)  # grey IR frames work too
+    with pytest.raises(DetectorError):
+        OnnxDetector(tmp_path / "missing.onnx")
+
+
+def test_hog_detector_runs():
+    from hicmd.runtime.detect import HogDetector
+
+    image = np.full((256, 192, 3), 127, np.uint8)
+    cv2.rectangle(image, (70, 40), (120, 220), (20, 20, 20), -1)
+    out = HogDetector().detect(image, 1)
+    assert out.ndim == 2 and out.shape[1] == 5 and out.dtype == np.float32
