@@ -2,11 +2,100 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Optional
+
+import typer
+
 from hicmd.errors import UserError
 
 NAME = "bench"
 
+BACKENDS = ("torch", "onnxruntime", "tensorrt")
+PRECISIONS = ("fp32", "fp16")
 
-def command() -> None:
-    """Measure embedding latency and throughput for every available backend."""
-    raise UserError("'hicmd bench' is not implemented yet")
+
+def _list(text: str, what: str, allowed: tuple[str, ...], aliases: dict[str, str] | None = None) -> list[str]:
+    if text.strip().lower() == "all":
+        return list(allowed)
+    items = [(aliases or {}).get(t.strip().lower(), t.strip().lower()) for t in text.split(",") if t.strip()]
+    bad = [t for t in items if t not in allowed]
+    if bad or not items:
+        raise UserError(f"--{what} {text!r}: use a comma-separated list of {', '.join(allowed)} (or all)")
+    return list(dict.fromkeys(items))
+
+
+def _batches(text: str) -> list[int]:
+    try:
+        batches = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        batches = []
+    if not batches or min(batches) < 1:
+        raise UserError(f"--batch {text!r}: use comma-separated positive integers, e.g. 1,8,32")
+    return sorted(set(batches))
+
+
+def command(
+    config: str = typer.Option("paper,tiny", "--config", "-c", help="Presets to measure, comma-separated "
+                               "(ignored with --model: the export folder has its config)."),
+    batch: str = typer.Option("1,8,32", "--batch", help="Batch sizes, comma-separated."),
+    backend: str = typer.Option("all", "--backend", help="torch, onnxruntime, tensorrt (comma-separated) or all."),
+    precision: str = typer.Option("fp32,fp16", "--precision", help="fp32, fp16 (comma-separated)."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Export folder (hicmd export). Default: a "
+                                         "random-initialised model of each config, exported to a temp folder."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Training checkpoint for the torch rows "
+                                              "and parity with --model (default: the one manifest.json names)."),
+    quick: bool = typer.Option(False, "--quick", help="Short timings (>= 20 runs or 2 s) for demos and tests."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for every backend and the sgemm "
+                                          "peak (default: physical cores)."),
+    compile_: bool = typer.Option(False, "--compile", help="Also time torch.compile (minutes of compiling on a CPU)."),
+    embedder: bool = typer.Option(True, "--embedder/--no-embedder", help="Time the embedder matrix."),
+    stream: bool = typer.Option(False, "--stream", help="Also play a SynthVI clip through the stream pipeline."),
+    videos: Optional[Path] = typer.Option(None, "--videos", help="Clip folder or 'hicmd synth --videos' output for "
+                                          "--stream (default: a small clip written to a temp folder)."),
+    train: bool = typer.Option(False, "--train", help="Also time the training step (iterations/s)."),
+    out: Path = typer.Option(Path("bench-out"), "--out", help="Folder for bench.json, bench.md and bench.png."),
+) -> None:
+    """Measure embedding latency and throughput for every available backend, the stream and the training step."""
+    import tempfile
+
+    from rich.console import Console
+
+    from hicmd.benchmark_pipeline import BenchOptions, run_bench
+    from hicmd.benchmark_report import print_report, write_json, write_markdown, write_plot
+    from hicmd.config import PRESETS
+
+    configs = _list(config, "config", tuple(PRESETS))
+    opts = BenchOptions(
+        configs=configs, batches=_batches(batch),
+        backends=_list(backend, "backend", BACKENDS, {"ort": "onnxruntime", "trt": "tensorrt"}),
+        precisions=_list(precision, "precision", PRECISIONS), model=model, checkpoint=checkpoint, quick=quick,
+        threads=threads, compile=compile_, embedder=embedder, stream=stream, videos=videos, train=train)
+    if threads is not None and threads < 1:
+        raise UserError(f"--threads must be at least 1, got {threads}")
+    if model is not None and not model.is_dir():
+        raise UserError(f"--model {model} is not a folder; point it at the output of 'hicmd export'")
+    if checkpoint is not None and not checkpoint.is_file():
+        raise UserError(f"--checkpoint {checkpoint} not found")
+    if checkpoint is not None and model is None:
+        raise UserError("--checkpoint goes with --model (an export folder); without --model a random model is used")
+    if videos is not None and not videos.is_dir():
+        raise UserError(f"--videos {videos} is not a folder")
+    if not (embedder or stream or train):
+        raise UserError("nothing to measure: --no-embedder needs --stream or --train")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create --out {out}: {exc.strerror}") from None
+
+    console = Console(stderr=True, log_path=False)
+    with tempfile.TemporaryDirectory(prefix="hicmd-bench-") as work, console.status("benchmarking") as status:
+        result = run_bench(opts, Path(work), log=lambda m: console.log(m),
+                           progress=lambda m: status.update(f"timing {m}"))
+    print_report(result, Console())
+    written = [write_json(result, out / "bench.json"), write_markdown(result, out / "bench.md"),
+               write_plot(result, out / "bench.png")]
+    console.print("wrote " + ", ".join(str(p) for p in written if p is not None))
+    if result["weights"].startswith("random"):
+        console.print("[yellow]random-initialised weights: the weights do not change latency (FP16 parity with "
+                      "trained weights can differ; measure an export with --model for that)[/yellow]")
