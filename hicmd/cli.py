@@ -26,12 +26,12 @@ for _module in (train, evaluate, export, stream, translate, bench, demo, synth, 
 def main() -> None:
     """Console entry point: user mistakes become one red line and exit code 2, never a traceback."""
     try:
-        app(standalone_mode=False)
+        # Non-standalone click returns the exit code of a `typer.Exit` instead of raising it.
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
     except (UserError, ConfigError) as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         sys.exit(2)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
     except typer.Abort:
         typer.secho("aborted", fg="red", err=True)
         sys.exit(130)

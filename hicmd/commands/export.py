@@ -2,11 +2,88 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
 from hicmd.errors import UserError
 
 NAME = "export"
 
 
-def command() -> None:
-    """Export a checkpoint to ONNX (and FP16 ONNX, TensorRT engines) with parity gates."""
-    raise UserError("'hicmd export' is not implemented yet")
+def _batch(text: str) -> tuple[int, int, int]:
+    parts = text.split(":")
+    try:
+        low, opt, high = (int(p) for p in parts)
+    except ValueError:
+        raise UserError(f"--batch {text!r} must be MIN:OPT:MAX, e.g. 1:8:32") from None
+    if not 1 <= low <= opt <= high:
+        raise UserError(f"--batch {text!r} must satisfy 1 <= MIN <= OPT <= MAX")
+    return low, opt, high
+
+
+def command(
+    checkpoint: Annotated[Path, typer.Argument(help="hicmd checkpoint (.pt) to export.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (created).")] = Path("model"),
+    fp16: Annotated[bool, typer.Option("--fp16", help="Also write mixed-precision *.fp16.onnx graphs.")] = False,
+    engine: Annotated[bool, typer.Option("--engine", help="Also build TensorRT engines (needs tensorrt + GPU).")] = False,
+    batch: Annotated[str, typer.Option(help="TensorRT profile batch MIN:OPT:MAX.")] = "1:8:32",
+    opset: Annotated[int, typer.Option(help="ONNX opset (TensorRT 10 parses 9-20).")] = 17,
+    no_verify: Annotated[bool, typer.Option("--no-verify", help="Skip the parity gates (recorded in the manifest).")] = False,
+    data: Annotated[Optional[str], typer.Option(help="Parity crops from a dataset, e.g. regdb:PATH (default: "
+                                                     "SynthVI rendered in memory).")] = None,
+    workspace_gb: Annotated[float, typer.Option("--workspace-gb", help="TensorRT workspace limit, GiB.")] = 2.0,
+    trt_weak_fp16: Annotated[bool, typer.Option("--trt-weak-fp16", help="TensorRT 10.x fallback: FP16 engines "
+                                                "from the FP32 graphs with BuilderFlag.FP16.")] = False,
+) -> None:
+    """Export a checkpoint to ONNX (and FP16 ONNX, TensorRT engines) with parity gates and manifest.json."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from hicmd.data import DataError
+    from hicmd.export.pipeline import ExportOptions, run_export
+    from hicmd.train.checkpoint import CheckpointError
+
+    console = Console()
+    profile = _batch(batch)
+    if not 9 <= opset <= 20:
+        raise UserError(f"--opset {opset}: use 9..20 (17 recommended: TensorRT 10 parses opsets 9-20)")
+    if workspace_gb <= 0:
+        raise UserError("--workspace-gb must be positive")
+    if no_verify:
+        console.print("[yellow]warning: --no-verify: the parity gates are skipped; the manifest records that[/]")
+    options = ExportOptions(fp16=fp16, engine=engine or trt_weak_fp16, batch=profile, opset=opset,
+                            verify=not no_verify, data=data, workspace_gb=workspace_gb, weak_fp16=trt_weak_fp16)
+    try:
+        with console.status("exporting") as status:
+            result = run_export(checkpoint, out, options, step=lambda text: status.update(text))
+    except CheckpointError as exc:
+        raise UserError(str(exc)) from None
+    except DataError as exc:  # --data that cannot give the parity crops
+        raise UserError(f"--data {data}: {exc}") from None
+
+    if result.gates:
+        table = Table(title="parity gates (PyTorch reference)")
+        for column in ("artifact", "metric", "value", "gate", "result"):
+            table.add_column(column)
+        for g in result.gates:
+            table.add_row(g.artifact, g.metric, f"{g.value:.6g}", f"{g.op} {g.threshold:g}",
+                          "[green]pass[/]" if g.passed else "[bold red]FAIL[/]")
+        console.print(table)
+    for file, problems in result.opcheck.items():
+        for problem in problems:
+            console.print(f"[red]TensorRT 10 op check, {file}: {escape(problem)}[/]")
+    if result.failed or any(result.opcheck.values()):
+        console.print(f"[bold red]export failed:[/] {len(result.failed)} gate(s) and "
+                      f"{sum(map(len, result.opcheck.values()))} op-check problem(s); the graphs in {out} are kept "
+                      "for inspection, no manifest.json was written")
+        raise typer.Exit(1)
+    if result.engine_problem:
+        console.print(f"[bold red]no TensorRT engines:[/] {escape(result.engine_problem)}. The ONNX files and manifest.json "
+                      f"are written; build the engines on the target, inside {out}:")
+        for line in result.trtexec:
+            console.print(line, soft_wrap=True, markup=False, highlight=False)
+        raise typer.Exit(1)
+    console.print(f"[green]exported[/] {len(result.files)} file(s) to {out}; manifest {result.manifest}")

@@ -1,0 +1,268 @@
+"""`hicmd export` without the CLI: checkpoint -> ONNX (+ FP16, + engines) -> checks -> manifest.json.
+
+Order: FP32 graphs, FP16 graphs, the static TensorRT op check, parity gates (ONNX Runtime CPU vs PyTorch),
+engines, manifest. A failed gate or op check leaves the graphs on disk for inspection but writes no manifest, so no
+runtime can pick up an export that did not pass; a missing TensorRT still writes the manifest (the ONNX files are
+good) and reports the trtexec lines to run on the target.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from hicmd.export import parity as P
+from hicmd.export.fp16 import convert_fp16, fp32_scopes
+from hicmd.export.graphs import (EMBEDDER_INPUT, EMBEDDER_OUTPUTS, GENERATOR_INPUTS, GENERATOR_OUTPUT, EmbedderGraph,
+                                 GeneratorGraph, export_embedder, export_generator)
+from hicmd.export.opcheck import check_tensorrt
+from hicmd.runtime.manifest import MANIFEST_NAME, Artifact, InputSpec, Manifest, TensorSpec, sha256_file
+
+__all__ = ["ExportOptions", "ExportResult", "run_export", "verify", "artifact_specs", "engine_shapes"]
+
+GRAPHS = ("rgb", "ir", "generator")
+TIMING_CACHE = "timing.cache"
+ENGINE_NOTE = ("TensorRT engines are not portable: they run only on the GPU model (compute capability) and the "
+               "TensorRT version that built them; build them on the target device")
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    fp16: bool = False
+    engine: bool = False
+    batch: tuple[int, int, int] = (1, 8, 32)  # optimisation profile min / opt / max
+    opset: int = 17
+    verify: bool = True
+    data: str | None = None  # dataset spec for parity crops, e.g. "regdb:PATH"; None = SynthVI in memory
+    workspace_gb: float = 2.0
+    weak_fp16: bool = False  # TensorRT 10.x only: FP32 graph + BuilderFlag.FP16
+    crops: int = 64
+
+
+@dataclass
+class ExportResult:
+    out: Path
+    files: list[Path] = field(default_factory=list)
+    gates: list[P.Gate] = field(default_factory=list)
+    opcheck: dict[str, list[str]] = field(default_factory=dict)
+    parity: dict[str, Any] = field(default_factory=dict)
+    manifest: Path | None = None
+    engine_problem: str | None = None  # why no engines were built
+    trtexec: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[P.Gate]:
+        return [g for g in self.gates if not g.passed]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not any(self.opcheck.values()) and self.engine_problem is None
+
+
+def _spec(name: str, shape: tuple[int, ...], dtype: str = "float32") -> TensorSpec:
+    return TensorSpec(name, (-1, *shape), dtype)
+
+
+def artifact_specs(cfg, graph: str) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+    """(inputs, outputs) of the embedder or generator graph, batch axis -1."""
+    m = cfg.model
+    codes = (_spec("prototype", m.prototype_shape), _spec("attribute", (m.attribute_dim,)))
+    if graph == "generator":
+        return codes, (_spec(GENERATOR_OUTPUT, (3, m.height, m.width)),)
+    return (_spec(EMBEDDER_INPUT, (m.height, m.width, 3), "uint8"),), (_spec("embedding", (m.embedding_dim,)),
+                                                                         *codes)
+
+
+def engine_shapes(cfg, graph: str, batch: tuple[int, int, int]) -> dict:
+    """Optimisation-profile shapes (min, opt, max) per input of a graph."""
+    inputs, _ = artifact_specs(cfg, graph)
+    return {t.name: tuple((b, *t.shape[1:]) for b in batch) for t in inputs}
+
+
+def _artifact(cfg, graph: str, precision: str, fmt: str, path: Path, tensorrt: dict | None = None) -> Artifact:
+    inputs, outputs = artifact_specs(cfg, graph)
+    name = graph if precision == "fp32" else f"{graph}.{precision}"
+    return Artifact(name=name, role="generator" if graph == "generator" else "embedder",
+                    modality=None if graph == "generator" else graph, precision=precision, format=fmt,
+                    file=path.name, sha256=sha256_file(path), inputs=inputs, outputs=outputs, tensorrt=tensorrt)
+
+
+def _file(graph: str, precision: str, fmt: str = "onnx") -> str:
+    return f"{graph}.{fmt}" if precision == "fp32" else f"{graph}.{precision}.{fmt}"
+
+
+def verify(model, folder: Path, precisions: list[str], crops: P.Crops,
+           runner: Callable[[Path], Callable] | None = None, fmt: str = "onnx") -> tuple[list[P.Gate], dict]:
+    """Parity gates for the graphs (or engines) of `precisions` in `folder` against the PyTorch `model`.
+
+    `runner(path)` returns a feeds -> outputs callable (default: ONNX Runtime CPU)."""
+    ref = P.reference(model, crops)
+    gates: list[P.Gate] = []
+    metrics: dict[str, Any] = {"source": crops.source}
+    n = len(ref.image) if ref.image is not None else 0
+    for precision in precisions:
+        run = (lambda path, feeds: P.run_batches(runner(path), feeds)) if runner else P.run_onnx
+        embeddings = {}
+        for modality in ("rgb", "ir"):
+            name = modality if precision == "fp32" else f"{modality}.{precision}"
+            out = run(folder / _file(modality, precision, fmt), {EMBEDDER_INPUT: crops.images[modality]})
+            embeddings[modality] = out["embedding"]
+            g, metrics[name] = P.embedder_gates(name, precision, out["embedding"], ref.embedding[modality],
+                                                fmt == "engine")
+            metrics[name]["passed"] = all(x.passed for x in g)
+            gates += g
+        if precision != "fp32":  # ranking agreement of RGB queries against the IR gallery
+            gate, extra = P.rank1_gate(f"rgb->ir.{precision}", embeddings["rgb"], embeddings["ir"],
+                                       ref.embedding["rgb"], ref.embedding["ir"])
+            gates.append(gate)
+            metrics[f"rank1.{precision}"] = {**extra, "passed": gate.passed}
+        name = "generator" if precision == "fp32" else f"generator.{precision}"
+        out = run(folder / _file("generator", precision, fmt),
+                  {"prototype": ref.prototype["rgb"][:n], "attribute": ref.attribute["ir"][:n]})
+        g, metrics[name] = P.generator_gates(name, precision, out[GENERATOR_OUTPUT], ref.image,
+                                                 fmt == "engine")
+        metrics[name]["passed"] = all(x.passed for x in g)
+        gates += g
+    metrics["gates"] = [{"artifact": g.artifact, "metric": g.metric, "value": g.value, "op": g.op,
+                         "threshold": g.threshold, "passed": g.passed} for g in gates]
+    return gates, metrics
+
+
+def _crops(cfg, options: ExportOptions) -> P.Crops:
+    m = cfg.model
+    if options.data:
+        return P.dataset_crops(options.data, m.height, m.width, options.crops)
+    return P.synthvi_crops(m.height, m.width, options.crops)
+
+
+def _build_engines(model, cfg, out: Path, options: ExportOptions, result: ExportResult,
+                   step: Callable[[str], None]) -> list[Artifact]:
+    from hicmd.export.tensorrt import build_engine, tensorrt_problem, trtexec_command
+
+    precision = "fp16" if (options.fp16 or options.weak_fp16) else "fp32"
+    source = "fp32" if options.weak_fp16 else precision
+    result.trtexec = [trtexec_command(_file(g, source), _file(g, precision, "engine"),
+                                      engine_shapes(cfg, g, options.batch), TIMING_CACHE, options.workspace_gb,
+                                      options.weak_fp16) for g in GRAPHS]
+    result.engine_problem = tensorrt_problem()
+    if result.engine_problem:
+        return []
+    artifacts = []
+    for g in GRAPHS:
+        step(f"building TensorRT engine {_file(g, precision, 'engine')}")
+        path = out / _file(g, precision, "engine")
+        built = build_engine(out / _file(g, source), path, engine_shapes(cfg, g, options.batch),
+                             fp16=precision == "fp16", workspace_gb=options.workspace_gb,
+                             timing_cache=out / TIMING_CACHE, weak_fp16=options.weak_fp16)
+        result.files.append(path)
+        info = {"version": built.version, "gpu": built.gpu, "compute_capability": built.compute_capability,
+                "profile": dict(zip(("min", "opt", "max"), options.batch)), "strongly_typed": built.strongly_typed,
+                "layer_precisions": built.precisions, "portable": False, "note": ENGINE_NOTE}
+        artifacts.append(_artifact(cfg, g, precision, "engine", path, info))
+    if options.verify:
+        from hicmd.runtime.backends.tensorrt import TensorRTBackend
+
+        step("parity: TensorRT engines vs PyTorch")
+        opened: list[TensorRTBackend] = []
+
+        def runner(path: Path):
+            opened.append(TensorRTBackend(path))
+            return opened[-1].run
+
+        try:
+            gates, metrics = verify(model, out, [precision], _crops(cfg, options), runner, fmt="engine")
+        finally:
+            for backend in opened:
+                backend.close()
+        result.gates += [P.Gate(f"{g.artifact}.engine", g.metric, g.value, g.threshold, g.op) for g in gates]
+        result.parity["engine"] = metrics
+    return artifacts
+
+
+def run_export(checkpoint: str | Path, out: str | Path, options: ExportOptions = ExportOptions(),
+               step: Callable[[str], None] = lambda _: None) -> ExportResult:
+    """Export `checkpoint` into folder `out`. Raises CheckpointError for a bad checkpoint; gate failures and a
+    missing TensorRT are reported in the result (check `result.ok`)."""
+    import hicmd
+    from hicmd.config import config_to_dict
+    from hicmd.train.checkpoint import load_model
+
+    checkpoint, out = Path(checkpoint), Path(out)
+    step(f"loading {checkpoint}")
+    model, cfg = load_model(checkpoint)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MANIFEST_NAME).unlink(missing_ok=True)  # a stale manifest must never describe new files
+    result = ExportResult(out)
+    artifacts: list[Artifact] = []
+    wrappers = {"rgb": EmbedderGraph(model, "rgb"), "ir": EmbedderGraph(model, "ir"), "generator": GeneratorGraph(model)}
+    precisions = ["fp32"] + (["fp16"] if options.fp16 else [])
+    for g in GRAPHS:
+        step(f"exporting {_file(g, 'fp32')}")
+        path = out / _file(g, "fp32")
+        if g == "generator":
+            export_generator(model, path, options.opset)
+        else:
+            export_embedder(model, g, path, options.opset)
+        result.files.append(path)
+    if options.fp16:
+        for g in GRAPHS:
+            step(f"converting {_file(g, 'fp16')}")
+            convert_fp16(out / _file(g, "fp32"), out / _file(g, "fp16"), fp32_scopes(wrappers[g]))
+            result.files.append(out / _file(g, "fp16"))
+    for p in precisions:
+        for g in GRAPHS:
+            result.opcheck[_file(g, p)] = check_tensorrt(out / _file(g, p))
+            artifacts.append(_artifact(cfg, g, p, "onnx", out / _file(g, p)))
+    if options.verify:
+        step("parity: ONNX Runtime (CPU) vs PyTorch")
+        gates, metrics = verify(model, out, precisions, _crops(cfg, options))
+        result.gates += gates
+        result.parity["onnx"] = metrics
+    if result.failed or any(result.opcheck.values()):
+        return result
+    if options.engine:
+        artifacts += _build_engines(model, cfg, out, options, result, step)
+        if result.failed:
+            return result
+    result.parity["verified"] = options.verify
+    if not options.verify:
+        result.parity["note"] = "parity gates skipped (--no-verify)"
+    result.parity["opcheck"] = {k: "TensorRT 10.x static op check passed" for k in result.opcheck}
+    layout = model.layout
+    manifest = Manifest(
+        config_name=cfg.name, config=config_to_dict(cfg),
+        checkpoint={"file": str(checkpoint.resolve()), "sha256": sha256_file(checkpoint),
+                    "num_classes": model.num_classes},
+        input=InputSpec(EMBEDDER_INPUT, "NHWC", "uint8", "RGB", cfg.model.height, cfg.model.width,
+                        tuple(cfg.model.mean), tuple(cfg.model.std)),
+        embedding_dim=cfg.model.embedding_dim, attribute_dim=cfg.model.attribute_dim,
+        prototype_shape=tuple(cfg.model.prototype_shape),
+        attribute_layout={"chunks": layout.chunks, "chunk": layout.chunk,
+                          **{k: list(v) for k, v in layout.offsets().items()}},
+        opset=options.opset, artifacts=tuple(artifacts), parity=_plain(result.parity),
+        hicmd_version=hicmd.__version__,
+        created=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+    )
+    step("writing manifest.json")
+    result.manifest = manifest.save(out)
+    return result
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars -> Python numbers, inf/nan -> strings, so the manifest is strict JSON."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        value = float(value)
+        return value if np.isfinite(value) else str(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
