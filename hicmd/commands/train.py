@@ -2,11 +2,76 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
 from hicmd.errors import UserError
 
 NAME = "train"
 
 
-def command() -> None:
-    """Train Hi-CMD (ID-PIG + HFL) on RegDB, SYSU-MM01, LLCM or SynthVI."""
-    raise UserError("'hicmd train' is not implemented yet")
+def command(
+    data: str = typer.Option(..., "--data", help="regdb:PATH[:trial], sysu:PATH or llcm:PATH (SynthVI: regdb:PATH)."),
+    out: Path = typer.Option(..., "--out", help="Run folder: log.csv, samples/, checkpoints/, last.pt."),
+    config: str = typer.Option("paper", "--config", help="Preset (paper, tiny) or a .toml/.yaml/.json file."),
+    iters: Optional[int] = typer.Option(None, "--iters", min=1, help="Total iterations (default: train.iters)."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Checkpoint to continue from, bit-exactly."),
+    overrides: List[str] = typer.Option([], "--set", help="Config override section.key=value (repeatable)."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N (train.device)."),
+    amp: Optional[str] = typer.Option(None, "--amp", help="Mixed precision: none, bf16 or fp16 (train.amp)."),
+    pretrained: Optional[str] = typer.Option(
+        None, "--pretrained", help="ImageNet ResNet weights for the attribute encoders and H: a local .pth file, "
+                                   "or 'torchvision' to download them."),
+    evaluate: bool = typer.Option(True, "--eval/--no-eval", help="Evaluate on the test split at the end."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
+) -> None:
+    """Train Hi-CMD (ID-PIG + HFL) on RegDB, SYSU-MM01, LLCM or SynthVI. Multi-process:
+    torchrun --nproc_per_node N -m hicmd train ..."""
+    import logging
+
+    from hicmd.config import ConfigError, load_config
+    from hicmd.data import DataError
+
+    extra = [f"train.device={device}"] * (device is not None) + [f"train.amp={amp}"] * (amp is not None)
+    try:
+        cfg = load_config(config, [*overrides, *extra])
+    except ConfigError as exc:
+        raise UserError(str(exc)) from None
+    if cfg.train.amp not in ("none", "bf16", "fp16"):
+        raise UserError(f"--amp {cfg.train.amp!r} must be none, bf16 or fp16")
+    if resume is not None and not resume.is_file():
+        raise UserError(f"--resume {resume} not found; pass a .pt file from a run folder (e.g. RUN/last.pt)")
+    if pretrained not in (None, "torchvision") and not Path(pretrained).is_file():
+        raise UserError(f"--pretrained {pretrained} not found; pass a torchvision ResNet .pth file or 'torchvision'")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} exists and is not a folder")
+
+    from rich.console import Console
+    from rich.logging import RichHandler
+
+    from hicmd.train.checkpoint import CheckpointError
+    from hicmd.train.loop import TrainingStopped, train
+    from hicmd.train.trainer import resolve_device
+
+    try:
+        resolve_device(cfg.train.device)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler(show_path=False)])
+    console = Console()
+    try:
+        summary = train(cfg, data, out, iters=iters, resume=resume, pretrained=pretrained, evaluate=evaluate,
+                        show_progress=progress)
+    except (DataError, CheckpointError, TrainingStopped) as exc:
+        raise UserError(str(exc)) from None
+    if summary["rank"] != 0:  # torchrun: rank 0 reports
+        return
+    console.print(f"trained {summary['trained']} iterations in {summary['seconds']:.0f} s "
+                  f"({summary['it_per_s']} it/s), {summary['skipped']} non-finite steps skipped, "
+                  f"{summary['corrupt']} unreadable images; checkpoint {summary['checkpoint']}")
+    if summary.get("eval"):
+        from hicmd.evaluation.report import print_results
+
+        print_results(summary["eval"], console)

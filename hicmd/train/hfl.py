@@ -1,0 +1,79 @@
+"""Hierarchical feature learning inside the G step (model.md §13): random erasing, re-encoding, the alternate
+sampling groups G1-G8, cross-entropy over all rows and the two hardest-triplet terms.
+
+With P positive pairs and Na + Nb negatives the groups hold P, P, P, P, Na, Nb, 2P, 2P rows
+(reference P=2, Na=Nb=2: 2+2+2+2+2+2+4+4 = 20 rows).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torchvision.transforms import RandomErasing
+
+from hicmd import losses
+from hicmd.config import Config
+from hicmd.model import HiCMD
+
+__all__ = ["random_erase", "alternate_rows", "hfl_losses"]
+
+
+def random_erase(x: Tensor, p: float) -> Tensor:
+    """Reference random erasing (sl 0.02, sh 0.4, r1 0.3, value 0 in normalised space), per image, on a copy.
+    Draws from torch's global RNG, whose state the checkpoint keeps."""
+    if p <= 0 or x.shape[0] == 0:
+        return x
+    erase = RandomErasing(p=p, scale=(0.02, 0.4), ratio=(0.3, 1 / 0.3), value=0)
+    return torch.stack([erase(img) for img in x.clone()])
+
+
+def alternate_rows(
+    rgb: tuple[Tensor, Tensor], ir: tuple[Tensor, Tensor], n_pos: int, labels: Tensor,
+    neg_a_labels: Tensor, neg_b_labels: Tensor,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Build the G1-G8 rows from the codes of [real a; x_ba; neg a] (RGB encoders) and [real b; x_ab; neg b]
+    (IR encoders). Returns (prototypes, attributes, row labels, anchor rows {G1,G3,G7}, anchor rows {G2,G4,G8})."""
+    (p_rgb, s_rgb), (p_ir, s_ir) = rgb, ir
+    pa, pba, pna = p_rgb[:n_pos], p_rgb[n_pos:2 * n_pos], p_rgb[2 * n_pos:]
+    sa, sba, sna = s_rgb[:n_pos], s_rgb[n_pos:2 * n_pos], s_rgb[2 * n_pos:]
+    pb, pab, pnb = p_ir[:n_pos], p_ir[n_pos:2 * n_pos], p_ir[2 * n_pos:]
+    sb, sab, snb = s_ir[:n_pos], s_ir[n_pos:2 * n_pos], s_ir[2 * n_pos:]
+    groups = [  # (prototype, attribute, labels); a[k], b[k], x_ab[k], x_ba[k] all carry labels[k]
+        (pa, sa, labels), (pb, sb, labels), (pba, sba, labels), (pab, sab, labels),  # G1-G4
+        (pna, sna, neg_a_labels), (pnb, snb, neg_b_labels),  # G5, G6
+        (torch.cat([pa, pba]), torch.cat([sba, sa]), labels.repeat(2)),  # G7: prototype/attribute swapped
+        (torch.cat([pb, pab]), torch.cat([sab, sb]), labels.repeat(2)),  # G8
+    ]
+    sizes = [g[2].shape[0] for g in groups]
+    starts = [sum(sizes[:i]) for i in range(len(sizes))]
+
+    def rows(*gs: int) -> Tensor:
+        return torch.cat([torch.arange(starts[g], starts[g] + sizes[g]) for g in gs]).to(labels.device)
+
+    prototypes = torch.cat([g[0] for g in groups])
+    attributes = torch.cat([g[1] for g in groups])
+    row_labels = torch.cat([g[2] for g in groups])
+    return prototypes, attributes, row_labels, rows(0, 2, 6), rows(1, 3, 7)
+
+
+def hfl_losses(model: HiCMD, cfg: Config, x_a: Tensor, x_b: Tensor, x_ba: Tensor, x_ab: Tensor,
+               neg_a: Tensor, neg_b: Tensor, labels: Tensor, neg_a_labels: Tensor,
+               neg_b_labels: Tensor) -> dict[str, Tensor]:
+    """CE and triplet terms of HFL (unweighted; the triplet term sums both anchor sets) plus monitoring values. Generated images must come detached:
+    ID gradients reach the encoders, H, alpha and the classifier, not the decoder."""
+    w, p = cfg.loss, cfg.train.erasing_p
+    rgb_in = random_erase(torch.cat([x_a, x_ba, neg_a]), p)
+    ir_in = random_erase(torch.cat([x_b, x_ab, neg_b]), p)
+    rgb, ir = model.encode(rgb_in, "rgb"), model.encode(ir_in, "ir")
+    prototypes, attributes, y, anchors1, anchors2 = alternate_rows(
+        rgb, ir, x_a.shape[0], labels, neg_a_labels, neg_b_labels)
+    out = model.identify(prototypes, attributes)
+    ce = losses.cross_entropy(out.logits, y)
+    f = out.triplet
+    trip = sum(losses.hardest_triplet(f[a], y[a], f, y, w.margin, w.triplet_reg) for a in (anchors1, anchors2))
+    with torch.no_grad():
+        s_pos, s_neg = losses.mine_hardest(f @ f.t(), y, y)
+        acc_trip = (s_pos > s_neg + w.margin).float().mean()
+        acc_ce = (out.logits.argmax(1) == y).float().mean()
+    return {"CE": ce, "TRIP": trip, "A_CE": acc_ce, "A_Trip": acc_trip,
+            "Trip_pscore": s_pos.mean(), "Trip_nscore": s_neg.mean()}

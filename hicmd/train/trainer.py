@@ -1,0 +1,266 @@
+"""The Hi-CMD trainer: one D step then one G step per iteration (model.md §12-13).
+
+Naming follows the reference (MUNIT style): x_a RGB, x_b IR; p_* prototypes; s_* attribute codes;
+s_a' = [style of b; pose, illumination of a]; x_ba = dec(p_b, s_a') is b's prototype rendered in a's modality.
+
+Optimisers: Adam for both encoder pairs + the shared decoder, Adam for both discriminators, SGD (Nesterov) for
+H / bottleneck / classifier with alpha in its own group; StepLR on all three, stepped once per iteration.
+Multi-process training all-reduces gradients by hand after every backward (the D/G alternation runs several
+forwards per step, which DistributedDataParallel's single-forward bookkeeping does not fit) and averages
+BatchNorm statistics after every iteration, so all replicas stay identical.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterable
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from hicmd import losses
+from hicmd.config import Config
+from hicmd.model import HiCMD
+from hicmd.train.hfl import hfl_losses
+from hicmd.train.sampler import Batch
+
+__all__ = ["Trainer", "resolve_device"]
+
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_device(spec: str) -> torch.device:
+    """`auto | cpu | cuda | cuda:N` -> torch.device; auto picks CUDA when present."""
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(spec)
+    except RuntimeError:
+        raise ValueError(f"device {spec!r} is not supported; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {spec!r} was asked for but CUDA is not available; use --device cpu")
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"device {spec!r} is not supported; use auto, cpu, cuda or cuda:N")
+    return device
+
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+class Trainer:
+    """Owns the model, the three optimisers, their schedulers and (fp16 only) the gradient scalers."""
+
+    def __init__(self, model: HiCMD, cfg: Config, device: torch.device | str = "cpu"):
+        t = cfg.train
+        if t.amp not in ("none", *AMP_DTYPES):
+            raise ValueError(f"train.amp must be none, bf16 or fp16, got {t.amp!r}")
+        self.cfg, self.device = cfg, torch.device(device)
+        self.memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
+        self.model = model.to(self.device, memory_format=self.memory_format).train()
+        self.layout = model.layout
+        gen = [*model.prototype.parameters(), *model.attribute.parameters(), *model.decoder.parameters()]
+        self.dis_params = list(model.discriminator.parameters())
+        id_params = [p for n, p in model.hfl.named_parameters() if n != "alpha"]
+        self.gen_params, self.id_params = gen, [*id_params, model.hfl.alpha]
+        self.opt = {
+            "gen": torch.optim.Adam(gen, lr=t.lr_gen, betas=t.betas, weight_decay=t.weight_decay),
+            "dis": torch.optim.Adam(self.dis_params, lr=t.lr_dis, betas=t.betas, weight_decay=t.weight_decay),
+            "id": torch.optim.SGD([{"params": id_params, "lr": t.lr_id},
+                                   {"params": [model.hfl.alpha], "lr": t.lr_alpha}],
+                                  lr=t.lr_id, momentum=t.momentum, nesterov=True, weight_decay=t.weight_decay),
+        }
+        self.sched = {k: torch.optim.lr_scheduler.StepLR(o, t.step_size, t.gamma) for k, o in self.opt.items()}
+        fp16 = t.amp == "fp16"
+        self.scaler = {k: torch.amp.GradScaler(self.device.type, enabled=fp16) for k in ("dis", "gen")}
+        self.amp_dtype = AMP_DTYPES.get(t.amp)
+        self.skipped = 0  # non-finite steps so far
+        self.consecutive = 0  # non-finite iterations in a row
+
+    # ------------------------------------------------------------------ helpers
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def _swap(self, s_a: Tensor, s_b: Tensor) -> dict[str, Tensor]:
+        """The paper's code swaps: s_a' keeps a's ID-excluded parts with b's style; s_a3 only takes a's
+        illumination (modality-only translation, eq. 7)."""
+        c = self.layout.compose
+        return {"s_a'": c(s_b, s_a, s_a), "s_b'": c(s_a, s_b, s_b), "s_a3": c(s_b, s_b, s_a), "s_b3": c(s_a, s_a, s_b)}
+
+    def _decode(self, pairs: list[tuple[Tensor, Tensor]]) -> list[Tensor]:
+        """Decode several (prototype, code) pairs in one batched call (the decoder normalises per sample)."""
+        images = self.model.decode(torch.cat([p for p, _ in pairs]), torch.cat([s for _, s in pairs]))
+        return list(images.split([p.shape[0] for p, _ in pairs]))
+
+    def _step(self, loss: Tensor, names: Iterable[str], scaler: torch.amp.GradScaler,
+              params: list[nn.Parameter]) -> bool:
+        """Backward + optimiser steps, unless the loss is non-finite on any rank: then nothing changes."""
+        finite = torch.isfinite(loss.detach()).float()
+        if _distributed():
+            dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+        for name in names:
+            self.opt[name].zero_grad(set_to_none=True)
+        if not bool(finite):
+            return False
+        scaler.scale(loss).backward()
+        if _distributed():
+            world = dist.get_world_size()
+            for p in params:
+                if p.grad is not None:
+                    dist.all_reduce(p.grad)
+                    p.grad.div_(world)
+        for name in names:
+            scaler.step(self.opt[name])
+        scaler.update()
+        return True
+
+    def _floats(self, terms: dict[str, Tensor | float]) -> dict[str, float]:
+        keys = list(terms)
+        values = torch.stack([torch.as_tensor(terms[k], dtype=torch.float32, device=self.device).detach().float()
+                              for k in keys]).tolist()
+        return dict(zip(keys, values))
+
+    # ------------------------------------------------------------------ D step
+
+    def dis_update(self, batch: Batch) -> dict[str, float]:
+        """LSGAN + R1 on both discriminators against x_ba, x_ab and the illumination-only x_ba3, x_ab3."""
+        w, model = self.cfg.loss, self.model
+        x_a, x_b = batch.x_a, batch.x_b
+        with torch.no_grad(), self.autocast():
+            p_a, s_a = model.encode(x_a, "rgb")
+            p_b, s_b = model.encode(x_b, "ir")
+            s = self._swap(s_a, s_b)
+            x_ba, x_ab, x_ba3, x_ab3 = self._decode([(p_b, s["s_a'"]), (p_a, s["s_b'"]),
+                                                      (p_b, s["s_a3"]), (p_a, s["s_b3"])])
+        with self.autocast():
+            d_a, r1_a = self._dis_loss("rgb", x_a, [x_ba, x_ba3])
+            d_b, r1_b = self._dis_loss("ir", x_b, [x_ab, x_ab3])
+            total = w.gan * (d_a + d_b)
+        ok = self._step(total, ["dis"], self.scaler["dis"], self.dis_params)
+        self._count(ok, "dis")
+        return self._floats({"TOT_D": total, "D_a": d_a, "D_b": d_b, "D_r1": r1_a + r1_b,
+                             "D_lr": self.opt["dis"].param_groups[0]["lr"], "D_skipped": float(not ok)})
+
+    def _dis_loss(self, modality: str, real: Tensor, fakes: list[Tensor]) -> tuple[Tensor, Tensor]:
+        """Sum over the fakes of [LSGAN(real vs fake) + r1 * R1(real)]; D runs once on real + all fakes (it has no
+        batch statistics), so R1 is computed once and counted once per fake, as the reference's repeated calls do."""
+        real = real.detach().requires_grad_(True)
+        n = real.shape[0]
+        outs = self.model.discriminator[modality](torch.cat([real, *[f.detach() for f in fakes]]))
+        real_out = [o[:n] for o in outs]
+        loss = sum(losses.lsgan_d(real_out, [o[n * (k + 1):n * (k + 2)] for o in outs]) for k in range(len(fakes)))
+        r1 = losses.r1_penalty(real_out, real)
+        return loss + len(fakes) * self.cfg.loss.r1 * r1, r1
+
+    # ------------------------------------------------------------------ G step
+
+    def gen_update(self, batch: Batch) -> dict[str, float]:
+        """ID-PIG (reconstructions, cycle, code reconstruction, KL pull, adversarial) + HFL, one backward."""
+        w, model = self.cfg.loss, self.model
+        x_a, x_b = batch.x_a, batch.x_b
+        for p in self.dis_params:  # D gets no gradient from the G step
+            p.requires_grad_(False)
+        with self.autocast():
+            p_a, s_a = model.encode(x_a, "rgb")
+            p_b, s_b = model.encode(x_b, "ir")
+            s = self._swap(s_a, s_b)
+            x_ba, x_ab, x_a_rec, x_b_rec, x_ba3, x_ab3 = self._decode(
+                [(p_b, s["s_a'"]), (p_a, s["s_b'"]), (p_a, s["s_a'"]), (p_b, s["s_b'"]),
+                 (p_b, s["s_a3"]), (p_a, s["s_b3"])])
+            p_b_rec, s_a_rec = model.encode(x_ba, "rgb")
+            p_a_rec, s_b_rec = model.encode(x_ab, "ir")
+            x_aba, x_bab = self._decode([(p_a_rec, s["s_a'"]), (p_b_rec, s["s_b'"])])
+            part = self.layout.part
+            t: dict[str, Tensor] = {
+                "G_rec_x": losses.image_l1(x_a_rec, x_a) + losses.image_l1(x_b_rec, x_b),
+                "G_cross_x": losses.image_l1(x_ba, x_a) + losses.image_l1(x_ab, x_b),
+                "G_cyc_x": losses.image_l1(x_aba, x_a) + losses.image_l1(x_bab, x_b),
+                "S_remain": losses.code_l1(part(s_a_rec, "ex"), part(s_a, "ex"))
+                + losses.code_l1(part(s_b_rec, "ex"), part(s_b, "ex")),
+                "S_ID": losses.code_l1(part(s_a_rec, "style"), part(s_b, "style"))
+                + losses.code_l1(part(s_b_rec, "style"), part(s_a, "style")),
+                "style_kl": losses.code_l2_pull(part(s_a, "ex"), part(s_b, "ex")),
+            }
+            d_rgb, d_ir = model.discriminator["rgb"], model.discriminator["ir"]
+            t["G_adv"] = (losses.lsgan_g(d_rgb(torch.cat([x_ba, x_ba3])))
+                          + losses.lsgan_g(d_ir(torch.cat([x_ab, x_ab3])))) * 2  # = sum of the 4 terms
+            t["G_rec_s"] = t["S_remain"] + t["S_ID"]
+            t["TOT_G"] = (w.recon_x * t["G_rec_x"] + w.cross_x * t["G_cross_x"] + w.cycle_x * t["G_cyc_x"]
+                          + w.recon_code * t["G_rec_s"] + w.kl * t["style_kl"] + w.gan * t["G_adv"])
+            t.update(hfl_losses(model, self.cfg, x_a, x_b, x_ba.detach(), x_ab.detach(), batch.neg_a, batch.neg_b,
+                                batch.labels, batch.neg_a_labels, batch.neg_b_labels))
+            t["TOT_ID"] = w.ce * t["CE"] + w.triplet * t["TRIP"]
+            total = t["TOT_G"] + t["TOT_ID"]
+        for p in self.dis_params:
+            p.requires_grad_(True)
+        ok = self._step(total, ["gen", "id"], self.scaler["gen"], self.gen_params + self.id_params)
+        self._count(ok, "gen")
+        lrs = {"G_lr": self.opt["gen"].param_groups[0]["lr"], "ID_lr": self.opt["id"].param_groups[0]["lr"]}
+        for sched in self.sched.values():
+            sched.step()
+        if _distributed():
+            self._sync_buffers()
+        return self._floats({"TOTAL": total, **t, **lrs, "alpha": model.hfl.alpha, "G_skipped": float(not ok)})
+
+    def _count(self, ok: bool, step: str) -> None:
+        # An iteration is "non-finite" when either of its two steps was skipped; D runs first and resets.
+        if step == "dis":
+            self._iteration_ok = ok
+            return
+        if ok and self._iteration_ok:
+            self.consecutive = 0
+        else:
+            self.skipped += 1
+            self.consecutive += 1
+
+    def _sync_buffers(self) -> None:
+        """Average floating buffers (BatchNorm running statistics) over the replicas."""
+        world = dist.get_world_size()
+        for buf in self.model.buffers():
+            if buf.is_floating_point():
+                dist.all_reduce(buf)
+                buf.div_(world)
+
+    # ------------------------------------------------------------------ samples and state
+
+    @torch.no_grad()
+    def translate(self, x_a: Tensor, x_b: Tensor) -> dict[str, Tensor]:
+        """Eval-mode translations for sample grids: real, cross-modality, reconstructions, cycles."""
+        model, was_training = self.model, self.model.training
+        model.eval()
+        try:
+            p_a, s_a = model.encode(x_a, "rgb")
+            p_b, s_b = model.encode(x_b, "ir")
+            s = self._swap(s_a, s_b)
+            x_ba, x_ab, x_a_rec, x_b_rec = self._decode([(p_b, s["s_a'"]), (p_a, s["s_b'"]),
+                                                         (p_a, s["s_a'"]), (p_b, s["s_b'"])])
+            p_b_rec, _ = model.encode(x_ba, "rgb")
+            p_a_rec, _ = model.encode(x_ab, "ir")
+            x_aba, x_bab = self._decode([(p_a_rec, s["s_a'"]), (p_b_rec, s["s_b'"])])
+        finally:
+            model.train(was_training)
+        return {"x_rgb": x_a, "x_ir": x_b, "rgb->ir": x_ab, "ir->rgb": x_ba, "rgb rec": x_a_rec, "ir rec": x_b_rec,
+                "rgb cycle": x_aba, "ir cycle": x_bab}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "optimizers": {k: o.state_dict() for k, o in self.opt.items()},
+            "schedulers": {k: s.state_dict() for k, s in self.sched.items()},
+            "scalers": {k: s.state_dict() for k, s in self.scaler.items()},
+            "skipped": self.skipped,
+            "consecutive": self.consecutive,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for k, o in self.opt.items():
+            o.load_state_dict(state["optimizers"][k])
+        for k, s in self.sched.items():
+            s.load_state_dict(state["schedulers"][k])
+        for k, s in self.scaler.items():
+            if state["scalers"].get(k):
+                s.load_state_dict(state["scalers"][k])
+        self.skipped, self.consecutive = int(state["skipped"]), int(state["consecutive"])

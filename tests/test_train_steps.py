@@ -1,0 +1,126 @@
+"""Trainer D/G steps, HFL row groups and the batch sampler on a small SynthVI set."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from hicmd.data import DataError, Record, load_train
+from hicmd.model import HiCMD
+from hicmd.train.hfl import alternate_rows
+from hicmd.train.sampler import PairSampler
+from hicmd.train.trainer import Trainer
+
+sys.path.insert(0, str(Path(__file__).parent))
+from train_helpers import micro_config, write_synth  # noqa: E402
+
+D_KEYS = {"TOT_D", "D_a", "D_b", "D_r1", "D_lr", "D_skipped"}
+G_KEYS = {"TOTAL", "TOT_G", "G_rec_x", "G_cross_x", "G_cyc_x", "G_rec_s", "S_remain", "S_ID", "style_kl", "G_adv",
+          "CE", "TRIP", "TOT_ID", "A_CE", "A_Trip", "G_lr", "ID_lr", "alpha", "G_skipped"}
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory) -> Path:
+    return write_synth(tmp_path_factory.mktemp("synth"))
+
+
+def _snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.named_parameters()}
+
+
+def _changed(module: torch.nn.Module, before: dict[str, torch.Tensor]) -> bool:
+    return any(not torch.equal(before[k], v) for k, v in module.named_parameters())
+
+
+def test_d_then_g_step_update_their_own_parameters(synth):
+    cfg = micro_config("train.channels_last=true")  # the tiny preset's memory format
+    records, ids = load_train("regdb", synth)
+    batch = PairSampler(records, cfg, seed=0).next().to("cpu", torch.channels_last)
+    assert batch.x_a.shape == (2, 3, 80, 40) and batch.x_b.shape == (2, 3, 80, 40)  # 2 RGB + 2 IR
+    torch.manual_seed(0)
+    model = HiCMD(cfg.model, len(ids))
+    trainer = Trainer(model, cfg)
+    parts = {"gen": torch.nn.ModuleList([model.prototype, model.attribute, model.decoder]),
+             "dis": model.discriminator, "hfl": model.hfl}
+
+    before = {k: _snapshot(m) for k, m in parts.items()}
+    d = trainer.dis_update(batch)
+    assert set(d) == D_KEYS and all(math.isfinite(v) for v in d.values())
+    assert d["D_skipped"] == 0 and d["D_lr"] == pytest.approx(cfg.train.lr_dis)
+    assert _changed(parts["dis"], before["dis"])
+    assert not _changed(parts["gen"], before["gen"]) and not _changed(parts["hfl"], before["hfl"])
+
+    before = {k: _snapshot(m) for k, m in parts.items()}
+    g = trainer.gen_update(batch)
+    assert G_KEYS <= set(g) and all(math.isfinite(v) for v in g.values())
+    assert g["G_skipped"] == 0 and g["ID_lr"] == pytest.approx(cfg.train.lr_id)
+    assert g["CE"] == pytest.approx(math.log(len(ids)), rel=0.2)  # untrained classifier: about ln(classes)
+    assert g["TOT_G"] > 0 and g["TRIP"] > 0
+    assert _changed(parts["gen"], before["gen"]) and _changed(parts["hfl"], before["hfl"])
+    assert not _changed(parts["dis"], before["dis"])
+    assert all(p.requires_grad for p in model.discriminator.parameters())
+
+    grids = trainer.translate(batch.x_a, batch.x_b)
+    assert {"x_rgb", "x_ir", "rgb->ir", "ir->rgb", "rgb cycle", "ir cycle"} <= set(grids)
+    assert all(v.shape == batch.x_a.shape for v in grids.values())
+    assert model.training
+
+
+def test_alternate_rows_builds_the_reference_groups():
+    p, n = 2, 4  # reference batch: 20 rows, anchor sets of 8
+    proto = lambda k: torch.arange(k, dtype=torch.float32).view(k, 1, 1, 1) + 100  # noqa: E731
+    code = lambda k: torch.arange(k, dtype=torch.float32).view(k, 1)  # noqa: E731
+    labels = torch.tensor([0, 1])
+    rgb = (proto(2 * p + n // 2), code(2 * p + n // 2))
+    ir = (proto(2 * p + n // 2) + 50, code(2 * p + n // 2) + 50)
+    protos, codes, y, a1, a2 = alternate_rows(rgb, ir, p, labels, torch.tensor([7, 8]), torch.tensor([9, 10]))
+    assert protos.shape[0] == codes.shape[0] == y.shape[0] == 20
+    assert len(a1) == len(a2) == 8 and not set(a1.tolist()) & set(a2.tolist())
+    assert y.tolist() == [0, 1] * 4 + [7, 8, 9, 10] + [0, 1] * 4
+    # G7, first half: RGB prototypes of real a with the attributes of x_ba (rows 2..3 of the RGB codes)
+    assert protos[12:14, 0, 0, 0].tolist() == [100, 101] and codes[12:14, 0].tolist() == [2, 3]
+
+
+def test_sampler_is_deterministic_and_resumable(synth):
+    cfg = micro_config()
+    records, _ = load_train("regdb", synth)
+    one, two = PairSampler(records, cfg, seed=5), PairSampler(records, cfg, seed=5)
+    first = one.next()
+    assert torch.equal(first.x_a, two.next().x_a)
+    assert len({*first.labels.tolist(), *first.neg_a_labels.tolist(), *first.neg_b_labels.tolist()}) == 4
+    state = one.state_dict()
+    expected = one.next()
+    two.load_state_dict(state)
+    again = two.next()
+    assert torch.equal(expected.x_b, again.x_b) and torch.equal(expected.labels, again.labels)
+
+
+def test_sampler_names_identities_without_both_modalities(synth):
+    cfg = micro_config()
+    records, _ = load_train("regdb", synth)
+    without_ir = [r for r in records if not (r.pid == 3 and r.modality == "ir")]
+    with pytest.raises(DataError, match=r"3 \(no IR\)"):
+        PairSampler(without_ir, cfg, seed=0)
+    with pytest.raises(DataError, match="pos_ids"):
+        PairSampler([r for r in records if r.pid < 3], cfg, seed=0)
+
+
+def test_sampler_skips_and_counts_corrupt_images(synth, tmp_path):
+    cfg = micro_config()
+    records, _ = load_train("regdb", synth)
+    broken, seen = [], set()
+    for r in records:  # the first RGB image of each identity is broken; copies keep the shared set intact
+        target = tmp_path / f"{r.pid}_{r.modality}_{r.path.name}"
+        corrupt = r.modality == "rgb" and r.pid not in seen
+        seen.add(r.pid) if corrupt else None
+        target.write_bytes(b"not an image" if corrupt else r.path.read_bytes())
+        broken.append(Record(target, r.pid, r.camera, r.modality))
+    sampler = PairSampler(broken, cfg, seed=0)
+    for _ in range(6):
+        batch = sampler.next()
+        assert torch.isfinite(batch.x_a).all() and batch.x_a.shape[0] == 2
+    assert sampler.corrupt >= 1 and len(sampler.bad) == sampler.corrupt
