@@ -24,24 +24,14 @@ for _module in (train, evaluate, export, stream, translate, bench, demo, synth, 
 
 
 def main() -> None:
-    """Console entry point: user mistakes become one red line and exit code 2, never a traceback."""
+    """Console entry point: user mistakes become one red line and exit code 2, never a traceback.
+    Click's standalone mode handles usage errors, `typer.Exit` codes and Ctrl-C itself."""
     try:
-        # Non-standalone click returns the exit code of a `typer.Exit` instead of raising it.
-        code = app(standalone_mode=False)
-        sys.exit(code if isinstance(code, int) else 0)
+        app()
     except (UserError, ConfigError) as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         sys.exit(2)
-    except typer.Abort:
-        typer.secho("aborted", fg="red", err=True)
-        sys.exit(130)
-    except KeyboardInterrupt:
-        typer.secho("interrupted", fg="red", err=True)
-        sys.exit(130)
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+    except OSError as exc:  # a path the user gave that cannot be read or written
+        where = f": {exc.filename}" if exc.filename else ""
+        typer.secho(f"error: {exc.strerror or exc}{where}", fg="red", err=True)
+        sys.exit(2)

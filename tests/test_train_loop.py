@@ -61,7 +61,7 @@ def test_resume_in_a_fresh_process_is_bit_exact(data, tmp_path):
     assert (half / "checkpoints" / "iter_0000001.pt").is_file() and (half / "samples" / "iter_0000002.png").is_file()
 
     # a checkpoint from another config is refused with the differing fields named (length may change)
-    argv = ["train", "--config", "tiny", *sets, "--set", "model.mlp_dim=16", "--set", "train.lr_gen=0.001",
+    argv = ["train", "--config", "tiny", *sets, "--set", "model.mlp_dim=16", "--set", "train.lr_gen=0.0005",
             "--data", data, "--out", str(half), "--iters", "3", "--resume", str(half / "last.pt"), "--no-eval"]
     result = CliRunner().invoke(app, argv)
     assert isinstance(result.exception, UserError), result.output

@@ -124,3 +124,37 @@ def test_sampler_skips_and_counts_corrupt_images(synth, tmp_path):
         batch = sampler.next()
         assert torch.isfinite(batch.x_a).all() and batch.x_a.shape[0] == 2
     assert sampler.corrupt >= 1 and len(sampler.bad) == sampler.corrupt
+
+
+def test_id_warmup_trains_hfl_and_encoders_only(synth):
+    cfg = micro_config("train.warmup_id=1")
+    records, ids = load_train("regdb", synth)
+    batch = PairSampler(records, cfg, seed=0).next()
+    torch.manual_seed(0)
+    model = HiCMD(cfg.model, len(ids))
+    trainer = Trainer(model, cfg)
+    encoders = torch.nn.ModuleList([model.prototype, model.attribute])
+    before = {"enc": _snapshot(encoders), "dec": _snapshot(model.decoder), "dis": _snapshot(model.discriminator),
+              "hfl": _snapshot(model.hfl)}
+    terms = trainer.id_update(batch)
+    # Same columns as a full iteration (the CSV log keeps its header); the ID-PIG terms are not computed.
+    assert set(terms) == D_KEYS | G_KEYS | {"Trip_pscore", "Trip_nscore"}
+    assert math.isnan(terms["TOT_G"]) and math.isnan(terms["TOT_D"]) and math.isfinite(terms["CE"])
+    assert _changed(encoders, before["enc"]) and _changed(model.hfl, before["hfl"])
+    assert not _changed(model.decoder, before["dec"]) and not _changed(model.discriminator, before["dis"])
+    assert trainer.opt["gen"].param_groups[0]["lr"] == pytest.approx(cfg.train.lr_gen)  # schedules still count
+
+
+def test_random_grayscale_touches_rgb_only(synth):
+    records, _ = load_train("regdb", synth)
+    gray = PairSampler(records, micro_config("train.gray_p=1", "train.flip=false"), seed=0).next()
+    plain = PairSampler(records, micro_config("train.flip=false"), seed=0).next()
+    def pixels(x: torch.Tensor) -> torch.Tensor:  # undo the per-channel ImageNet normalisation
+        return x * torch.tensor([0.229, 0.224, 0.225])[:, None, None] + torch.tensor([0.485, 0.456, 0.406])[:, None, None]
+
+    for x in (gray.x_a, gray.neg_a):
+        rgb = pixels(x)
+        assert torch.allclose(rgb[:, 0], rgb[:, 1], atol=1e-5) and torch.allclose(rgb[:, 1], rgb[:, 2], atol=1e-5)
+    plain_rgb = pixels(plain.x_a)
+    assert not torch.allclose(plain_rgb[:, 0], plain_rgb[:, 1], atol=1e-2)  # SynthVI RGB is coloured
+    assert gray.x_b.shape == plain.x_b.shape

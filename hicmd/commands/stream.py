@@ -71,6 +71,9 @@ def command(
             pair_tolerance_ms=pair_tolerance_ms, realtime=realtime, loop=loop, fps_rgb=fps_rgb, fps_ir=fps_ir,
         )
         parse_source(rgb), parse_source(ir)  # a typo in a source fails before the model loads
+        for output in (save, events):  # output files may go into folders that do not exist yet
+            if output is not None:
+                output.parent.mkdir(parents=True, exist_ok=True)
         if enroll and not gallery:
             raise UserError("--enroll NAME needs --gallery DIR to save the crops into")
         embedder = _open_embedder(model, backend, device, precision, threads)

@@ -157,7 +157,10 @@ def train(
             task = progress.add_task("train", total=iters, completed=start, status="")
             for it in range(start + 1, iters + 1):
                 batch = sampler.next().to(device, trainer.memory_format)
-                terms = {**trainer.dis_update(batch), **trainer.gen_update(batch)}
+                if it <= t.warmup_id:
+                    terms = trainer.id_update(batch)
+                else:
+                    terms = {**trainer.dis_update(batch), **trainer.gen_update(batch)}
                 done += 1
                 if trainer.consecutive >= t.max_nonfinite:
                     raise TrainingStopped(

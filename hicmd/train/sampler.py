@@ -16,6 +16,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 from torch import Tensor
@@ -55,7 +56,7 @@ class PairSampler:
 
     def __init__(self, records: list[Record], cfg: Config, seed: int, cache: bool | None = None):
         t, m = cfg.train, cfg.model
-        self.pos_ids, self.neg_ids, self.flip = t.pos_ids, t.neg_ids, t.flip
+        self.pos_ids, self.neg_ids, self.flip, self.gray_p = t.pos_ids, t.neg_ids, t.flip, t.gray_p
         self.height, self.width, self.mean, self.std = m.height, m.width, m.mean, m.std
         by_id: dict[int, dict[str, list[Record]]] = {}
         for r in sorted(records, key=lambda r: (r.pid, r.modality, str(r.path))):
@@ -110,6 +111,10 @@ class PairSampler:
                 self.corrupt += 1
                 log.warning("skipping unreadable training image (%d so far): %s", self.corrupt, exc)
                 continue
+            if modality == "rgb" and self.gray_p > 0 and bool(torch.rand((), generator=self.generator) < self.gray_p):
+                # Random grayscale: RGB images lose the colour cue that IR never has, so the RGB encoders learn
+                # the shape and texture cues both modalities share (a standard VI-ReID augmentation).
+                image = np.repeat(cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
             return image[:, ::-1] if flip else image
 
     def _tensor(self, images: list[np.ndarray]) -> Tensor:

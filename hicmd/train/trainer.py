@@ -13,6 +13,7 @@ BatchNorm statistics after every iteration, so all replicas stay identical.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from typing import Any, Iterable
 
 import torch
@@ -205,6 +206,35 @@ class Trainer:
         if _distributed():
             self._sync_buffers()
         return self._floats({"TOTAL": total, **t, **lrs, "alpha": model.hfl.alpha, "G_skipped": float(not ok)})
+
+    # ------------------------------------------------------------------ ID warm-up
+
+    ID_PIG_TERMS = ("TOT_D", "D_a", "D_b", "D_r1", "G_rec_x", "G_cross_x", "G_cyc_x", "S_remain", "S_ID",
+                    "style_kl", "G_adv", "G_rec_s", "TOT_G")
+
+    def id_update(self, batch: Batch) -> dict[str, float]:
+        """HFL alone, for the first `train.warmup_id` iterations (the reference's cnt_warmID switch; 0 in the paper
+        recipe). No image is generated: the real RGB / IR images of the same identities stand in for x_ba / x_ab,
+        which is what those translations aim to be. Returns the same keys as a full iteration (ID-PIG terms NaN)."""
+        w, model = self.cfg.loss, self.model
+        with self.autocast():
+            t = hfl_losses(model, self.cfg, batch.x_a, batch.x_b, batch.x_a, batch.x_b, batch.neg_a, batch.neg_b,
+                           batch.labels, batch.neg_a_labels, batch.neg_b_labels)
+            t["TOT_ID"] = w.ce * t["CE"] + w.triplet * t["TRIP"]
+        self._iteration_ok = True
+        ok = self._step(t["TOT_ID"], ["gen", "id"], self.scaler["gen"], self.gen_params + self.id_params)
+        self._count(ok, "gen")
+        lrs = {"D_lr": self.opt["dis"].param_groups[0]["lr"], "G_lr": self.opt["gen"].param_groups[0]["lr"],
+               "ID_lr": self.opt["id"].param_groups[0]["lr"]}
+        with warnings.catch_warnings():  # D does not step during the warm-up; its schedule still counts iterations
+            warnings.simplefilter("ignore", UserWarning)
+            for sched in self.sched.values():
+                sched.step()
+        if _distributed():
+            self._sync_buffers()
+        nan = dict.fromkeys(self.ID_PIG_TERMS, float("nan"))
+        return self._floats({"TOTAL": t["TOT_ID"], **nan, **t, **lrs, "alpha": model.hfl.alpha,
+                             "D_skipped": 0.0, "G_skipped": float(not ok)})
 
     def _count(self, ok: bool, step: str) -> None:
         # An iteration is "non-finite" when either of its two steps was skipped; D runs first and resets.
