@@ -1,0 +1,43 @@
+"""`hicmd demo`: every step is a valid CLI call, and the report gathers what the steps leave behind."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from hicmd.cli import app
+from hicmd.demo import DemoPlan, _steps, write_report
+
+
+@pytest.mark.parametrize("step", _steps(DemoPlan(out=Path("demo-out"))), ids=lambda s: s.args[0])
+def test_each_step_is_a_valid_cli_call(step) -> None:
+    # --help is eager: click parses (and rejects unknown options) before it prints help and exits 0.
+    result = CliRunner().invoke(app, [*step.args, "--help"])
+    assert result.exit_code == 0, result.output
+
+
+def test_report_collects_metrics_pictures_and_video_frame(tmp_path: Path) -> None:
+    (tmp_path / "eval").mkdir()
+    setting = {"label": "visible -> thermal", "r1": 12.5, "r5": 30.0, "r10": 41.0, "mAP": 9.25, "mINP": 3.5}
+    (tmp_path / "eval" / "metrics.json").write_text(json.dumps({"settings": {"v2t": setting}}))
+    cv2.imwrite(str(tmp_path / "eval" / "cmc.png"), np.zeros((8, 8, 3), np.uint8))
+    (tmp_path / "run" / "samples").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "run" / "samples" / "iter_0000500.png"), np.zeros((8, 8, 3), np.uint8))
+    (tmp_path / "stream").mkdir()
+    writer = cv2.VideoWriter(str(tmp_path / "stream" / "annotated.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 32))
+    for i in range(6):
+        writer.write(np.full((32, 64, 3), 40 * i, np.uint8))
+    writer.release()
+
+    report_md, report_html = write_report(DemoPlan(out=tmp_path))
+    md = report_md.read_text()
+    assert "| v2t | 12.50 | 30.00 | 41.00 | 9.25 | 3.50 |" in md
+    assert "![eval/cmc.png](eval/cmc.png)" in md and "run/samples/iter_0000500.png" in md
+    assert (tmp_path / "stream" / "frame.png").is_file() and "stream/frame.png" in md
+    assert "<img src='eval/cmc.png'" in report_html.read_text()
+    assert "Latency" not in md  # no benchmark was run, so the report does not pretend there was one
