@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Backend", "BackendError"]
+__all__ = ["Backend", "BackendBase", "BackendError"]
 
 
 class BackendError(RuntimeError):
@@ -28,3 +29,23 @@ class Backend(Protocol):
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
 
     def close(self) -> None: ...
+
+
+class BackendBase:
+    """What every implementation shares: `with` support (calls `close`) and the missing-input check."""
+
+    description: str
+
+    def close(self) -> None:  # pragma: no cover - every backend overrides it
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _require(self, feeds: dict[str, np.ndarray], names: Iterable[str]) -> None:
+        missing = set(names) - set(feeds)
+        if missing:
+            raise BackendError(f"missing inputs {sorted(missing)} for {self.description}")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import BackendError
+from .base import BackendBase, BackendError
 
 __all__ = ["OnnxRuntimeBackend", "PROVIDERS", "available_providers"]
 
@@ -26,7 +26,7 @@ def available_providers() -> list[str]:
     return list(onnxruntime.get_available_providers())
 
 
-class OnnxRuntimeBackend:
+class OnnxRuntimeBackend(BackendBase):
     """One `onnxruntime.InferenceSession` on `device` ("cpu", "cuda" or "tensorrt")."""
 
     def __init__(self, path: str | Path, device: str = "cpu", threads: int | None = None) -> None:
@@ -67,18 +67,10 @@ class OnnxRuntimeBackend:
         self.description = f"onnxruntime {onnxruntime.__version__} {used} {path.name}"
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        missing = set(self._inputs) - set(feeds)
-        if missing:
-            raise BackendError(f"missing inputs {sorted(missing)} for {self.description}")
+        self._require(feeds, self._inputs)
         cast = {name: np.ascontiguousarray(feeds[name], dtype=dtype) for name, dtype in self._inputs.items()}
         outputs = self.session.run(list(self.output_names), cast)
         return dict(zip(self.output_names, outputs))
 
     def close(self) -> None:
         self.session = None
-
-    def __enter__(self) -> "OnnxRuntimeBackend":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .base import BackendError
+from .base import BackendBase, BackendError
 
 __all__ = ["TensorRTBackend", "cuda_api", "short_version"]
 
@@ -164,7 +164,7 @@ def cuda_api() -> _CudaRuntime | _PyCuda:
     return _PyCuda(driver, primary.context)
 
 
-class TensorRTBackend:
+class TensorRTBackend(BackendBase):
     """A deserialised engine with buffers for profile 0's maximum shapes.
 
     `expected` is the manifest's `tensorrt` record (version, gpu, compute_capability, profile); a version or
@@ -235,9 +235,7 @@ class TensorRTBackend:
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if self._stream is None:
             raise BackendError("the TensorRT backend is closed")
-        missing = set(self._profile) - set(feeds)
-        if missing:
-            raise BackendError(f"missing inputs {sorted(missing)} for {self.description}")
+        self._require(feeds, self._profile)
         batch = {len(feeds[n]) for n in self._profile}
         if len(batch) != 1:
             raise BackendError(f"inputs disagree on the batch size: {sorted(batch)}")
@@ -288,9 +286,3 @@ class TensorRTBackend:
                 self.cuda.free_pinned(array)
             self._device_ptrs, self._host = {}, {}
             self.context = self.engine = self.runtime = None
-
-    def __enter__(self) -> "TensorRTBackend":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

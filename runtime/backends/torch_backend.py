@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .base import BackendError
+from .base import BackendBase, BackendError
 
 __all__ = ["TorchBackend"]
 
@@ -33,7 +33,7 @@ def _load(path: Path, device: str) -> tuple[Any, Any]:
     return _MODELS[key]
 
 
-class TorchBackend:
+class TorchBackend(BackendBase):
     """`role` "embedder" (with `modality` "rgb"/"ir") or "generator" from a training checkpoint."""
 
     def __init__(self, checkpoint: str | Path, role: str, modality: str | None = None, device: str = "cpu") -> None:
@@ -68,9 +68,7 @@ class TorchBackend:
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if self.graph is None:
             raise BackendError("the torch backend is closed")
-        missing = set(self.input_shapes) - set(feeds)
-        if missing:
-            raise BackendError(f"missing inputs {sorted(missing)} for {self.description}")
+        self._require(feeds, self.input_shapes)
         args = [torch.from_numpy(np.ascontiguousarray(feeds[n], dtype=self._dtypes[n])).to(self.device)
                 for n in self.input_shapes]
         out = self.graph(*args)
@@ -79,9 +77,3 @@ class TorchBackend:
 
     def close(self) -> None:
         self.graph = None
-
-    def __enter__(self) -> "TorchBackend":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
