@@ -201,10 +201,7 @@ class Trainer:
         ok = self._step(total, ["gen", "id"], self.scaler["gen"], self.gen_params + self.id_params)
         self._count(ok, "gen")
         lrs = {"G_lr": self.opt["gen"].param_groups[0]["lr"], "ID_lr": self.opt["id"].param_groups[0]["lr"]}
-        for sched in self.sched.values():
-            sched.step()
-        if _distributed():
-            self._sync_buffers()
+        self._end_iteration()
         return self._floats({"TOTAL": total, **t, **lrs, "alpha": model.hfl.alpha, "G_skipped": float(not ok)})
 
     # ------------------------------------------------------------------ ID warm-up
@@ -226,15 +223,19 @@ class Trainer:
         self._count(ok, "gen")
         lrs = {"D_lr": self.opt["dis"].param_groups[0]["lr"], "G_lr": self.opt["gen"].param_groups[0]["lr"],
                "ID_lr": self.opt["id"].param_groups[0]["lr"]}
-        with warnings.catch_warnings():  # D does not step during the warm-up; its schedule still counts iterations
+        self._end_iteration()
+        nan = dict.fromkeys(self.ID_PIG_TERMS, float("nan"))
+        return self._floats({"TOTAL": t["TOT_ID"], **nan, **t, **lrs, "alpha": model.hfl.alpha,
+                             "D_skipped": 0.0, "G_skipped": float(not ok)})
+
+    def _end_iteration(self) -> None:
+        """Step all three schedules (they count iterations) and keep replicas' BatchNorm statistics equal."""
+        with warnings.catch_warnings():  # in the ID warm-up D does not step, yet its schedule still counts
             warnings.simplefilter("ignore", UserWarning)
             for sched in self.sched.values():
                 sched.step()
         if _distributed():
             self._sync_buffers()
-        nan = dict.fromkeys(self.ID_PIG_TERMS, float("nan"))
-        return self._floats({"TOTAL": t["TOT_ID"], **nan, **t, **lrs, "alpha": model.hfl.alpha,
-                             "D_skipped": 0.0, "G_skipped": float(not ok)})
 
     def _count(self, ok: bool, step: str) -> None:
         # An iteration is "non-finite" when either of its two steps was skipped; D runs first and resets.
