@@ -70,6 +70,14 @@ def test_resume_in_a_fresh_process_is_bit_exact(data, tmp_path):
     assert "train.iters" not in message
 
 
+def test_shared_warmup_checkpoints_hold_ir_encoders_copied_from_rgb(data, tmp_path):
+    cfg = micro_config("train.warmup_id=5", "train.warmup_shared=true")
+    train(cfg, data, tmp_path, iters=2, show_progress=False)  # stops inside the warm-up
+    model = load_checkpoint(tmp_path / "last.pt")["model"]
+    ir_keys = [k for k in model if k.startswith(("prototype.ir.", "attribute.ir."))]
+    assert ir_keys and all(torch.equal(model[k], model[k.replace(".ir.", ".rgb.", 1)]) for k in ir_keys)
+
+
 def test_non_finite_steps_are_skipped_then_training_stops(data, tmp_path, monkeypatch):
     calls = {"n": 0}
     real = hicmd.losses.code_l2_pull

@@ -6,6 +6,7 @@ import math
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -145,6 +146,27 @@ def test_id_warmup_trains_hfl_and_encoders_only(synth):
     assert trainer.opt["gen"].param_groups[0]["lr"] == pytest.approx(cfg.train.lr_gen)  # schedules still count
 
 
+def test_shared_warmup_trains_rgb_encoders_on_both_modalities_then_copies_them(synth):
+    cfg = micro_config("train.warmup_id=1", "train.warmup_shared=true")
+    records, ids = load_train("regdb", synth)
+    batch = PairSampler(records, cfg, seed=0).next()
+    torch.manual_seed(0)
+    model = HiCMD(cfg.model, len(ids))
+    trainer = Trainer(model, cfg)
+    rgb = torch.nn.ModuleList([model.prototype["rgb"], model.attribute["rgb"]])
+    ir = torch.nn.ModuleList([model.prototype["ir"], model.attribute["ir"]])
+    before = {"rgb": _snapshot(rgb), "ir": _snapshot(ir)}
+    trainer.id_update(batch)
+    assert _changed(rgb, before["rgb"]) and not _changed(ir, before["ir"])
+    assert all(p.grad is None for p in ir.parameters())  # the IR images went through the RGB encoders
+    trainer.copy_rgb_encoders_to_ir()
+    for a, b in zip(rgb.state_dict().values(), ir.state_dict().values()):
+        assert torch.equal(a, b)
+    # the copy leaves them independent: a full iteration then moves them apart
+    trainer.dis_update(batch), trainer.gen_update(batch)
+    assert any(not torch.equal(a, b) for a, b in zip(rgb.state_dict().values(), ir.state_dict().values()))
+
+
 def test_random_grayscale_touches_rgb_only(synth):
     records, _ = load_train("regdb", synth)
     gray = PairSampler(records, micro_config("train.gray_p=1", "train.flip=false"), seed=0).next()
@@ -158,3 +180,23 @@ def test_random_grayscale_touches_rgb_only(synth):
     plain_rgb = pixels(plain.x_a)
     assert not torch.allclose(plain_rgb[:, 0], plain_rgb[:, 1], atol=1e-2)  # SynthVI RGB is coloured
     assert gray.x_b.shape == plain.x_b.shape
+
+
+def test_intensity_remap_keeps_edges_not_brightness(synth):
+    records, _ = load_train("regdb", synth)
+    cfg = micro_config("train.remap_p=1", "train.flip=false")
+    remapped, again = PairSampler(records, cfg, seed=0).next(), PairSampler(records, cfg, seed=0).next()
+    assert torch.equal(remapped.x_a, again.x_a) and torch.equal(remapped.x_b, again.x_b)  # seeded
+    sampler = PairSampler(records, cfg, seed=0)
+    edges = lambda im: np.abs(np.diff(im.astype(np.float32).mean(2), axis=1)).ravel()  # noqa: E731
+    for modality in ("rgb", "ir"):
+        first, other = [sampler._read(r) for r in records if r.modality == modality][:2]
+        outs = [sampler._remap(first, modality) for _ in range(20)]
+        for out in outs:
+            assert out.shape == first.shape and out.dtype == np.uint8
+            assert (out[..., 0] == out[..., 1]).all() and (out[..., 1] == out[..., 2]).all()  # one grey channel
+        assert np.mean([np.abs(o.astype(int) - first.astype(int)).mean() for o in outs]) > 10  # brightness changes
+        # the edges stay where they were: remapped images correlate with their source, not with another image
+        same = np.mean([np.corrcoef(edges(o), edges(first))[0, 1] for o in outs])
+        control = np.mean([np.corrcoef(edges(o), edges(other))[0, 1] for o in outs])
+        assert same > 0.3 and same > control + 0.2, (same, control)

@@ -11,7 +11,7 @@ MICRO = [
     "model.height=80", "model.width=40", "model.mlp_dim=32", "model.disc_dim=8", "model.disc_scales=2",
     "model.disc_residual=1", "model.encoder_residual=2", "train.pos_ids=2", "train.neg_ids=2",
     "train.log_every=1", "train.sample_every=1000", "train.save_every=1000", "train.channels_last=false",
-    "train.warmup_id=0", "train.gray_p=0",  # the full D + G iteration, no augmentation beyond the reference
+    "train.warmup_id=0", "train.gray_p=0", "train.remap_p=0",  # the full D + G iteration, reference augmentation only
 ]
 
 

@@ -58,13 +58,14 @@ def alternate_rows(
 
 def hfl_losses(model: HiCMD, cfg: Config, x_a: Tensor, x_b: Tensor, x_ba: Tensor, x_ab: Tensor,
                neg_a: Tensor, neg_b: Tensor, labels: Tensor, neg_a_labels: Tensor,
-               neg_b_labels: Tensor) -> dict[str, Tensor]:
-    """CE and triplet terms of HFL (unweighted; the triplet term sums both anchor sets) plus monitoring values. Generated images must come detached:
-    ID gradients reach the encoders, H, alpha and the classifier, not the decoder."""
+               neg_b_labels: Tensor, ir_encoders: str = "ir") -> dict[str, Tensor]:
+    """CE and triplet terms of HFL (unweighted; the triplet term sums both anchor sets) plus monitoring values.
+    Generated images must come detached: ID gradients reach the encoders, H, alpha and the classifier, not the
+    decoder. `ir_encoders="rgb"` encodes the IR rows with the RGB encoders too (the shared warm-up)."""
     w, p = cfg.loss, cfg.train.erasing_p
     rgb_in = random_erase(torch.cat([x_a, x_ba, neg_a]), p)
     ir_in = random_erase(torch.cat([x_b, x_ab, neg_b]), p)
-    rgb, ir = model.encode(rgb_in, "rgb"), model.encode(ir_in, "ir")
+    rgb, ir = model.encode(rgb_in, "rgb"), model.encode(ir_in, ir_encoders)
     prototypes, attributes, y, anchors1, anchors2 = alternate_rows(
         rgb, ir, x_a.shape[0], labels, neg_a_labels, neg_b_labels)
     out = model.identify(prototypes, attributes)

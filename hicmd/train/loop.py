@@ -159,6 +159,9 @@ def train(
                 batch = sampler.next().to(device, trainer.memory_format)
                 if it <= t.warmup_id:
                     terms = trainer.id_update(batch)
+                    if t.warmup_shared and (it in (t.warmup_id, iters) or it % t.save_every == 0
+                                            or it % t.sample_every == 0):
+                        trainer.copy_rgb_encoders_to_ir()  # checkpoints and samples always hold usable IR encoders
                 else:
                     terms = {**trainer.dis_update(batch), **trainer.gen_update(batch)}
                 done += 1

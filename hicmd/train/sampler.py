@@ -29,6 +29,7 @@ __all__ = ["Batch", "PairSampler"]
 log = logging.getLogger(__name__)
 
 CACHE_LIMIT_BYTES = 1 << 30  # decode every image once when the whole set fits in 1 GiB
+REMAP_KNOTS = 4  # control points of the random grey-level curve of `train.remap_p`
 
 
 @dataclass
@@ -57,6 +58,7 @@ class PairSampler:
     def __init__(self, records: list[Record], cfg: Config, seed: int, cache: bool | None = None):
         t, m = cfg.train, cfg.model
         self.pos_ids, self.neg_ids, self.flip, self.gray_p = t.pos_ids, t.neg_ids, t.flip, t.gray_p
+        self.remap_p = t.remap_p
         self.height, self.width, self.mean, self.std = m.height, m.width, m.mean, m.std
         by_id: dict[int, dict[str, list[Record]]] = {}
         for r in sorted(records, key=lambda r: (r.pid, r.modality, str(r.path))):
@@ -115,7 +117,24 @@ class PairSampler:
                 # Random grayscale: RGB images lose the colour cue that IR never has, so the RGB encoders learn
                 # the shape and texture cues both modalities share (a standard VI-ReID augmentation).
                 image = np.repeat(cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+            if self.remap_p > 0 and bool(torch.rand((), generator=self.generator) < self.remap_p):
+                image = self._remap(image, modality)
             return image[:, ::-1] if flip else image
+
+    def _remap(self, image: np.ndarray, modality: str) -> np.ndarray:
+        """Random intensity remap: a random signed mix of the colour channels (RGB), then a random piecewise-linear
+        grey-level curve. Regions and edges survive, their brightness does not, so neither colour nor a garment's
+        IR brightness (which a cross-modality match cannot use) is a reliable cue; shape and pattern are."""
+        pixels = image.astype(np.float32)
+        if modality == "rgb":
+            weights = (torch.rand(3, generator=self.generator).numpy() * 2 - 1).astype(np.float32)
+            gray = pixels @ weights
+            gray = (gray - gray.min()) * (255.0 / max(float(gray.max() - gray.min()), 1e-3))
+        else:
+            gray = pixels[..., 0]
+        knots = (torch.rand(REMAP_KNOTS, generator=self.generator).numpy() * 255).astype(np.float32)
+        lut = np.interp(np.arange(256), np.linspace(0, 255, REMAP_KNOTS), knots).astype(np.uint8)
+        return np.repeat(lut[np.clip(gray, 0, 255).astype(np.uint8)][..., None], 3, axis=2)
 
     def _tensor(self, images: list[np.ndarray]) -> Tensor:
         from hicmd.data.io import to_tensor_batch

@@ -212,11 +212,13 @@ class Trainer:
     def id_update(self, batch: Batch) -> dict[str, float]:
         """HFL alone, for the first `train.warmup_id` iterations (the reference's cnt_warmID switch; 0 in the paper
         recipe). No image is generated: the real RGB / IR images of the same identities stand in for x_ba / x_ab,
-        which is what those translations aim to be. Returns the same keys as a full iteration (ID-PIG terms NaN)."""
+        which is what those translations aim to be. With `train.warmup_shared` the IR images go through the RGB
+        encoders. Returns the same keys as a full iteration (ID-PIG terms NaN)."""
         w, model = self.cfg.loss, self.model
+        ir_encoders = "rgb" if self.cfg.train.warmup_shared else "ir"
         with self.autocast():
             t = hfl_losses(model, self.cfg, batch.x_a, batch.x_b, batch.x_a, batch.x_b, batch.neg_a, batch.neg_b,
-                           batch.labels, batch.neg_a_labels, batch.neg_b_labels)
+                           batch.labels, batch.neg_a_labels, batch.neg_b_labels, ir_encoders)
             t["TOT_ID"] = w.ce * t["CE"] + w.triplet * t["TRIP"]
         self._iteration_ok = True
         ok = self._step(t["TOT_ID"], ["gen", "id"], self.scaler["gen"], self.gen_params + self.id_params)
@@ -227,6 +229,14 @@ class Trainer:
         nan = dict.fromkeys(self.ID_PIG_TERMS, float("nan"))
         return self._floats({"TOTAL": t["TOT_ID"], **nan, **t, **lrs, "alpha": model.hfl.alpha,
                              "D_skipped": 0.0, "G_skipped": float(not ok)})
+
+    @torch.no_grad()
+    def copy_rgb_encoders_to_ir(self) -> None:
+        """IR prototype and attribute encoders := the RGB ones (weights and BatchNorm statistics): how the IR
+        encoders start after a shared warm-up, as the reference's start as deep copies of the RGB ones."""
+        for part in (self.model.prototype, self.model.attribute):
+            for dst, src in zip(part["ir"].state_dict().values(), part["rgb"].state_dict().values()):
+                dst.copy_(src)
 
     def _end_iteration(self) -> None:
         """Step all three schedules (they count iterations) and keep replicas' BatchNorm statistics equal."""
