@@ -131,7 +131,10 @@ class IouTracker:
                 continue
             track = tracks[r]
             box = dets[c, :4]
-            track.velocity = 0.5 * track.velocity + 0.5 * (box - track.box) / (track.misses + 1)
+            # the centre's motion only: a walking person's box widens and narrows with the stride, which is
+            # no motion to extrapolate (with it, predicted boxes overshoot and tracks fragment)
+            step = np.tile((box[:2] + box[2:] - track.box[:2] - track.box[2:]) / 2, 2)
+            track.velocity = 0.5 * track.velocity + 0.5 * step / (track.misses + 1)
             track.box, track.score, track.last_t = box.copy(), float(dets[c, 4]), t
             track.hits += 1
             track.misses = 0
