@@ -82,7 +82,8 @@ def test_export_writes_graphs_and_manifest(exported):
         assert [ln.split()[1] for ln in lines] == [f"--onnx={g}.fp16.onnx" for g in GRAPHS]
         assert all("--stronglyTyped" in ln and "--minShapes=" in ln and "--timingCacheFile=timing.cache" in ln
                    for ln in lines)
-        assert "--maxShapes=images:32x128x64x3" in lines[0]
+        size = PRESETS["tiny"].model
+        assert f"--maxShapes=images:32x{size.height}x{size.width}x3" in lines[0]
     manifest = load_manifest(out)
     names = {a.name for a in manifest.artifacts}
     assert {"rgb", "ir", "generator", "rgb.fp16", "ir.fp16", "generator.fp16"} <= names
@@ -90,14 +91,14 @@ def test_export_writes_graphs_and_manifest(exported):
         assert artifact.sha256 == sha256_file(out / artifact.file)
     cfg = PRESETS["tiny"].model
     assert manifest.config_name == "tiny" and manifest.opset == 17
-    assert (manifest.input.height, manifest.input.width, manifest.input.dtype) == (128, 64, "uint8")
+    assert (manifest.input.height, manifest.input.width, manifest.input.dtype) == (cfg.height, cfg.width, "uint8")
     assert manifest.input.layout == "NHWC" and manifest.input.color == "RGB"
     assert manifest.embedding_dim == cfg.embedding_dim and manifest.attribute_dim == cfg.attribute_dim
     assert manifest.attribute_layout == {"chunks": 4, "chunk": 128, "style": [0, 64], "pose": [64, 96],
                                          "illumination": [96, 128]}
     assert manifest.checkpoint["sha256"] == sha256_file(exported["ckpt"])
     rgb = manifest.pick("embedder", "rgb", "fp16", "onnx")
-    assert rgb.inputs[0].shape == (-1, 128, 64, 3) and rgb.outputs[0].dtype == "float32"
+    assert rgb.inputs[0].shape == (-1, cfg.height, cfg.width, 3) and rgb.outputs[0].dtype == "float32"
     parity = manifest.parity
     assert parity["verified"] is True
     gates = parity["onnx"]["gates"]
@@ -108,7 +109,7 @@ def test_export_writes_graphs_and_manifest(exported):
 @pytest.mark.parametrize("batch", [1, 3, 7])
 def test_dynamic_batch(exported, batch):
     model, cfg = load_model(exported["ckpt"])
-    images = P.synthvi_crops(128, 64, count=batch).images
+    images = P.synthvi_crops(cfg.model.height, cfg.model.width, count=batch).images
     x = P._normalise(model, images["ir"])
     with torch.no_grad():
         want = model.embed(x, "ir").numpy()
@@ -133,8 +134,8 @@ def test_corrupted_initializer_fails_the_gate(exported, tmp_path):
     values.flat[0] += 0.05  # one weight of the attribute encoder's first conv
     weight.CopyFrom(numpy_helper.from_array(values, weight.name))
     onnx.save(graph, str(tmp_path / "rgb.onnx"))
-    model, _ = load_model(exported["ckpt"])
-    gates, metrics = verify(model, tmp_path, ["fp32"], P.synthvi_crops(128, 64, count=16))
+    model, cfg = load_model(exported["ckpt"])
+    gates, metrics = verify(model, tmp_path, ["fp32"], P.synthvi_crops(cfg.model.height, cfg.model.width, count=16))
     failed = {(g.artifact, g.metric) for g in gates if not g.passed}
     assert ("rgb", "max |diff|") in failed
     assert not any(artifact in ("ir", "generator") for artifact, _ in failed)

@@ -292,7 +292,7 @@ def test_torch_backend_matches_exported_onnx(tmp_path):
     from hicmd.train.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
-    cfg = TINY  # 128 x 64: the prototype encoder's wide reflect padding needs that much
+    cfg = TINY  # the prototype encoder's wide reflect padding needs at least 80 x 40
     model = HiCMD(cfg.model, 4).eval()
     save_checkpoint(tmp_path / "last.pt", {"config": config_to_dict(cfg), "num_classes": 4,
                                            "model": model.state_dict(), "iteration": 0})
@@ -307,7 +307,7 @@ def test_torch_backend_matches_exported_onnx(tmp_path):
         artifacts=(Artifact("ir", "embedder", "ir", "fp32", "onnx", "ir.onnx", "", (), ()),
                    Artifact("generator", "generator", None, "fp32", "onnx", "generator.onnx", "", (), ())),
         root=tmp_path)
-    images = _images(2).repeat(8, axis=1).repeat(8, axis=2)  # (2, 128, 64, 3)
+    images = np.stack([cv2.resize(im, (m.width, m.height)) for im in _images(2).repeat(8, axis=1).repeat(8, axis=2)])
     torch_ir = open_backend(manifest, "embedder", "ir", backend="torch", device="cpu")
     onnx_ir = open_backend(manifest, "embedder", "ir", backend="onnxruntime", device="cpu")
     assert torch_ir.description.startswith("torch") and "last.pt" in torch_ir.description
