@@ -233,7 +233,8 @@ class Trainer:
     @torch.no_grad()
     def copy_rgb_encoders_to_ir(self) -> None:
         """IR prototype and attribute encoders := the RGB ones (weights and BatchNorm statistics): how the IR
-        encoders start after a shared warm-up, as the reference's start as deep copies of the RGB ones."""
+        encoders start after a shared warm-up, just as the reference's IR encoders start as deep copies of the RGB
+        ones."""
         for part in (self.model.prototype, self.model.attribute):
             for dst, src in zip(part["ir"].state_dict().values(), part["rgb"].state_dict().values()):
                 dst.copy_(src)
