@@ -247,7 +247,7 @@ class Pipeline:
                 embeddings = self._embed(crops["rgb"], crops["ir"])
             for cam in CAMERAS:
                 for track, crop, emb in zip(todo[cam], crops[cam], embeddings[cam]):
-                    track.embedding = ema_update(track.embedding, emb, self.opts.ema)
+                    track.embedding = ema_update(track.embedding, emb, self.opts.ema, track.embed_count)
                     track.embed_count += 1
                     track.last_embed_age = track.age
                     if self.gallery is not None and len(self.gallery):

@@ -28,10 +28,16 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area(a) + area(b) - inter, 1e-6)
 
 
-def ema_update(old: np.ndarray | None, new: np.ndarray, alpha: float = 0.9) -> np.ndarray:
-    """f <- alpha * f + (1 - alpha) * f_new, re-normalised to unit length (the first sample is taken as is)."""
+def ema_update(old: np.ndarray | None, new: np.ndarray, alpha: float = 0.9, count: int | None = None) -> np.ndarray:
+    """f <- alpha * f + (1 - alpha) * f_new, re-normalised to unit length; the first sample is taken as is.
+    With `count` (how many samples `old` holds) the early steps are bias-corrected, as Adam's moments are, so the
+    first crop, often of a person only half in view, does not outweigh the next ten."""
     new = np.asarray(new, np.float32)
-    mixed = new if old is None else alpha * old + (1.0 - alpha) * new
+    if old is None:
+        mixed = new
+    else:
+        keep = alpha if count is None else alpha * (1.0 - alpha**count) / (1.0 - alpha ** (count + 1))
+        mixed = keep * old + (1.0 - keep) * new
     return (mixed / max(float(np.linalg.norm(mixed)), 1e-12)).astype(np.float32)
 
 

@@ -136,6 +136,11 @@ def test_ema_update_is_normalised_and_slow():
     mixed = ema_update(first, b, 0.9)
     assert np.linalg.norm(mixed) == pytest.approx(1.0)
     assert mixed[0] > 0.99 * 0.9 / np.hypot(0.9, 0.1) and mixed[1] == pytest.approx(0.1 / np.hypot(0.9, 0.1))
+    # bias-corrected: after one sample, the second weighs (1 - 0.9) / (1 - 0.81) = 0.526, not 0.1 ...
+    corrected = ema_update(first, b, 0.9, count=1)
+    assert corrected[1] / corrected[0] == pytest.approx(0.1 / 0.09)
+    # ... and a long-lived track's embedding moves like the plain EMA
+    assert np.allclose(ema_update(first, b, 0.9, count=200), mixed, atol=1e-6)
 
 
 # ------------------------------------------------------------------------------------------------ association
