@@ -5,6 +5,10 @@ Every time fresh embeddings arrive, live RGB and IR tracks are paired by the Hun
 it has been the agreeing assignment for `confirm` consecutive updates that brought new evidence, and a match ends
 when one of its tracks ends or when it has disagreed for `confirm` such updates. Cross-modality re-id is weak
 (rank-1 around 50-70 %), so aggregating over time is what keeps false matches rare.
+
+Only tracks seen in their latest frame take part in the assignment. A match whose track is coasting (its person
+hidden or gone) is held, not counted as disagreeing; but when the partner is confirmed with a new track of its own
+camera (the tracker lost the person and started again), the new track takes the match over, global id included.
 """
 
 from __future__ import annotations
@@ -35,6 +39,10 @@ class Match:
     since: float
     disagree: int = 0
 
+    @property
+    def key(self) -> Key:
+        return self.rgb.id, self.ir.id
+
 
 class CrossMatcher:
     """Owns global ids and the confirmed RGB<->IR matches."""
@@ -54,8 +62,8 @@ class CrossMatcher:
 
     def update(self, rgb: list[Track], ir: list[Track], t: float) -> list[dict]:
         """One association round over live tracks that have embeddings; returns match / match_lost events."""
-        rgb = [tr for tr in rgb if tr.embedding is not None]
-        ir = [tr for tr in ir if tr.embedding is not None]
+        rgb = [tr for tr in rgb if tr.embedding is not None and tr.visible]
+        ir = [tr for tr in ir if tr.embedding is not None and tr.visible]
         agreeing: dict[Key, tuple[Track, Track, float]] = {}
         if rgb and ir:
             cost = cosine_distance(np.stack([tr.embedding for tr in rgb]), np.stack([tr.embedding for tr in ir]))
@@ -77,6 +85,8 @@ class CrossMatcher:
             if key in agreeing:
                 match.disagree, match.distance = 0, agreeing[key][2]
                 continue
+            if not (match.rgb.visible and match.ir.visible):
+                continue  # a hidden person brings no evidence either way: hold the match
             version = (match.rgb.embed_count, match.ir.embed_count)
             if self._seen.get(key) != version:
                 self._seen[key] = version
@@ -84,12 +94,17 @@ class CrossMatcher:
                 if match.disagree >= self.confirm:
                     events.append(self._end(key, t, "disagree"))
 
-        busy = {m.rgb for m in self.matches.values()} | {m.ir for m in self.matches.values()}
+        held = {m.rgb: m for m in self.matches.values()} | {m.ir: m for m in self.matches.values()}
+        busy = {tr for tr, m in held.items() if m.rgb.visible and m.ir.visible}
         for key in sorted(fresh, key=lambda k: agreeing[k][2]):  # best pairs first
             r, i, dist = agreeing[key]
             if key in self.matches or self._streak[key] < self.confirm or r in busy or i in busy:
                 continue
-            gid = min(r.own_gid, i.own_gid)  # the older identity survives, so ids stay stable
+            # the older identity survives, so ids stay stable; a match handed over keeps its id
+            handed = [m for m in dict.fromkeys((held.get(r), held.get(i))) if m is not None and m.key in self.matches]
+            gid = min([r.own_gid, i.own_gid] + [m.gid for m in handed])
+            for m in handed:
+                events.append(self._end(m.key, t, "handover"))
             r.gid = i.gid = gid
             self.matches[key] = Match(r, i, gid, dist, t)
             busy |= {r, i}

@@ -18,10 +18,12 @@ __all__ = ["SCHEMA", "EventLog", "validate_event"]
 
 SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "track_new": {"t": float, "camera": str, "track": int, "gid": int, "box": list, "frame": int},
-    "track_end": {"t": float, "camera": str, "track": int, "gid": int, "hits": int, "duration_s": float},
+    "track_end": {"t": float, "camera": str, "track": int, "gid": int, "hits": int, "duration_s": float,
+                  "last_seen": float},
     "match": {"t": float, "gid": int, "rgb_track": int, "ir_track": int, "distance": float,
-              "name": (str, type(None))},
-    "match_lost": {"t": float, "gid": int, "rgb_track": int, "ir_track": int, "reason": str, "duration_s": float},
+              "name": (str, type(None)), "rgb_frame": int, "ir_frame": int},
+    "match_lost": {"t": float, "gid": int, "rgb_track": int, "ir_track": int, "reason": str, "duration_s": float,
+                   "rgb_frame": int, "ir_frame": int},
     "stats": {"cameras": dict, "stages": dict, "live_tracks": dict, "matches": int},
     "source_down": {"camera": str, "source": str, "reason": str},
     "source_up": {"camera": str, "source": str, "down_s": float},

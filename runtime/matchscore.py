@@ -1,9 +1,12 @@
 """Score cross-modality matches against ground truth (MOTChallenge gt files). Torch-free.
 
-A `match` event pairs an RGB track with an IR track. Each track gets the ground-truth id it overlaps (IoU >= 0.5)
-in most of its frames, from the pipeline's --save-tracks files; the match is correct when both tracks got the same
-id. Precision = correct match events / all match events. Recall = correctly matched (RGB, IR) track pairs / track
-pairs of the same id that lived together at least `min_overlap_s` (the pairs the pipeline could have matched).
+A `match` event pairs an RGB track with an IR track until its `match_lost`. Each track's box is given the
+ground-truth id it overlaps (IoU >= 0.5) frame by frame, from the pipeline's --save-tracks files; the match is
+correct when, over the frames it was held, both tracks covered the same person in most of them (judged over the
+match's span, not the track's life, because an IoU tracker can switch people where they cross). Precision =
+correct match events / all match events. Recall = correctly matched (RGB, IR) track pairs / track
+pairs of the same id that were both seen over a common span of at least `min_overlap_s`, from confirmation to last
+detection (the pairs the pipeline could have matched; a track coasting after its person left cannot be).
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from scipy.optimize import linear_sum_assignment
 from .detect import read_mot
 from .track import iou_matrix
 
-__all__ = ["MatchScore", "read_events", "track_identities", "score_matches", "score_run"]
+__all__ = ["MatchScore", "read_events", "frame_identities", "majority", "track_identities", "score_matches",
+           "score_run"]
 
 
 @dataclass(frozen=True)
@@ -29,7 +33,7 @@ class MatchScore:
     recall: float  # nan when no pair could be matched
     matches: int
     correct: int
-    positives: int  # same-identity track pairs that overlapped in time
+    positives: int  # same-identity track pairs seen together long enough
     found: int  # of those, matched at least once
 
     def to_dict(self) -> dict[str, Any]:
@@ -40,42 +44,63 @@ def read_events(path: str | Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
 
 
-def track_identities(tracks: dict[int, np.ndarray], gt: dict[int, np.ndarray], iou_min: float = 0.5,
-                     majority: float = 0.5) -> dict[int, int | None]:
-    """Track id -> the gt id it overlaps in most frames (None when that is under `majority` of its frames)."""
-    votes: dict[int, Counter[int]] = defaultdict(Counter)
-    lengths: Counter[int] = Counter()
+def frame_identities(tracks: dict[int, np.ndarray], gt: dict[int, np.ndarray],
+                     iou_min: float = 0.5) -> dict[int, dict[int, int | None]]:
+    """Track id -> {frame: the gt id its box covers (IoU >= iou_min, one-to-one per frame) or None}."""
+    out: dict[int, dict[int, int | None]] = defaultdict(dict)
     for frame, rows in tracks.items():
-        for tid in rows[:, 5].astype(int):
-            lengths[tid] += 1
+        ids = rows[:, 5].astype(int)
+        for tid in ids:
+            out[int(tid)][frame] = None
         truth = gt.get(frame)
         if truth is None or len(truth) == 0:
             continue
         iou = iou_matrix(rows[:, :4], truth[:, :4])
         for r, c in zip(*linear_sum_assignment(-iou)):
             if iou[r, c] >= iou_min:
-                votes[int(rows[r, 5])][int(truth[c, 5])] += 1
-    out: dict[int, int | None] = {}
-    for tid, length in lengths.items():
-        best = votes[tid].most_common(1)
-        out[tid] = best[0][0] if best and best[0][1] >= majority * length else None
-    return out
+                out[int(ids[r])][frame] = int(truth[c, 5])
+    return dict(out)
 
 
-def score_matches(events: Iterable[dict[str, Any]], ids_rgb: dict[int, int | None], ids_ir: dict[int, int | None],
-                  min_overlap_s: float = 2.0) -> MatchScore:
-    """Precision/recall of match events given each track's gt identity (see module docstring)."""
+def majority(frames: dict[int, int | None], first: int = 0, last: int | None = None,
+             share: float = 0.5) -> int | None:
+    """The gt id a track covers in most of its frames within [first, last] (None under `share` of them)."""
+    window = [gid for frame, gid in frames.items() if frame >= first and (last is None or frame <= last)]
+    best = Counter(g for g in window if g is not None).most_common(1)
+    return best[0][0] if best and best[0][1] >= share * len(window) else None
+
+
+def track_identities(tracks: dict[int, np.ndarray], gt: dict[int, np.ndarray]) -> dict[int, int | None]:
+    """Track id -> the gt id it covers in most of its frames (None when no id has half of them)."""
+    return {tid: majority(frames) for tid, frames in frame_identities(tracks, gt).items()}
+
+
+def score_matches(events: Iterable[dict[str, Any]], frames_rgb: dict[int, dict[int, int | None]],
+                  frames_ir: dict[int, dict[int, int | None]], min_overlap_s: float = 2.0) -> MatchScore:
+    """Precision/recall of match events given each track's per-frame gt identity (see module docstring)."""
+    ids_rgb = {tid: majority(f) for tid, f in frames_rgb.items()}
+    ids_ir = {tid: majority(f) for tid, f in frames_ir.items()}
     life: dict[tuple[str, int], list[float]] = {}
-    matched: list[tuple[int, int]] = []
+    held: dict[tuple[int, int], list[dict[str, Any]]] = {}  # open match -> [match event, match_lost event]
+    spans: list[list[dict[str, Any]]] = []
     for ev in events:
         kind = ev.get("event")
         if kind == "track_new":
             life[ev["camera"], ev["track"]] = [ev["t"], ev["t"]]
         elif kind == "track_end" and (ev["camera"], ev["track"]) in life:
-            life[ev["camera"], ev["track"]][1] = ev["t"]
+            life[ev["camera"], ev["track"]][1] = ev["last_seen"]
         elif kind == "match":
-            matched.append((ev["rgb_track"], ev["ir_track"]))
-    good = [(r, i) for r, i in matched if ids_rgb.get(r) is not None and ids_rgb.get(r) == ids_ir.get(i)]
+            held[ev["rgb_track"], ev["ir_track"]] = span = [ev, {}]
+            spans.append(span)
+        elif kind == "match_lost" and (ev["rgb_track"], ev["ir_track"]) in held:
+            held.pop((ev["rgb_track"], ev["ir_track"]))[1] = ev
+    good = []
+    for start, end in spans:  # right when both tracks followed the same person while the match was held
+        r, i = start["rgb_track"], start["ir_track"]
+        who_r = majority(frames_rgb.get(r, {}), start["rgb_frame"], end.get("rgb_frame"))
+        who_i = majority(frames_ir.get(i, {}), start["ir_frame"], end.get("ir_frame"))
+        if who_r is not None and who_r == who_i:
+            good.append((r, i))
     positives = set()
     for (cam_r, r), (a0, a1) in life.items():
         if cam_r != "rgb" or ids_rgb.get(r) is None:
@@ -84,15 +109,15 @@ def score_matches(events: Iterable[dict[str, Any]], ids_rgb: dict[int, int | Non
             if cam_i == "ir" and ids_ir.get(i) == ids_rgb[r] and min(a1, b1) - max(a0, b0) >= min_overlap_s:
                 positives.add((r, i))
     found = positives & set(good)
-    return MatchScore(precision=len(good) / len(matched) if matched else float("nan"),
+    return MatchScore(precision=len(good) / len(spans) if spans else float("nan"),
                       recall=len(found) / len(positives) if positives else float("nan"),
-                      matches=len(matched), correct=len(good), positives=len(positives), found=len(found))
+                      matches=len(spans), correct=len(good), positives=len(positives), found=len(found))
 
 
 def score_run(events_path: str | Path, tracks_dir: str | Path, gt_rgb: str | Path, gt_ir: str | Path,
               min_overlap_s: float = 2.0) -> MatchScore:
     """Score a finished `hicmd stream --events E --save-tracks T` run against gt_rgb.txt / gt_ir.txt."""
     tracks_dir = Path(tracks_dir)
-    ids_rgb = track_identities(read_mot(tracks_dir / "rgb.txt"), read_mot(gt_rgb))
-    ids_ir = track_identities(read_mot(tracks_dir / "ir.txt"), read_mot(gt_ir))
-    return score_matches(read_events(events_path), ids_rgb, ids_ir, min_overlap_s)
+    frames_rgb = frame_identities(read_mot(tracks_dir / "rgb.txt"), read_mot(gt_rgb))
+    frames_ir = frame_identities(read_mot(tracks_dir / "ir.txt"), read_mot(gt_ir))
+    return score_matches(read_events(events_path), frames_rgb, frames_ir, min_overlap_s)

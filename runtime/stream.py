@@ -48,6 +48,7 @@ class StreamOptions:
     match_threshold: float = 0.5  # cosine-distance gate for RGB<->IR matches (and gallery names)
     confirm: int = 3  # consecutive agreeing updates before a match is announced (and disagreeing before it ends)
     ema: float = 0.9
+    split_distance: float = 0.5  # two crops in a row this far from a track's embedding split it (0: never)
     gallery: str | None = None
     enroll: str | None = None  # save crops of the only person in view into gallery/<enroll>/
     enroll_max: int = 20
@@ -101,6 +102,8 @@ class Pipeline:
                               "(pip install opencv-python, or use --save out.mp4)")
         if opts.embed_every < 1 or opts.confirm < 1:
             raise StreamError("--embed-every and --confirm must be at least 1")
+        if not 0.0 <= opts.split_distance <= 2.0:
+            raise StreamError("--split-distance is a cosine distance: give 0 (never split) to 2")
         self.opts, self.embedder = opts, embedder
         specs = {"rgb": parse_source(opts.rgb), "ir": parse_source(opts.ir)}
         live = any(s.live for s in specs.values())
@@ -145,6 +148,7 @@ class Pipeline:
         self.processed = {cam: 0 for cam in CAMERAS}
         self.track_counts = {cam: 0 for cam in CAMERAS}
         self.last_image: dict[str, np.ndarray | None] = {cam: None for cam in CAMERAS}
+        self.last_index = {cam: 0 for cam in CAMERAS}  # frame number of each camera's newest frame
         self.steps = 0
 
     # ------------------------------------------------------------------ main loop
@@ -221,17 +225,13 @@ class Pipeline:
         todo: dict[str, list[Track]] = {cam: [] for cam in CAMERAS}
         for cam, frame in frames.items():
             self.processed[cam] += 1
-            self.last_image[cam] = frame.image
+            self.last_image[cam], self.last_index[cam] = frame.image, frame.index
             with self.times.time("detect"):
                 dets = self.detectors[cam].detect(frame.image, frame.index)
             with self.times.time("track"):
                 born, ended = self.trackers[cam].update(dets, frame.t)
             for track in born:
-                self.matcher.register(track)
-                self.track_counts[cam] += 1
-                self.log.emit({"event": "track_new", "t": round(frame.t, 4), "camera": cam, "track": track.id,
-                               "gid": track.gid, "box": [round(float(v), 1) for v in track.box],
-                               "frame": frame.index})
+                self._start_track(cam, track, frame)
             for track in ended:
                 self._end_track(track, frame.t)
             for track in self.trackers[cam].confirmed:
@@ -247,15 +247,19 @@ class Pipeline:
                 embeddings = self._embed(crops["rgb"], crops["ir"])
             for cam in CAMERAS:
                 for track, crop, emb in zip(todo[cam], crops[cam], embeddings[cam]):
+                    track.last_embed_age = track.age
+                    if self._looks_like_someone_else(track, emb):
+                        if track.outliers < 2:
+                            continue  # one odd crop (a passer-by in front): kept out of the embedding
+                        track = self._split(cam, track, frames[cam])
                     track.embedding = ema_update(track.embedding, emb, self.opts.ema, track.embed_count)
                     track.embed_count += 1
-                    track.last_embed_age = track.age
                     if self.gallery is not None and len(self.gallery):
                         track.name, track.name_distance = self.gallery.identify(track.embedding)
                 self._enroll(cam, todo[cam], crops[cam])
             with self.times.time("match"):
                 for event in self.matcher.update(self.trackers["rgb"].confirmed, self.trackers["ir"].confirmed, t):
-                    self.log.emit(event)
+                    self._emit_match(event)
         if self.sink is not None or self.opts.show:
             self._render()
 
@@ -267,11 +271,39 @@ class Pipeline:
             e_ir = self.embedder.embed(ir, "ir") if ir else np.zeros((0, 0), np.float32)
         return {"rgb": np.asarray(e_rgb, np.float32), "ir": np.asarray(e_ir, np.float32)}
 
+    def _start_track(self, cam: str, track: Track, frame: Frame) -> None:
+        self.matcher.register(track)
+        self.track_counts[cam] += 1
+        self.log.emit({"event": "track_new", "t": round(frame.t, 4), "camera": cam, "track": track.id,
+                       "gid": track.gid, "box": [round(float(v), 1) for v in track.box], "frame": frame.index})
+
+    def _looks_like_someone_else(self, track: Track, embedding: np.ndarray) -> bool:
+        """Counts consecutive crops far from the track's settled embedding (same camera, so the distance is
+        reliable, unlike across modalities)."""
+        if not self.opts.split_distance or track.embedding is None or track.embed_count < 3:
+            return False
+        far = 1.0 - float(np.dot(embedding, track.embedding)) > self.opts.split_distance
+        track.outliers = track.outliers + 1 if far else 0
+        return far
+
+    def _split(self, cam: str, track: Track, frame: Frame) -> Track:
+        """End a track whose box now follows another person; a new track takes the box over."""
+        new = self.trackers[cam].split(track)
+        self._end_track(track, frame.t)
+        self._start_track(cam, new, frame)
+        new.last_embed_age = new.age
+        return new
+
+    def _emit_match(self, event: dict[str, Any]) -> None:
+        """match / match_lost events say on which frame of each camera they happened (to find it in a recording)."""
+        self.log.emit({**event, "rgb_frame": self.last_index["rgb"], "ir_frame": self.last_index["ir"]})
+
     def _end_track(self, track: Track, t: float) -> None:
         for event in self.matcher.track_ended(track, t):
-            self.log.emit(event)
+            self._emit_match(event)
         self.log.emit({"event": "track_end", "t": round(t, 4), "camera": track.camera, "track": track.id,
-                       "gid": track.own_gid, "hits": track.hits, "duration_s": round(track.last_t - track.first_t, 3)})
+                       "gid": track.own_gid, "hits": track.hits, "duration_s": round(track.last_t - track.first_t, 3),
+                       "last_seen": round(track.last_t, 4)})
 
     def _enroll(self, cam: str, tracks: list[Track], crops: list[np.ndarray]) -> None:
         """Enrolment saves crops only while exactly one person is in view, so the name cannot go to a stranger."""

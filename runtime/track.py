@@ -59,6 +59,7 @@ class Track:
     embedding: np.ndarray | None = None  # EMA of appearance embeddings (unit length)
     embed_count: int = 0
     last_embed_age: int = -(10**9)
+    outliers: int = 0  # consecutive crops that looked like someone else
     own_gid: int = 0  # the global id this track was born with
     gid: int = 0  # the global id shown: shared with its match in the other camera
     name: str | None = None  # gallery name, when one is close enough
@@ -123,6 +124,16 @@ class IouTracker:
             keep.append(track)
         self.tracks = keep
         return born, ended
+
+    def split(self, track: Track) -> Track:
+        """Replace `track` by a new confirmed track on the same box: the box now follows someone else (the IoU
+        association swapped two people where they crossed), which appearance shows and IoU cannot."""
+        new = Track(self._next_id, self.camera, track.box.copy(), track.score, track.last_t, track.last_t,
+                    hits=track.hits, age=track.age, misses=track.misses, confirmed=True,
+                    velocity=track.velocity.copy())
+        self._next_id += 1
+        self.tracks[self.tracks.index(track)] = new
+        return new
 
     def _assign(self, tracks: list[Track], dets: np.ndarray, min_iou: float,
                 t: float) -> tuple[list[Track], list[Track], np.ndarray]:

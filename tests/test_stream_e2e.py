@@ -16,7 +16,7 @@ import pytest
 from hicmd.runtime.events import validate_event
 from hicmd.runtime.matchscore import read_events, score_run
 from hicmd.runtime.sources import SourceError
-from hicmd.runtime.stream import StreamOptions, run_stream
+from hicmd.runtime.stream import StreamError, StreamOptions, run_stream
 
 sys.path.insert(0, str(Path(__file__).parent))
 from stream_helpers import FakeEmbedder, Walker, make_clip  # noqa: E402
@@ -100,6 +100,25 @@ def _write_frames(folder: Path, clip_file: Path, corrupt_at: dict[int, str]) -> 
             cv2.imwrite(str(path), frame)
 
 
+def test_a_track_whose_box_passes_to_another_person_is_split(tmp_path):
+    """Person 1 leaves where person 2 steps in, in the same lane: IoU alone carries one track over both. Their
+    crops tell them apart, so the track is split and each person is matched on their own."""
+    clip = make_clip(tmp_path / "clip", people=[Walker(1, 0, 20, 18, 0.0, 5.0), Walker(2, 0, 110, 18, 5.0, 12.0),
+                                                Walker(3, 2, 60, 12, 0.0, 12.0)])
+    lane0 = {}
+    for split in (0.5, 0.0):
+        out = tmp_path / f"split{split}"
+        out.mkdir()
+        run_stream(_opts(clip, out, embed_every=2, split_distance=split), FakeEmbedder())
+        events = read_events(out / "events.jsonl")
+        lane0[split] = [e for e in events if e["event"] == "track_new" and e["camera"] == "rgb" and e["box"][1] < 30]
+        score = score_run(out / "events.jsonl", out / "tracks", clip / "gt_rgb.txt", clip / "gt_ir.txt")
+        if split:
+            assert score.precision == 1.0 and score.recall == 1.0 and score.positives == 3, score
+    assert len(lane0[0.0]) == 1  # without the split: one track for two people ...
+    assert len(lane0[0.5]) == 2 and 5.0 <= lane0[0.5][1]["t"] <= 6.0  # ... with it, a new one within a second
+
+
 def test_folder_sources_corrupt_frames_and_y16(clip, tmp_path):
     n = _write_frames(tmp_path / "rgb", clip / "rgb.mp4", {20: "garbage", 21: "garbage", 50: "size"})
     # IR as 16-bit thermal frames (centi-Kelvin): person grey level g -> 20 + 20 * g / 255 deg C
@@ -136,6 +155,8 @@ def test_bad_sources_fail_clearly(clip, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "hicmd", "stream", "--rgb", "ftp://x", "--ir", "cam0",
                            "--model", str(tmp_path)], capture_output=True, text=True, timeout=60, cwd=REPO)
     assert proc.returncode == 2 and "unknown source" in proc.stderr and "Traceback" not in proc.stderr
+    with pytest.raises(StreamError, match="--split-distance"):
+        run_stream(_opts(clip, tmp_path, split_distance=3.0), FakeEmbedder())
 
 
 class _InterruptingDetector:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from hicmd.runtime.associate import CrossMatcher
+from hicmd.runtime.matchscore import score_matches
 from hicmd.runtime.capture import Frame, FrameBuffer, prepare_frame
 from hicmd.runtime.detect import DetectorError, FileDetections, OnnxDetector, parse_yolo, read_mot
 from hicmd.runtime.events import SCHEMA, EventLog, validate_event
@@ -212,6 +213,49 @@ def test_matcher_hungarian_prefers_global_optimum():
     assert pairs == {(1, 2), (2, 1)}
 
 
+def test_matcher_holds_a_match_while_a_track_coasts_and_hands_it_to_the_new_track():
+    m = CrossMatcher(threshold=0.3, confirm=2)
+    r1, i1 = _track("rgb", 1, [1, 0], m), _track("ir", 1, [1, 0.05], m)
+    for step in range(2):
+        _refresh(r1, i1)
+        events = m.update([r1], [i1], float(step))
+    assert [e["event"] for e in events] == ["match"]
+    gid = r1.gid
+    # the RGB person is hidden: the IR side keeps bringing evidence, the match is held, not ended as "disagree"
+    r1.misses = 1
+    r2 = _track("rgb", 2, [1, 0.02], m)  # ... and the tracker starts a new track when they reappear
+    events = []
+    for step in range(2, 4):
+        _refresh(i1, r2)
+        events += m.update([r1, r2], [i1], float(step))
+    assert [(e["event"], e.get("reason"), e["rgb_track"]) for e in events] == [
+        ("match_lost", "handover", 1), ("match", None, 2)]
+    assert r2.gid == i1.gid == gid and r1.gid == r1.own_gid  # the person keeps the id they had
+
+
+def test_scorer_judges_a_match_over_the_frames_it_was_held():
+    # RGB track 1 and IR track 1 both switch from person 5 to person 3 where the two cross (frame 50)
+    frames_rgb = {1: {f: (5 if f < 50 else 3) for f in range(1, 101)}, 2: {f: 5 for f in range(55, 101)}}
+    frames_ir = {1: {f: (5 if f < 50 else 3) for f in range(1, 101)}, 2: {f: 5 for f in range(55, 101)}}
+    new = [{"event": "track_new", "t": f0 / 10, "camera": cam, "track": tid} for cam in ("rgb", "ir")
+           for tid, f0 in ((1, 1), (2, 55))]
+    end = [{"event": "track_end", "t": 10.0, "last_seen": 10.0, "camera": cam, "track": tid}
+           for cam in ("rgb", "ir") for tid in (1, 2)]
+
+    def match(r, i, f0, f1):
+        return [{"event": "match", "rgb_track": r, "ir_track": i, "rgb_frame": f0, "ir_frame": f0},
+                {"event": "match_lost", "rgb_track": r, "ir_track": i, "rgb_frame": f1, "ir_frame": f1}]
+
+    right = score_matches(new + match(1, 1, 10, 45) + match(2, 2, 60, 100) + end, frames_rgb, frames_ir)
+    assert (right.correct, right.matches) == (2, 2)
+    # person 5's tracks do not match the same tracks after they switched to person 3
+    wrong = score_matches(new + match(1, 2, 60, 100) + match(2, 1, 60, 100) + end, frames_rgb, frames_ir)
+    assert (wrong.correct, wrong.matches) == (0, 2)
+    # recall: pairs of tracks of the same (majority) person seen together >= 2 s, here 1-1 and 2-2
+    assert (right.positives, right.found, right.recall) == (2, 2, 1.0)
+    assert (wrong.positives, wrong.found, wrong.recall) == (2, 0, 0.0)
+
+
 # ------------------------------------------------------------------------------------------------ events, gallery
 
 
@@ -220,9 +264,12 @@ def test_event_log_schema_and_json_lines():
     log = EventLog(sink)
     samples = {
         "track_new": {"t": 0.1, "camera": "rgb", "track": 1, "gid": 1, "box": [0, 0, 1, 1], "frame": 1},
-        "track_end": {"t": 2, "camera": "ir", "track": 1, "gid": 2, "hits": 5, "duration_s": 1.9},
-        "match": {"t": 1.0, "gid": 1, "rgb_track": 1, "ir_track": 1, "distance": 0.2, "name": None},
-        "match_lost": {"t": 1.5, "gid": 1, "rgb_track": 1, "ir_track": 1, "reason": "disagree", "duration_s": 0.5},
+        "track_end": {"t": 2, "camera": "ir", "track": 1, "gid": 2, "hits": 5, "duration_s": 1.9,
+                      "last_seen": 1.95},
+        "match": {"t": 1.0, "gid": 1, "rgb_track": 1, "ir_track": 1, "distance": 0.2, "name": None, "rgb_frame": 10,
+                  "ir_frame": 5},
+        "match_lost": {"t": 1.5, "gid": 1, "rgb_track": 1, "ir_track": 1, "reason": "disagree", "duration_s": 0.5,
+                       "rgb_frame": 15, "ir_frame": 8},
         "stats": {"cameras": {}, "stages": {}, "live_tracks": {}, "matches": 0},
         "source_down": {"camera": "ir", "source": "udp://x", "reason": "timeout"},
         "source_up": {"camera": "ir", "source": "udp://x", "down_s": 1.2},

@@ -26,6 +26,8 @@ def command(
     embed_every: int = typer.Option(8, help="Re-embed each track every N frames (and when it is new)."),
     match_threshold: float = typer.Option(0.5, help="Largest cosine distance for an RGB<->IR match."),
     confirm: int = typer.Option(3, help="Agreeing updates before a match is announced (hysteresis)."),
+    split_distance: float = typer.Option(0.5, help="Split a track when two crops in a row are this far (cosine) "
+                                         "from its embedding: its box went to someone else. 0: never."),
     gallery: Optional[Path] = typer.Option(None, help="Folder of enrolled people: DIR/<name>/*.png."),
     enroll: Optional[str] = typer.Option(None, help="Save crops of the only person in view as this name "
                                          "into --gallery."),
@@ -64,7 +66,7 @@ def command(
             rgb=rgb, ir=ir, detector=detector,
             detections_rgb=str(detections_rgb) if detections_rgb else None,
             detections_ir=str(detections_ir) if detections_ir else None,
-            embed_every=embed_every, match_threshold=match_threshold, confirm=confirm,
+            embed_every=embed_every, match_threshold=match_threshold, confirm=confirm, split_distance=split_distance,
             gallery=str(gallery) if gallery else None, enroll=enroll, ir_range=parse_ir_range(ir_range),
             save=str(save) if save else None, save_tracks=str(save_tracks) if save_tracks else None,
             events=str(events) if events else None, show=show, max_frames=max_frames, stats_every=stats_every,
