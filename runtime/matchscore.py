@@ -23,8 +23,7 @@ from scipy.optimize import linear_sum_assignment
 from .detect import read_mot
 from .track import iou_matrix
 
-__all__ = ["MatchScore", "read_events", "frame_identities", "majority", "track_identities", "score_matches",
-           "score_run"]
+__all__ = ["MatchScore", "read_events", "frame_identities", "majority", "score_matches", "score_run"]
 
 
 @dataclass(frozen=True)
@@ -68,11 +67,6 @@ def majority(frames: dict[int, int | None], first: int = 0, last: int | None = N
     window = [gid for frame, gid in frames.items() if frame >= first and (last is None or frame <= last)]
     best = Counter(g for g in window if g is not None).most_common(1)
     return best[0][0] if best and best[0][1] >= share * len(window) else None
-
-
-def track_identities(tracks: dict[int, np.ndarray], gt: dict[int, np.ndarray]) -> dict[int, int | None]:
-    """Track id -> the gt id it covers in most of its frames (None when no id has half of them)."""
-    return {tid: majority(frames) for tid, frames in frame_identities(tracks, gt).items()}
 
 
 def score_matches(events: Iterable[dict[str, Any]], frames_rgb: dict[int, dict[int, int | None]],

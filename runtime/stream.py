@@ -248,9 +248,10 @@ class Pipeline:
             for cam in CAMERAS:
                 for track, crop, emb in zip(todo[cam], crops[cam], embeddings[cam]):
                     track.last_embed_age = track.age
-                    if self._looks_like_someone_else(track, emb):
-                        if track.outliers < 2:
-                            continue  # one odd crop (a passer-by in front): kept out of the embedding
+                    verdict = self._appearance(track, emb)
+                    if verdict == "odd":
+                        continue  # one crop unlike the track (a passer-by in front): kept out of its embedding
+                    if verdict == "changed":
                         track = self._split(cam, track, frames[cam])
                     track.embedding = ema_update(track.embedding, emb, self.opts.ema, track.embed_count)
                     track.embed_count += 1
@@ -277,14 +278,14 @@ class Pipeline:
         self.log.emit({"event": "track_new", "t": round(frame.t, 4), "camera": cam, "track": track.id,
                        "gid": track.gid, "box": [round(float(v), 1) for v in track.box], "frame": frame.index})
 
-    def _looks_like_someone_else(self, track: Track, embedding: np.ndarray) -> bool:
-        """Counts consecutive crops far from the track's settled embedding (same camera, so the distance is
-        reliable, unlike across modalities)."""
+    def _appearance(self, track: Track, embedding: np.ndarray) -> str:
+        """"same"; "odd": a crop far from the track's settled embedding; "changed": the second such crop in a row,
+        so the box follows someone else. Same camera, so the distance is reliable, unlike across modalities."""
         if not self.opts.split_distance or track.embedding is None or track.embed_count < 3:
-            return False
+            return "same"
         far = 1.0 - float(np.dot(embedding, track.embedding)) > self.opts.split_distance
         track.outliers = track.outliers + 1 if far else 0
-        return far
+        return "same" if not far else "odd" if track.outliers < 2 else "changed"
 
     def _split(self, cam: str, track: Track, frame: Frame) -> Track:
         """End a track whose box now follows another person; a new track takes the box over."""
