@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Iterable
 
@@ -54,10 +55,15 @@ def side_by_side(rgb: np.ndarray | None, ir: np.ndarray | None, height: int = 0)
 
 
 class VideoSink:
-    """mp4v VideoWriter opened on the first frame; later frames are resized to the first frame's size."""
+    """mp4v VideoWriter opened on the first frame; later frames are resized to the first frame's size.
+
+    Frames go to a hidden temporary file beside the target, renamed over it only once the video is finished
+    (its index written): a crash leaves the previous video, never a half-written one.
+    """
 
     def __init__(self, path: str | Path, fps: float) -> None:
         self.path, self.fps = Path(path), fps
+        self.partial = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix or '.mp4'}")
         self.writer: cv2.VideoWriter | None = None
         self.size: tuple[int, int] | None = None
         self.frames = 0
@@ -66,7 +72,7 @@ class VideoSink:
         if self.writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.size = (image.shape[1] // 2 * 2, image.shape[0] // 2 * 2)  # even sizes keep encoders happy
-            self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, self.size)
+            self.writer = cv2.VideoWriter(str(self.partial), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, self.size)
             if not self.writer.isOpened():
                 raise OSError(f"cannot write {self.path} with the mp4v codec")
         if (image.shape[1], image.shape[0]) != self.size:
@@ -78,3 +84,4 @@ class VideoSink:
         if self.writer is not None:
             self.writer.release()
             self.writer = None
+            os.replace(self.partial, self.path)

@@ -24,6 +24,7 @@ from .detect import Detector, make_detector
 from .events import EventLog
 from .gallery import Gallery, save_crop
 from .pairing import Pairer
+from .shutdown import stop_on_signals
 from .sources import gui_available, open_source, parse_source
 from .stats import RateMeter, StageTimes
 from .track import IouTracker, Track, ema_update
@@ -56,6 +57,7 @@ class StreamOptions:
     save: str | None = None
     save_tracks: str | None = None  # folder: rgb.txt / ir.txt in MOTChallenge format (for scoring)
     events: str | Path | IO[str] | None = None  # None = stdout
+    overwrite_events: bool = False  # an existing events file is appended to unless this is set
     show: bool = False
     max_frames: int | None = None  # stop after this many processed RGB+IR steps
     stats_every: float = 5.0
@@ -66,6 +68,12 @@ class StreamOptions:
     fps_ir: float | None = None
     min_hits: int = 2
     max_lost_s: float = 2.0  # a track unseen for this long (in its camera's frames) ends
+
+    def __post_init__(self) -> None:
+        for name, fps in (("--fps-rgb", self.fps_rgb), ("--fps-ir", self.fps_ir)):
+            if fps is not None and not 0 < fps <= 1000:
+                raise StreamError(f"{name} {fps:g}: give the source's frame rate in frames per second (0 < fps <= "
+                                  "1000), or leave it out to use the file's own")
 
 
 @dataclass
@@ -116,7 +124,7 @@ class Pipeline:
         dets_files = {"rgb": opts.detections_rgb, "ir": opts.detections_ir}
         self.detectors = {cam: given.get(cam) or make_detector(opts.detector, dets_files[cam]) for cam in CAMERAS}
         self.times = StageTimes()
-        self.log = EventLog(opts.events, listener=on_event)
+        self.log = EventLog(opts.events, listener=on_event, overwrite=opts.overwrite_events)
         self.captures: dict[str, CaptureThread] = {}
         try:
             for cam in CAMERAS:
@@ -144,7 +152,7 @@ class Pipeline:
         self.track_files: dict[str, IO[str]] = {}
         if opts.save_tracks:
             Path(opts.save_tracks).mkdir(parents=True, exist_ok=True)
-            self.track_files = {cam: open(Path(opts.save_tracks) / f"{cam}.txt", "w") for cam in CAMERAS}  # noqa: SIM115
+            self.track_files = {cam: open(Path(opts.save_tracks) / f"{cam}.txt", "w", buffering=1) for cam in CAMERAS}  # noqa: SIM115
         self.processed = {cam: 0 for cam in CAMERAS}
         self.track_counts = {cam: 0 for cam in CAMERAS}
         self.last_image: dict[str, np.ndarray | None] = {cam: None for cam in CAMERAS}
@@ -154,11 +162,20 @@ class Pipeline:
     # ------------------------------------------------------------------ main loop
 
     def run(self, stop: threading.Event) -> Summary:
+        """Run until the sources end, `stop` is set, Ctrl-C, SIGTERM or SIGHUP; outputs are finished in each case."""
         start = time.monotonic()
-        interrupted = False
-        rates, next_stats = RateMeter(), start + self.opts.stats_every
         for capture in self.captures.values():
             capture.start()
+        with stop_on_signals(stop) as caught:
+            summary = self._loop(stop, start)
+        summary.interrupted = summary.interrupted or caught.name is not None
+        if caught.name:
+            summary.extra["signal"] = caught.name
+        return summary
+
+    def _loop(self, stop: threading.Event, start: float) -> Summary:
+        interrupted = False
+        rates, next_stats = RateMeter(), start + self.opts.stats_every
         try:
             while not stop.is_set():
                 ended = self._pull()

@@ -34,7 +34,11 @@ def command(
     ir_range: str = typer.Option("20:40", help="Fixed temperature window LOW:HIGH (deg C) for Y16 frames."),
     save: Optional[Path] = typer.Option(None, help="Write a side-by-side annotated video (mp4v)."),
     save_tracks: Optional[Path] = typer.Option(None, help="Write rgb.txt / ir.txt track boxes (MOTChallenge)."),
-    events: Optional[Path] = typer.Option(None, help="JSON-lines events file (default: stdout)."),
+    events: Optional[Path] = typer.Option(None, help="JSON-lines events file (default: stdout). Opened once the "
+                                          "sources are up; an existing file is appended to (see --overwrite)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Start the --events file afresh instead of "
+                                   "appending to it."),
+    verbose: bool = typer.Option(False, "--verbose", help="Let OpenCV/FFmpeg print their own warnings."),
     show: bool = typer.Option(False, help="Show a window (needs an OpenCV with a GUI)."),
     max_frames: Optional[int] = typer.Option(None, help="Stop after N processed steps."),
     stats_every: float = typer.Option(5.0, help="Seconds between stats events."),
@@ -53,14 +57,16 @@ def command(
     import sys
 
     from rich.console import Console
+    from rich.markup import escape
 
     from hicmd.runtime.detect import DetectorError
     from hicmd.runtime.gallery import GalleryError
     from hicmd.runtime.manifest import ManifestError
-    from hicmd.runtime.sources import SourceError, parse_ir_range, parse_source
+    from hicmd.runtime.sources import SourceError, parse_ir_range, parse_source, quiet_video_logs, redact
     from hicmd.runtime.stream import StreamError, StreamOptions, run_stream
 
     console = Console(stderr=True)
+    quiet_video_logs(verbose)
     try:
         opts = StreamOptions(
             rgb=rgb, ir=ir, detector=detector,
@@ -69,7 +75,8 @@ def command(
             embed_every=embed_every, match_threshold=match_threshold, confirm=confirm, split_distance=split_distance,
             gallery=str(gallery) if gallery else None, enroll=enroll, ir_range=parse_ir_range(ir_range),
             save=str(save) if save else None, save_tracks=str(save_tracks) if save_tracks else None,
-            events=str(events) if events else None, show=show, max_frames=max_frames, stats_every=stats_every,
+            events=str(events) if events else None, overwrite_events=overwrite, show=show, max_frames=max_frames,
+            stats_every=stats_every,
             pair_tolerance_ms=pair_tolerance_ms, realtime=realtime, loop=loop, fps_rgb=fps_rgb, fps_ir=fps_ir,
         )
         parse_source(rgb), parse_source(ir)  # a typo in a source fails before the model loads
@@ -79,11 +86,13 @@ def command(
         if enroll and not gallery:
             raise UserError("--enroll NAME needs --gallery DIR to save the crops into")
         embedder = _open_embedder(model, backend, device, precision, threads)
-        console.print(f"[bold]hicmd stream[/] {rgb} + {ir}\n{embedder.describe()}")
+        console.print(f"[bold]hicmd stream[/] {escape(redact(rgb))} + {escape(redact(ir))}\n"
+                      f"{escape(embedder.describe())}", highlight=False)
         summary = run_stream(opts, embedder)
     except (SourceError, DetectorError, GalleryError, ManifestError, StreamError) as exc:
         raise UserError(str(exc)) from None
-    console.print(("[yellow]interrupted[/] " if summary.interrupted else "") +
+    stopped_by = summary.extra.get("signal", "interrupted")
+    console.print((f"[yellow]{stopped_by}[/] " if summary.interrupted else "") +
                   f"{summary.steps} steps in {summary.duration_s:.1f} s, tracks {summary.tracks}, "
                   f"matches {summary.matches} (lost {summary.matches_lost})")
     print(json.dumps({"summary": summary.to_dict()}), file=sys.stderr)
