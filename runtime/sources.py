@@ -70,10 +70,10 @@ def quiet_video_logs(verbose: bool = False) -> None:
 
     hicmd reports a failing source in one line of its own; FFmpeg's lines can also echo the URL with its password.
     """
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "56" if verbose else "-8")  # AV_LOG_TRACE / AV_LOG_QUIET
-    os.environ.setdefault("OPENCV_LOG_LEVEL", "INFO" if verbose else "SILENT")
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "24" if verbose else "-8")  # AV_LOG_WARNING / AV_LOG_QUIET
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "WARNING" if verbose else "SILENT")
     try:
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_INFO if verbose
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_WARNING if verbose
                                       else cv2.utils.logging.LOG_LEVEL_SILENT)
     except AttributeError:  # an OpenCV build without the logging utilities
         pass
