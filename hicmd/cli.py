@@ -8,8 +8,7 @@ import sys
 import typer
 
 from hicmd.commands import bench, convert, demo, evaluate, export, info, stream, synth, train, translate
-from hicmd.config import ConfigError
-from hicmd.errors import UserError
+from hicmd.errors import HicmdError
 
 app = typer.Typer(
     name="hicmd",
@@ -28,7 +27,7 @@ def main() -> None:
     Click's standalone mode handles usage errors, `typer.Exit` codes and Ctrl-C itself."""
     try:
         app()
-    except (UserError, ConfigError) as exc:
+    except HicmdError as exc:  # every deliberate error: a config, data, checkpoint, manifest, source, ...
         typer.secho(f"error: {exc}", fg="red", err=True)
         sys.exit(2)
     except OSError as exc:  # a path the user gave that cannot be read or written

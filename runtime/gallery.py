@@ -16,13 +16,15 @@ from typing import Any
 import cv2
 import numpy as np
 
+from hicmd.errors import HicmdError
+
 __all__ = ["GalleryError", "Gallery", "save_crop", "crop_modality"]
 
 EXTS = (".png", ".jpg", ".jpeg", ".bmp")
 NAME_RE = re.compile(r"[A-Za-z0-9][\w.-]{0,63}")
 
 
-class GalleryError(ValueError):
+class GalleryError(HicmdError, ValueError):
     """A gallery folder or enrolment name that cannot be used."""
 
 

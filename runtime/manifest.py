@@ -38,6 +38,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hicmd.errors import HicmdError
+
 __all__ = [
     "MANIFEST_NAME",
     "ManifestError",
@@ -58,7 +60,7 @@ FORMATS = ("onnx", "engine")
 PRECISIONS = ("fp32", "fp16")
 
 
-class ManifestError(ValueError):
+class ManifestError(HicmdError, ValueError):
     """A manifest that is missing, malformed, or names files that are not there."""
 
 

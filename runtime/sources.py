@@ -28,6 +28,8 @@ from urllib.parse import urlsplit
 import cv2
 import numpy as np
 
+from hicmd.errors import HicmdError
+
 __all__ = [
     "SourceError",
     "EndOfStream",
@@ -79,7 +81,7 @@ def quiet_video_logs(verbose: bool = False) -> None:
         pass
 
 
-class SourceError(ValueError):
+class SourceError(HicmdError, ValueError):
     """A source string that names nothing usable, or a source that cannot be opened."""
 
 

@@ -17,6 +17,8 @@ from typing import IO, Any, Callable
 import cv2
 import numpy as np
 
+from hicmd.errors import HicmdError
+
 from .annotate import VideoSink, draw_tracks, side_by_side
 from .associate import CrossMatcher
 from .capture import CaptureThread, Frame
@@ -34,7 +36,7 @@ __all__ = ["StreamError", "StreamOptions", "Summary", "run_stream"]
 CAMERAS = ("rgb", "ir")
 
 
-class StreamError(RuntimeError):
+class StreamError(HicmdError, RuntimeError):
     """The pipeline cannot start or cannot go on (a bad option, a capture thread that failed)."""
 
 
