@@ -27,6 +27,8 @@ SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "stats": {"cameras": dict, "stages": dict, "live_tracks": dict, "matches": int},
     "source_down": {"camera": str, "source": str, "reason": str},
     "source_up": {"camera": str, "source": str, "down_s": float},
+    # status: fitted | refitted | dropped | unfitted; source: self | file
+    "calibration": {"t": float, "status": str, "source": str},
 }
 
 

@@ -110,6 +110,7 @@ class Manifest:
     opset: int
     artifacts: tuple[Artifact, ...]
     parity: dict[str, Any] = field(default_factory=dict)
+    gates: dict[str, Any] = field(default_factory=dict)  # measured distance gates: {"match": {"threshold": ...}}
     hicmd_version: str = ""
     created: str = ""
     root: Path | None = None  # folder the manifest was read from (not serialised)
@@ -201,6 +202,7 @@ class Manifest:
                 opset=int(data["opset"]),
                 artifacts=artifacts,
                 parity=data.get("parity", {}),
+                gates=data.get("gates", {}),
                 hicmd_version=data.get("hicmd_version", ""),
                 created=data.get("created", ""),
                 root=root,

@@ -10,21 +10,22 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any, Callable
 
 import cv2
 import numpy as np
 
-from hicmd.errors import HicmdError
-
 from .annotate import VideoSink, draw_tracks, side_by_side
-from .associate import CrossMatcher
 from .capture import CaptureThread, Frame
 from .detect import Detector, make_detector
+from .crossview import CrossView
 from .events import EventLog
+from .fusion import FusionOptions
 from .gallery import Gallery, save_crop
+from .gates import resolve_gates
+from .geometry import Calibration
+from .options import StreamError, StreamOptions, Summary
 from .pairing import Pairer
 from .shutdown import stop_on_signals
 from .sources import gui_available, open_source, parse_source
@@ -34,66 +35,6 @@ from .track import IouTracker, Track, ema_update
 __all__ = ["StreamError", "StreamOptions", "Summary", "run_stream"]
 
 CAMERAS = ("rgb", "ir")
-
-
-class StreamError(HicmdError, RuntimeError):
-    """The pipeline cannot start or cannot go on (a bad option, a capture thread that failed)."""
-
-
-@dataclass
-class StreamOptions:
-    rgb: str
-    ir: str
-    detector: str | None = None  # "hog" (default) or a YOLO-style .onnx
-    detections_rgb: str | None = None  # MOTChallenge text, frame-indexed (overrides the detector)
-    detections_ir: str | None = None
-    embed_every: int = 8  # re-embed a track every N frames of its camera (and when it is new)
-    match_threshold: float = 0.5  # cosine-distance gate for RGB<->IR matches (and gallery names)
-    confirm: int = 3  # consecutive agreeing updates before a match is announced (and disagreeing before it ends)
-    ema: float = 0.9
-    split_distance: float = 0.5  # two crops in a row this far from a track's embedding split it (0: never)
-    gallery: str | None = None
-    enroll: str | None = None  # save crops of the only person in view into gallery/<enroll>/
-    enroll_max: int = 20
-    ir_range: tuple[float, float] = (20.0, 40.0)
-    save: str | None = None
-    save_tracks: str | None = None  # folder: rgb.txt / ir.txt in MOTChallenge format (for scoring)
-    events: str | Path | IO[str] | None = None  # None = stdout
-    overwrite_events: bool = False  # an existing events file is appended to unless this is set
-    show: bool = False
-    max_frames: int | None = None  # stop after this many processed RGB+IR steps
-    stats_every: float = 5.0
-    pair_tolerance_ms: float | None = None  # default: half an RGB frame period
-    realtime: bool | None = None  # None: files in order (no drops), live sources newest-frame-only
-    loop: bool = False  # replay file sources
-    fps_rgb: float | None = None  # frame rate of a folder source (30 if not given), or to override a file's
-    fps_ir: float | None = None
-    min_hits: int = 2
-    max_lost_s: float = 2.0  # a track unseen for this long (in its camera's frames) ends
-
-    def __post_init__(self) -> None:
-        for name, fps in (("--fps-rgb", self.fps_rgb), ("--fps-ir", self.fps_ir)):
-            if fps is not None and not 0 < fps <= 1000:
-                raise StreamError(f"{name} {fps:g}: give the source's frame rate in frames per second (0 < fps <= "
-                                  "1000), or leave it out to use the file's own")
-
-
-@dataclass
-class Summary:
-    duration_s: float
-    steps: int
-    interrupted: bool
-    frames: dict[str, dict[str, int]]
-    tracks: dict[str, int]
-    matches: int
-    matches_lost: int
-    events: dict[str, int]
-    stages: dict[str, dict[str, float]]
-    pair_skew_ms_p50: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def run_stream(opts: StreamOptions, embedder: Any, *, detectors: dict[str, Detector] | None = None,
@@ -112,7 +53,7 @@ class Pipeline:
                               "(pip install opencv-python, or use --save out.mp4)")
         if opts.embed_every < 1 or opts.confirm < 1:
             raise StreamError("--embed-every and --confirm must be at least 1")
-        if not 0.0 <= opts.split_distance <= 2.0:
+        if opts.split_distance is not None and not 0.0 <= opts.split_distance <= 2.0:
             raise StreamError("--split-distance is a cosine distance: give 0 (never split) to 2")
         self.opts, self.embedder = opts, embedder
         specs = {"rgb": parse_source(opts.rgb), "ir": parse_source(opts.ir)}
@@ -147,8 +88,12 @@ class Pipeline:
         self.trackers = {cam: IouTracker(cam, min_hits=opts.min_hits,
                                          max_misses=max(3, round(opts.max_lost_s * self.captures[cam].fps)))
                          for cam in CAMERAS}
-        self.matcher = CrossMatcher(opts.match_threshold, opts.confirm)
-        self.gallery = Gallery(opts.gallery, embedder, opts.match_threshold) if opts.gallery else None
+        self.gates = resolve_gates(opts, embedder)
+        fusion = FusionOptions(cues=opts.cues, appearance_gate=self.gates["match"], geometry_gate=opts.geometry_gate,
+                               weight_geometry=opts.weight_geometry, weight_time=opts.weight_time)
+        calibration = Calibration.load(Path(opts.calibration)) if opts.calibration else None
+        self.matcher = CrossView(fusion, opts.confirm, calibration, opts.self_calibrate)
+        self.gallery = Gallery(opts.gallery, embedder, self.gates["gallery"]) if opts.gallery else None
         self.enrolled = {cam: 0 for cam in CAMERAS}
         self.sink = VideoSink(opts.save, rgb_fps) if opts.save else None
         self.track_files: dict[str, IO[str]] = {}
@@ -160,6 +105,7 @@ class Pipeline:
         self.last_image: dict[str, np.ndarray | None] = {cam: None for cam in CAMERAS}
         self.last_index = {cam: 0 for cam in CAMERAS}  # frame number of each camera's newest frame
         self.steps = 0
+        self.started = False
 
     # ------------------------------------------------------------------ main loop
 
@@ -239,6 +185,9 @@ class Pipeline:
     def _step(self, pair: tuple[Frame | None, Frame | None]) -> None:
         self.steps += 1
         frames = {cam: f for cam, f in zip(CAMERAS, pair) if f is not None}
+        if not self.started and all(f is not None for f in pair):  # both image sizes known: calibration can start
+            self.matcher.start({cam: (f.image.shape[1], f.image.shape[0]) for cam, f in frames.items()})
+            self.started = True
         t = min(f.t for f in frames.values())
         crops: dict[str, list[np.ndarray]] = {cam: [] for cam in CAMERAS}
         todo: dict[str, list[Track]] = {cam: [] for cam in CAMERAS}
@@ -249,6 +198,7 @@ class Pipeline:
                 dets = self.detectors[cam].detect(frame.image, frame.index)
             with self.times.time("track"):
                 born, ended = self.trackers[cam].update(dets, frame.t)
+                self.matcher.observe(self.trackers[cam].confirmed, frame.t)
             for track in born:
                 self._start_track(cam, track, frame)
             for track in ended:
@@ -300,9 +250,9 @@ class Pipeline:
     def _appearance(self, track: Track, embedding: np.ndarray) -> str:
         """"same"; "odd": a crop far from the track's settled embedding; "changed": the second such crop in a row,
         so the box follows someone else. Same camera, so the distance is reliable, unlike across modalities."""
-        if not self.opts.split_distance or track.embedding is None or track.embed_count < 3:
+        if not self.gates["split"] or track.embedding is None or track.embed_count < 3:
             return "same"
-        far = 1.0 - float(np.dot(embedding, track.embedding)) > self.opts.split_distance
+        far = 1.0 - float(np.dot(embedding, track.embedding)) > self.gates["split"]
         track.outliers = track.outliers + 1 if far else 0
         return "same" if not far else "odd" if track.outliers < 2 else "changed"
 
@@ -407,7 +357,8 @@ class Pipeline:
                        frames=self._counters(), tracks=dict(self.track_counts), matches=self.matcher.total_matches,
                        matches_lost=self.matcher.total_lost, events=dict(self.log.counts),
                        stages=self.times.summary(),
-                       pair_skew_ms_p50=round(float(np.median(skews)) * 1000, 3) if skews else None)
+                       pair_skew_ms_p50=round(float(np.median(skews)) * 1000, 3) if skews else None,
+                       extra={"gates": self.gates, **self.matcher.summary()})
 
 
 def _crop(image: np.ndarray, box: np.ndarray, min_size: int = 4) -> np.ndarray | None:

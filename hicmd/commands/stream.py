@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Optional
 
@@ -10,6 +11,12 @@ import typer
 from hicmd.errors import UserError
 
 NAME = "stream"
+
+
+class Cues(str, Enum):
+    appearance = "appearance"
+    time = "time"
+    geometry = "geometry"
 
 
 def command(
@@ -24,10 +31,25 @@ def command(
     detections_rgb: Optional[Path] = typer.Option(None, help="Precomputed RGB detections (MOTChallenge text)."),
     detections_ir: Optional[Path] = typer.Option(None, help="Precomputed IR detections (MOTChallenge text)."),
     embed_every: int = typer.Option(8, help="Re-embed each track every N frames (and when it is new)."),
-    match_threshold: float = typer.Option(0.5, help="Largest cosine distance for an RGB<->IR match."),
+    match_threshold: Optional[float] = typer.Option(None, help="Largest cosine distance for an RGB<->IR match "
+                                                    "on appearance alone (default: the gate export measured for "
+                                                    "this model, else 0.5)."),
     confirm: int = typer.Option(3, help="Agreeing updates before a match is announced (hysteresis)."),
-    split_distance: float = typer.Option(0.5, help="Split a track when two crops in a row are this far (cosine) "
-                                         "from its embedding: its box went to someone else. 0: never."),
+    split_distance: Optional[float] = typer.Option(None, help="Split a track when two crops in a row are this far "
+                                                   "(cosine) from its embedding: its box went to someone else. "
+                                                   "0: never. Default: the model's measured gate, else 0.5."),
+    cues: Cues = typer.Option(Cues.geometry, "--cues", help="Cues for RGB<->IR association: appearance only, + time "
+                              "(co-presence, entry time), or + ground-plane geometry (needs a calibration or "
+                              "self-calibration)."),
+    calibration: Optional[Path] = typer.Option(None, "--calibration", help="calibration.json from 'hicmd "
+                                               "calibrate' (RGB->IR ground homography). Without it the stream "
+                                               "calibrates itself from confident matches."),
+    self_calibrate: bool = typer.Option(True, "--self-calibrate/--no-self-calibrate",
+                                        help="Fit the ground homography online when no --calibration is given."),
+    geometry_gate: float = typer.Option(0.5, help="Largest foot-point distance, in IR box heights, between an RGB "
+                                        "person mapped into the IR image and an IR person they can match."),
+    weight_geometry: float = typer.Option(1.0, help="Weight of the geometry cue in the association cost."),
+    weight_time: float = typer.Option(0.3, help="Weight of the time cue (entry time, velocity) in the cost."),
     gallery: Optional[Path] = typer.Option(None, help="Folder of enrolled people: DIR/<name>/*.png."),
     enroll: Optional[str] = typer.Option(None, help="Save crops of the only person in view as this name "
                                          "into --gallery."),
@@ -61,6 +83,7 @@ def command(
 
     from hicmd.runtime.detect import DetectorError
     from hicmd.runtime.gallery import GalleryError
+    from hicmd.runtime.gates import describe_gates, resolve_gates
     from hicmd.runtime.manifest import ManifestError
     from hicmd.runtime.sources import SourceError, parse_ir_range, parse_source, quiet_video_logs, redact
     from hicmd.runtime.stream import StreamError, StreamOptions, run_stream
@@ -73,6 +96,8 @@ def command(
             detections_rgb=str(detections_rgb) if detections_rgb else None,
             detections_ir=str(detections_ir) if detections_ir else None,
             embed_every=embed_every, match_threshold=match_threshold, confirm=confirm, split_distance=split_distance,
+            cues=cues.value, calibration=str(calibration) if calibration else None, self_calibrate=self_calibrate,
+            geometry_gate=geometry_gate, weight_geometry=weight_geometry, weight_time=weight_time,
             gallery=str(gallery) if gallery else None, enroll=enroll, ir_range=parse_ir_range(ir_range),
             save=str(save) if save else None, save_tracks=str(save_tracks) if save_tracks else None,
             events=str(events) if events else None, overwrite_events=overwrite, show=show, max_frames=max_frames,
@@ -86,8 +111,9 @@ def command(
         if enroll and not gallery:
             raise UserError("--enroll NAME needs --gallery DIR to save the crops into")
         embedder = _open_embedder(model, backend, device, precision, threads)
+        gates = describe_gates(resolve_gates(opts, embedder))
         console.print(f"[bold]hicmd stream[/] {escape(redact(rgb))} + {escape(redact(ir))}\n"
-                      f"{escape(embedder.describe())}", highlight=False)
+                      f"{escape(embedder.describe())}\n{gates}; cues: {cues.value}", highlight=False)
         summary = run_stream(opts, embedder)
     except (SourceError, DetectorError, GalleryError, ManifestError, StreamError) as exc:
         raise UserError(str(exc)) from None
