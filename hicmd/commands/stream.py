@@ -47,6 +47,8 @@ def command(
                                             "file whose header is wrong."),
     fps_ir: Optional[float] = typer.Option(None, help="Same for the IR source."),
     threads: Optional[int] = typer.Option(None, help="CPU threads for the embedder."),
+    mqtt: Optional[str] = typer.Option(None, "--mqtt", help="Also publish the events to mqtt://[user:pw@]host:1883/"
+                                       "topic (needs hicmd[mqtt]); a dead broker never stalls the stream."),
 ) -> None:
     """Watch an RGB and an IR camera, track people and say which IR person is which RGB person."""
     import json
@@ -79,14 +81,31 @@ def command(
         if enroll and not gallery:
             raise UserError("--enroll NAME needs --gallery DIR to save the crops into")
         embedder = _open_embedder(model, backend, device, precision, threads)
+        publisher = _open_mqtt(mqtt) if mqtt else None
         console.print(f"[bold]hicmd stream[/] {rgb} + {ir}\n{embedder.describe()}")
-        summary = run_stream(opts, embedder)
+        if publisher is not None:
+            console.print(publisher.describe())
+        try:
+            summary = run_stream(opts, embedder, on_event=publisher.publish if publisher else None)
+        finally:
+            if publisher is not None:
+                publisher.close()
+                console.print(f"MQTT: {publisher.published} events published, {publisher.dropped} dropped")
     except (SourceError, DetectorError, GalleryError, ManifestError, StreamError) as exc:
         raise UserError(str(exc)) from None
     console.print(("[yellow]interrupted[/] " if summary.interrupted else "") +
                   f"{summary.steps} steps in {summary.duration_s:.1f} s, tracks {summary.tracks}, "
                   f"matches {summary.matches} (lost {summary.matches_lost})")
     print(json.dumps({"summary": summary.to_dict()}), file=sys.stderr)
+
+
+def _open_mqtt(url: str):  # noqa: ANN202
+    from hicmd.runtime.mqtt import MqttError, MqttPublisher
+
+    try:
+        return MqttPublisher(url)
+    except MqttError as exc:
+        raise UserError(str(exc)) from None
 
 
 def _open_embedder(model: Path, backend: str, device: str, precision: str, threads: int | None):  # noqa: ANN202
