@@ -17,7 +17,7 @@ from typing import IO, Any, Callable
 import cv2
 import numpy as np
 
-from .annotate import VideoSink, draw_tracks, side_by_side
+from .annotate import CODECS, VideoSink, draw_tracks, side_by_side
 from .associate import CrossMatcher
 from .capture import CaptureThread, Frame
 from .detect import Detector, make_detector
@@ -104,6 +104,8 @@ class Pipeline:
             raise StreamError("--embed-every and --confirm must be at least 1")
         if not 0.0 <= opts.split_distance <= 2.0:
             raise StreamError("--split-distance is a cosine distance: give 0 (never split) to 2")
+        if opts.save and Path(opts.save).suffix.lower() not in CODECS:
+            raise StreamError(f"--save {opts.save}: use a .mp4 or .webm file (VP9 or H.264, which browsers play)")
         self.opts, self.embedder = opts, embedder
         specs = {"rgb": parse_source(opts.rgb), "ir": parse_source(opts.ir)}
         live = any(s.live for s in specs.values())

@@ -32,7 +32,8 @@ def command(
     enroll: Optional[str] = typer.Option(None, help="Save crops of the only person in view as this name "
                                          "into --gallery."),
     ir_range: str = typer.Option("20:40", help="Fixed temperature window LOW:HIGH (deg C) for Y16 frames."),
-    save: Optional[Path] = typer.Option(None, help="Write a side-by-side annotated video (mp4v)."),
+    save: Optional[Path] = typer.Option(None, help="Write a side-by-side annotated video a browser plays: .mp4 or .webm (VP9; H.264 where "
+                                         "OpenCV has no VP9)."),
     save_tracks: Optional[Path] = typer.Option(None, help="Write rgb.txt / ir.txt track boxes (MOTChallenge)."),
     events: Optional[Path] = typer.Option(None, help="JSON-lines events file (default: stdout)."),
     show: bool = typer.Option(False, help="Show a window (needs an OpenCV with a GUI)."),
