@@ -42,6 +42,8 @@ class StreamOptions:
     rgb: str
     ir: str
     detector: str | None = None  # "hog" (default) or a YOLO-style .onnx
+    det_conf: float | None = None  # detector score / NMS IoU thresholds (None: HOG 0.3 / 0.5, ONNX 0.25 / 0.45)
+    det_iou: float | None = None
     detections_rgb: str | None = None  # MOTChallenge text, frame-indexed (overrides the detector)
     detections_ir: str | None = None
     embed_every: int = 8  # re-embed a track every N frames of its camera (and when it is new)
@@ -116,7 +118,8 @@ class Pipeline:
         self.files = {cam for cam, s in specs.items() if not s.live}
         given = detectors or {}
         dets_files = {"rgb": opts.detections_rgb, "ir": opts.detections_ir}
-        self.detectors = {cam: given.get(cam) or make_detector(opts.detector, dets_files[cam]) for cam in CAMERAS}
+        self.detectors = {cam: given.get(cam) or make_detector(opts.detector, dets_files[cam], opts.det_conf,
+                                                                     opts.det_iou) for cam in CAMERAS}
         self.times = StageTimes()
         self.log = EventLog(opts.events, listener=on_event)
         self.captures: dict[str, CaptureThread] = {}

@@ -21,6 +21,10 @@ def command(
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
     precision: str = typer.Option("auto", help="auto | fp32 | fp16"),
     detector: Optional[str] = typer.Option(None, help="'hog' (default) or a YOLO-style person detector .onnx."),
+    det_conf: Optional[float] = typer.Option(None, "--det-conf", help="Detector score threshold 0..1 (default: HOG "
+                                             "0.3, ONNX 0.25)."),
+    det_iou: Optional[float] = typer.Option(None, "--det-iou", help="Detector NMS IoU threshold (default: HOG 0.5, "
+                                            "ONNX 0.45)."),
     detections_rgb: Optional[Path] = typer.Option(None, help="Precomputed RGB detections (MOTChallenge text)."),
     detections_ir: Optional[Path] = typer.Option(None, help="Precomputed IR detections (MOTChallenge text)."),
     embed_every: int = typer.Option(8, help="Re-embed each track every N frames (and when it is new)."),
@@ -57,7 +61,7 @@ def command(
 
     from rich.console import Console
 
-    from hicmd.runtime.detect import DetectorError
+    from hicmd.runtime.detect import DetectorError, check_thresholds
     from hicmd.runtime.gallery import GalleryError
     from hicmd.runtime.manifest import ManifestError
     from hicmd.runtime.sources import SourceError, parse_ir_range, parse_source
@@ -66,7 +70,7 @@ def command(
     console = Console(stderr=True)
     try:
         opts = StreamOptions(
-            rgb=rgb, ir=ir, detector=detector,
+            rgb=rgb, ir=ir, detector=detector, det_conf=det_conf, det_iou=det_iou,
             detections_rgb=str(detections_rgb) if detections_rgb else None,
             detections_ir=str(detections_ir) if detections_ir else None,
             embed_every=embed_every, match_threshold=match_threshold, confirm=confirm, split_distance=split_distance,
@@ -76,6 +80,7 @@ def command(
             pair_tolerance_ms=pair_tolerance_ms, realtime=realtime, loop=loop, fps_rgb=fps_rgb, fps_ir=fps_ir,
         )
         parse_source(rgb), parse_source(ir)  # a typo in a source fails before the model loads
+        check_thresholds(det_conf, det_iou)
         for output in (save, events):  # output files may go into folders that do not exist yet
             if output is not None:
                 output.parent.mkdir(parents=True, exist_ok=True)
