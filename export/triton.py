@@ -17,6 +17,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from hicmd.runtime.backends.triton import model_name
 from hicmd.runtime.manifest import Artifact, Manifest, TensorSpec, load_manifest
 
 __all__ = ["TritonOptions", "model_name", "config_pbtxt", "write_triton_repository"]
@@ -35,12 +36,6 @@ class TritonOptions:
             raise ValueError("Triton: max batch and instances must be >= 1, delay >= 0, kind KIND_GPU or KIND_CPU")
         self.max_batch, self.instances, self.kind, self.delay_us = max_batch, instances, kind, delay_us
         self.preferred = tuple(sorted({b for b in preferred if b <= max_batch} | {max_batch}))
-
-
-def model_name(artifact: Artifact) -> str:
-    """hicmd_rgb, hicmd_ir_fp16, hicmd_rgb_fp16_engine: Triton names allow letters, digits, '_' and '-'."""
-    suffix = "_engine" if artifact.format == "engine" else ""
-    return "hicmd_" + artifact.name.replace(".", "_") + suffix
 
 
 def _tensor(spec: TensorSpec, image: bool) -> str:

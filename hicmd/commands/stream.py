@@ -17,7 +17,8 @@ def command(
                             "http://, gst:<pipeline>, a video file or an image folder."),
     ir: str = typer.Option(..., "--ir", help="IR source (same forms); 16-bit Y16 frames are windowed by --ir-range."),
     model: Path = typer.Option(..., "--model", help="Export folder with manifest.json (hicmd export)."),
-    backend: str = typer.Option("auto", help="auto | tensorrt | onnxruntime | torch"),
+    backend: str = typer.Option("auto", help="auto | tensorrt | onnxruntime | torch | triton (with --url)"),
+    url: Optional[str] = typer.Option(None, "--url", help="Triton server for --backend triton: grpc://host:8001."),
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
     precision: str = typer.Option("auto", help="auto | fp32 | fp16"),
     detector: Optional[str] = typer.Option(None, help="'hog' (default) or a YOLO-style person detector .onnx."),
@@ -86,7 +87,7 @@ def command(
                 output.parent.mkdir(parents=True, exist_ok=True)
         if enroll and not gallery:
             raise UserError("--enroll NAME needs --gallery DIR to save the crops into")
-        embedder = _open_embedder(model, backend, device, precision, threads)
+        embedder = _open_embedder(model, backend, device, precision, threads, url)
         publisher = _open_mqtt(mqtt) if mqtt else None
         console.print(f"[bold]hicmd stream[/] {rgb} + {ir}\n{embedder.describe()}")
         if publisher is not None:
@@ -114,12 +115,13 @@ def _open_mqtt(url: str):  # noqa: ANN202
         raise UserError(str(exc)) from None
 
 
-def _open_embedder(model: Path, backend: str, device: str, precision: str, threads: int | None):  # noqa: ANN202
+def _open_embedder(model: Path, backend: str, device: str, precision: str, threads: int | None,  # noqa: ANN202
+                   url: str | None = None):
     from hicmd.runtime.embedder import Embedder
     from hicmd.runtime.manifest import ManifestError
 
     try:
-        return Embedder(model, backend=backend, device=device, precision=precision, threads=threads)
+        return Embedder(model, backend=backend, device=device, precision=precision, threads=threads, url=url)
     except ManifestError:
         raise
     except (ValueError, RuntimeError) as exc:  # BackendError is a RuntimeError: one line, what to do
