@@ -11,7 +11,7 @@ export OMP_NUM_THREADS ?= 2
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[train,dev]'
+	$(BIN)/python -m pip install -q -e '.[dev]'  # dev = every extra but trt/gpu + the test tools
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -3,12 +3,16 @@ dependencies (torch, onnxruntime, OpenCV) inside the command body, so `hicmd --h
 
 from __future__ import annotations
 
+import functools
 import sys
+from typing import Any, Callable
 
 import typer
 
-from hicmd.commands import bench, convert, demo, evaluate, export, info, stream, synth, train, translate
+from hicmd import __version__
+from hicmd.commands import bench, check, convert, demo, evaluate, export, info, stream, synth, train, translate
 from hicmd.errors import HicmdError
+from hicmd.extras import VERB_NEEDS, install_hint, missing_modules
 
 app = typer.Typer(
     name="hicmd",
@@ -18,8 +22,36 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for _module in (train, evaluate, export, stream, translate, bench, demo, synth, info, convert):
-    app.command(_module.NAME, help=_module.command.__doc__)(_module.command)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"hicmd {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print hicmd's version and exit.")) -> None:
+    """Hi-CMD visible-infrared person re-identification: train, evaluate, export, stream."""
+
+
+def _needs(verb: str, command: Callable[..., Any]) -> Callable[..., Any]:
+    """Run `command` only when the modules its verb needs are installed (an edge install has no torch)."""
+    modules = VERB_NEEDS.get(verb, ())
+
+    @functools.wraps(command)  # Typer reads the wrapped signature
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        missing = missing_modules(modules)
+        if missing:
+            raise UserError(install_hint(missing, f"hicmd {verb}"))
+        return command(*args, **kwargs)
+
+    return checked if modules else command
+
+
+for _module in (train, evaluate, export, stream, translate, bench, demo, synth, info, convert, check):
+    app.command(_module.NAME, help=_module.command.__doc__)(_needs(_module.NAME, _module.command))
 
 
 def main() -> None:
@@ -29,6 +61,12 @@ def main() -> None:
         app()
     except HicmdError as exc:  # every deliberate error: a config, data, checkpoint, manifest, source, ...
         typer.secho(f"error: {exc}", fg="red", err=True)
+        sys.exit(2)
+    except ModuleNotFoundError as exc:  # an optional dependency this run needs (e.g. --backend torch on an edge box)
+        hint = install_hint(exc.name or "", "this command")
+        if hint is None:
+            raise
+        typer.secho(f"error: {hint}", fg="red", err=True)
         sys.exit(2)
     except OSError as exc:  # a path the user gave that cannot be read or written
         where = f": {exc.filename}" if exc.filename else ""

@@ -1,7 +1,8 @@
-"""Draw tracks on frames, put RGB and IR side by side, write mp4 / show a window. Torch-free."""
+"""Draw tracks on frames, put RGB and IR side by side, write a video a browser plays / show a window. Torch-free."""
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Iterable
@@ -11,7 +12,15 @@ import numpy as np
 
 from .track import Track
 
-__all__ = ["draw_tracks", "side_by_side", "VideoSink", "gid_colour"]
+__all__ = ["draw_tracks", "side_by_side", "VideoSink", "gid_colour", "CODECS"]
+
+# Codecs to try per container, best first. Browsers play VP9 in MP4 and WebM and H.264 in MP4. pip's OpenCV wheels
+# bundle an FFmpeg with libvpx (VP9) but no H.264 encoder (x264 is GPL, OpenH264 is not bundled), so VP9 comes first;
+# an OpenCV built against a system FFmpeg or GStreamer (JetPack) may only have H.264. mp4v (MPEG-4 Part 2) is the
+# last resort: it always works but browsers refuse it.
+CODECS = {".mp4": ("vp09", "avc1", "mp4v"), ".webm": ("VP90", "VP80"), ".mkv": ("VP90", "avc1", "XVID"),
+          ".avi": ("MJPG", "XVID")}
+log = logging.getLogger("hicmd.runtime")
 
 
 def gid_colour(gid: int) -> tuple[int, int, int]:
@@ -55,7 +64,8 @@ def side_by_side(rgb: np.ndarray | None, ir: np.ndarray | None, height: int = 0)
 
 
 class VideoSink:
-    """mp4v VideoWriter opened on the first frame; later frames are resized to the first frame's size.
+    """VideoWriter opened on the first frame with the first codec of CODECS that this OpenCV can encode (`codec`
+    says which); later frames are resized to the first frame's size.
 
     Frames go to a hidden temporary file beside the target, renamed over it only once the video is finished
     (its index written): a crash leaves the previous video, never a half-written one.
@@ -63,18 +73,31 @@ class VideoSink:
 
     def __init__(self, path: str | Path, fps: float) -> None:
         self.path, self.fps = Path(path), fps
-        self.partial = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix or '.mp4'}")
+        if self.path.suffix.lower() not in CODECS:
+            raise ValueError(f"--save {self.path}: use a .mp4 or .webm file (browsers play both; also .mkv, .avi)")
+        self.partial = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
         self.writer: cv2.VideoWriter | None = None
         self.size: tuple[int, int] | None = None
+        self.codec: str | None = None
         self.frames = 0
+
+    def _open(self) -> None:
+        for codec in CODECS[self.path.suffix.lower()]:
+            writer = cv2.VideoWriter(str(self.partial), cv2.VideoWriter_fourcc(*codec), self.fps, self.size)
+            if writer.isOpened():
+                self.writer, self.codec = writer, codec
+                if codec == "mp4v":
+                    log.warning("this OpenCV has neither VP9 nor H.264: %s is MPEG-4 Part 2, which browsers do not "
+                                "play (save to .webm, or convert with ffmpeg -c:v libvpx-vp9)", self.path)
+                return
+            writer.release()
+        raise OSError(f"cannot write {self.path}: this OpenCV encodes none of {', '.join(CODECS[self.path.suffix.lower()])}")
 
     def write(self, image: np.ndarray) -> None:
         if self.writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.size = (image.shape[1] // 2 * 2, image.shape[0] // 2 * 2)  # even sizes keep encoders happy
-            self.writer = cv2.VideoWriter(str(self.partial), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, self.size)
-            if not self.writer.isOpened():
-                raise OSError(f"cannot write {self.path} with the mp4v codec")
+            self._open()
         if (image.shape[1], image.shape[0]) != self.size:
             image = cv2.resize(image, self.size)
         self.writer.write(image)

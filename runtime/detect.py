@@ -34,13 +34,15 @@ def _bgr(image: np.ndarray) -> np.ndarray:
 class HogDetector:
     """OpenCV's built-in Dalal-Triggs people detector (needs opencv < 5). A CPU fallback, weak on small people."""
 
-    def __init__(self, max_width: int = 400, hit_threshold: float = 0.0) -> None:
+    def __init__(self, max_width: int = 400, hit_threshold: float = 0.0, conf_threshold: float = 0.3,
+                 iou_threshold: float = 0.5) -> None:
         if not hasattr(cv2, "HOGDescriptor"):
             raise DetectorError("this OpenCV has no HOGDescriptor (OpenCV 5 moved it to contrib); install "
                                 "opencv-python-headless<5 or pass --detector model.onnx / --detections-* files")
         self.hog = cv2.HOGDescriptor()
         self.hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
         self.max_width, self.hit_threshold = max_width, hit_threshold
+        self.conf_threshold, self.iou_threshold = conf_threshold, iou_threshold
 
     def detect(self, image: np.ndarray, index: int) -> np.ndarray:
         scale = min(1.0, self.max_width / image.shape[1])
@@ -51,7 +53,8 @@ class HogDetector:
             return EMPTY
         boxes = np.asarray(rects, np.float32) / scale
         scores = 1.0 / (1.0 + np.exp(-np.asarray(weights, np.float32).reshape(-1)))  # SVM margin -> 0..1
-        return _nms(np.column_stack([boxes[:, :2], boxes[:, :2] + boxes[:, 2:], scores]), 0.3, 0.5)
+        return _nms(np.column_stack([boxes[:, :2], boxes[:, :2] + boxes[:, 2:], scores]), self.conf_threshold,
+                    self.iou_threshold)
 
 
 def _nms(dets: np.ndarray, score_threshold: float, iou_threshold: float) -> np.ndarray:
@@ -150,12 +153,19 @@ class FileDetections:
         return self.frames.get(index, EMPTY)
 
 
-def make_detector(detector: str | None, detections: str | None) -> Detector:
-    """Detections file > ONNX model > HOG."""
+def check_thresholds(conf: float | None, iou: float | None) -> None:
+    if conf is not None and not 0.0 <= conf <= 1.0 or iou is not None and not 0.0 < iou <= 1.0:
+        raise DetectorError(f"--det-conf must be in 0..1 and --det-iou in (0, 1], got {conf} and {iou}")
+
+
+def make_detector(detector: str | None, detections: str | None, conf: float | None = None,
+                  iou: float | None = None) -> Detector:
+    """Detections file > ONNX model > HOG. `conf` / `iou` (None: the detector's default) are the score and NMS
+    overlap thresholds; a detections file is used as it is."""
+    check_thresholds(conf, iou)
+    thresholds = {k: v for k, v in (("conf_threshold", conf), ("iou_threshold", iou)) if v is not None}
     if detections:
         return FileDetections(detections)
-    if detector:
-        if detector.lower() == "hog":
-            return HogDetector()
-        return OnnxDetector(detector)
-    return HogDetector()
+    if detector and detector.lower() != "hog":
+        return OnnxDetector(detector, **thresholds)
+    return HogDetector(**thresholds)

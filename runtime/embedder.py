@@ -31,7 +31,7 @@ class Embedder:
 
     def __init__(self, manifest: Manifest | str | Path, backend: str = "auto", device: str = "auto",
                  precision: str = "auto", threads: int | None = None,
-                 modalities: Iterable[str] = MODALITIES) -> None:
+                 modalities: Iterable[str] = MODALITIES, url: str | None = None) -> None:
         self.manifest = manifest if isinstance(manifest, Manifest) else load_manifest(manifest)
         spec = self.manifest.input
         if spec.layout != "NHWC" or spec.dtype != "uint8" or spec.color not in ("RGB", "BGR"):
@@ -47,7 +47,7 @@ class Embedder:
                 if modality not in MODALITIES:
                     raise ValueError(f"unknown modality {modality!r}; use rgb or ir")
                 self.backends[modality] = open_backend(self.manifest, "embedder", modality, backend=backend,
-                                                       device=device, precision=precision, threads=threads)
+                                                       device=device, precision=precision, threads=threads, url=url)
         except BaseException:
             self.close()
             raise

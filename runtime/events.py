@@ -14,7 +14,10 @@ from collections import Counter
 from pathlib import Path
 from typing import IO, Any, Callable
 
-__all__ = ["SCHEMA", "EventLog", "validate_event"]
+__all__ = ["SCHEMA", "SCHEMA_VERSION", "JSON_SCHEMA", "EventLog", "validate_event"]
+
+SCHEMA_VERSION = 1  # every event carries it as "schema"; events.schema.json (shipped) is the full contract
+JSON_SCHEMA = Path(__file__).with_name("events.schema.json")
 
 SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "track_new": {"t": float, "camera": str, "track": int, "gid": int, "box": list, "frame": int},
@@ -67,7 +70,7 @@ class EventLog:
         self.listener = listener
 
     def emit(self, event: dict[str, Any]) -> None:
-        event = {"event": event["event"], "time": round(time.time(), 3),
+        event = {"event": event["event"], "time": round(time.time(), 3), "schema": SCHEMA_VERSION,
                  **{k: v for k, v in event.items() if k != "event"}}
         line = json.dumps(event, separators=(",", ":"))
         with self._lock:

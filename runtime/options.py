@@ -20,6 +20,8 @@ class StreamOptions:
     rgb: str
     ir: str
     detector: str | None = None  # "hog" (default) or a YOLO-style .onnx
+    det_conf: float | None = None  # detector score / NMS IoU thresholds (None: HOG 0.3 / 0.5, ONNX 0.25 / 0.45)
+    det_iou: float | None = None
     detections_rgb: str | None = None  # MOTChallenge text, frame-indexed (overrides the detector)
     detections_ir: str | None = None
     embed_every: int = 8  # re-embed a track every N frames of its camera (and when it is new)

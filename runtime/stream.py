@@ -16,7 +16,7 @@ from typing import IO, Any, Callable
 import cv2
 import numpy as np
 
-from .annotate import VideoSink, draw_tracks, side_by_side
+from .annotate import CODECS, VideoSink, draw_tracks, side_by_side
 from .capture import CaptureThread, Frame
 from .detect import Detector, make_detector
 from .crossview import CrossView
@@ -55,6 +55,8 @@ class Pipeline:
             raise StreamError("--embed-every and --confirm must be at least 1")
         if opts.split_distance is not None and not 0.0 <= opts.split_distance <= 2.0:
             raise StreamError("--split-distance is a cosine distance: give 0 (never split) to 2")
+        if opts.save and Path(opts.save).suffix.lower() not in CODECS:
+            raise StreamError(f"--save {opts.save}: use a .mp4 or .webm file (VP9 or H.264, which browsers play)")
         self.opts, self.embedder = opts, embedder
         specs = {"rgb": parse_source(opts.rgb), "ir": parse_source(opts.ir)}
         live = any(s.live for s in specs.values())
@@ -65,7 +67,8 @@ class Pipeline:
         self.files = {cam for cam, s in specs.items() if not s.live}
         given = detectors or {}
         dets_files = {"rgb": opts.detections_rgb, "ir": opts.detections_ir}
-        self.detectors = {cam: given.get(cam) or make_detector(opts.detector, dets_files[cam]) for cam in CAMERAS}
+        self.detectors = {cam: given.get(cam) or make_detector(opts.detector, dets_files[cam], opts.det_conf,
+                                                                     opts.det_iou) for cam in CAMERAS}
         self.times = StageTimes()
         self.log = EventLog(opts.events, listener=on_event, overwrite=opts.overwrite_events)
         self.captures: dict[str, CaptureThread] = {}

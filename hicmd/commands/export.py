@@ -36,6 +36,10 @@ def command(
     workspace_gb: Annotated[float, typer.Option("--workspace-gb", help="TensorRT workspace limit, GiB.")] = 2.0,
     trt_weak_fp16: Annotated[bool, typer.Option("--trt-weak-fp16", help="TensorRT 10.x fallback: FP16 engines "
                                                 "from the FP32 graphs with BuilderFlag.FP16.")] = False,
+    triton: Annotated[Optional[Path], typer.Option("--triton", help="Also write a Triton Inference Server model "
+                                                   "repository of the embedders into this folder.")] = None,
+    deepstream: Annotated[Optional[Path], typer.Option("--deepstream", help="Also write DeepStream nvtracker ReID "
+                                                       "graphs + configs into this folder.")] = None,
 ) -> None:
     """Export a checkpoint to ONNX (and FP16 ONNX, TensorRT engines) with parity gates and manifest.json."""
     from rich.console import Console
@@ -87,3 +91,18 @@ def command(
             console.print(line, soft_wrap=True, markup=False, highlight=False)
         raise typer.Exit(1)
     console.print(f"[green]exported[/] {len(result.files)} file(s) to {out}; manifest {result.manifest}")
+    _ecosystem(out, triton, deepstream, console)
+
+
+def _ecosystem(out: Path, triton: Path | None, deepstream: Path | None, console) -> None:  # noqa: ANN001
+    """The Triton repository and DeepStream files, made from the export folder just written."""
+    if triton is not None:
+        from hicmd.export.triton import write_triton_repository
+
+        names = write_triton_repository(out, triton)
+        console.print(f"[green]Triton repository[/] {triton}: {', '.join(names)}")
+    if deepstream is not None:
+        from hicmd.export.deepstream import write_deepstream
+
+        files = write_deepstream(out, deepstream)
+        console.print(f"[green]DeepStream ReID[/] {deepstream}: {', '.join(p.name for p in files)}")

@@ -24,10 +24,15 @@ def command(
                             "http://, gst:<pipeline>, a video file or an image folder."),
     ir: str = typer.Option(..., "--ir", help="IR source (same forms); 16-bit Y16 frames are windowed by --ir-range."),
     model: Path = typer.Option(..., "--model", help="Export folder with manifest.json (hicmd export)."),
-    backend: str = typer.Option("auto", help="auto | tensorrt | onnxruntime | torch"),
+    backend: str = typer.Option("auto", help="auto | tensorrt | onnxruntime | torch | triton (with --url)"),
+    url: Optional[str] = typer.Option(None, "--url", help="Triton server for --backend triton: grpc://host:8001."),
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
     precision: str = typer.Option("auto", help="auto | fp32 | fp16"),
     detector: Optional[str] = typer.Option(None, help="'hog' (default) or a YOLO-style person detector .onnx."),
+    det_conf: Optional[float] = typer.Option(None, "--det-conf", help="Detector score threshold 0..1 (default: HOG "
+                                             "0.3, ONNX 0.25)."),
+    det_iou: Optional[float] = typer.Option(None, "--det-iou", help="Detector NMS IoU threshold (default: HOG 0.5, "
+                                            "ONNX 0.45)."),
     detections_rgb: Optional[Path] = typer.Option(None, help="Precomputed RGB detections (MOTChallenge text)."),
     detections_ir: Optional[Path] = typer.Option(None, help="Precomputed IR detections (MOTChallenge text)."),
     embed_every: int = typer.Option(8, help="Re-embed each track every N frames (and when it is new)."),
@@ -54,7 +59,8 @@ def command(
     enroll: Optional[str] = typer.Option(None, help="Save crops of the only person in view as this name "
                                          "into --gallery."),
     ir_range: str = typer.Option("20:40", help="Fixed temperature window LOW:HIGH (deg C) for Y16 frames."),
-    save: Optional[Path] = typer.Option(None, help="Write a side-by-side annotated video (mp4v)."),
+    save: Optional[Path] = typer.Option(None, help="Write a side-by-side annotated video a browser plays: .mp4 or .webm (VP9; H.264 where "
+                                         "OpenCV has no VP9)."),
     save_tracks: Optional[Path] = typer.Option(None, help="Write rgb.txt / ir.txt track boxes (MOTChallenge)."),
     events: Optional[Path] = typer.Option(None, help="JSON-lines events file (default: stdout). Opened once the "
                                           "sources are up; an existing file is appended to (see --overwrite)."),
@@ -73,6 +79,8 @@ def command(
                                             "file whose header is wrong."),
     fps_ir: Optional[float] = typer.Option(None, help="Same for the IR source."),
     threads: Optional[int] = typer.Option(None, help="CPU threads for the embedder."),
+    mqtt: Optional[str] = typer.Option(None, "--mqtt", help="Also publish the events to mqtt://[user:pw@]host:1883/"
+                                       "topic (needs hicmd[mqtt]); a dead broker never stalls the stream."),
 ) -> None:
     """Watch an RGB and an IR camera, track people and say which IR person is which RGB person."""
     import json
@@ -81,7 +89,7 @@ def command(
     from rich.console import Console
     from rich.markup import escape
 
-    from hicmd.runtime.detect import DetectorError
+    from hicmd.runtime.detect import DetectorError, check_thresholds
     from hicmd.runtime.gallery import GalleryError
     from hicmd.runtime.gates import describe_gates, resolve_gates
     from hicmd.runtime.manifest import ManifestError
@@ -92,7 +100,7 @@ def command(
     quiet_video_logs(verbose)
     try:
         opts = StreamOptions(
-            rgb=rgb, ir=ir, detector=detector,
+            rgb=rgb, ir=ir, detector=detector, det_conf=det_conf, det_iou=det_iou,
             detections_rgb=str(detections_rgb) if detections_rgb else None,
             detections_ir=str(detections_ir) if detections_ir else None,
             embed_every=embed_every, match_threshold=match_threshold, confirm=confirm, split_distance=split_distance,
@@ -105,16 +113,25 @@ def command(
             pair_tolerance_ms=pair_tolerance_ms, realtime=realtime, loop=loop, fps_rgb=fps_rgb, fps_ir=fps_ir,
         )
         parse_source(rgb), parse_source(ir)  # a typo in a source fails before the model loads
+        check_thresholds(det_conf, det_iou)
         for output in (save, events):  # output files may go into folders that do not exist yet
             if output is not None:
                 output.parent.mkdir(parents=True, exist_ok=True)
         if enroll and not gallery:
             raise UserError("--enroll NAME needs --gallery DIR to save the crops into")
-        embedder = _open_embedder(model, backend, device, precision, threads)
+        embedder = _open_embedder(model, backend, device, precision, threads, url)
+        publisher = _open_mqtt(mqtt) if mqtt else None
         gates = describe_gates(resolve_gates(opts, embedder))
         console.print(f"[bold]hicmd stream[/] {escape(redact(rgb))} + {escape(redact(ir))}\n"
                       f"{escape(embedder.describe())}\n{gates}; cues: {cues.value}", highlight=False)
-        summary = run_stream(opts, embedder)
+        if publisher is not None:
+            console.print(escape(publisher.describe()), highlight=False)
+        try:
+            summary = run_stream(opts, embedder, on_event=publisher.publish if publisher else None)
+        finally:
+            if publisher is not None:
+                publisher.close()
+                console.print(f"MQTT: {publisher.published} events published, {publisher.dropped} dropped")
     except (SourceError, DetectorError, GalleryError, ManifestError, StreamError) as exc:
         raise UserError(str(exc)) from None
     stopped_by = summary.extra.get("signal", "interrupted")
@@ -124,12 +141,22 @@ def command(
     print(json.dumps({"summary": summary.to_dict()}), file=sys.stderr)
 
 
-def _open_embedder(model: Path, backend: str, device: str, precision: str, threads: int | None):  # noqa: ANN202
+def _open_mqtt(url: str):  # noqa: ANN202
+    from hicmd.runtime.mqtt import MqttError, MqttPublisher
+
+    try:
+        return MqttPublisher(url)
+    except MqttError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _open_embedder(model: Path, backend: str, device: str, precision: str, threads: int | None,  # noqa: ANN202
+                   url: str | None = None):
     from hicmd.runtime.embedder import Embedder
     from hicmd.runtime.manifest import ManifestError
 
     try:
-        return Embedder(model, backend=backend, device=device, precision=precision, threads=threads)
+        return Embedder(model, backend=backend, device=device, precision=precision, threads=threads, url=url)
     except ManifestError:
         raise
     except (ValueError, RuntimeError) as exc:  # BackendError is a RuntimeError: one line, what to do

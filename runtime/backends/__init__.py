@@ -16,7 +16,7 @@ from .base import Backend, BackendError
 
 __all__ = ["Backend", "BackendError", "open_backend", "cuda_device", "BACKENDS", "DEVICES", "PRECISIONS"]
 
-BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
+BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch", "triton")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "fp16")
 log = logging.getLogger("hicmd.runtime")
@@ -95,14 +95,18 @@ def _check_shapes(backend: Backend, manifest: Manifest, role: str, file: str) ->
 
 
 def open_backend(manifest: Manifest, artifact_role: str, modality: str | None = None, backend: str = "auto",
-                 device: str = "auto", precision: str = "auto", threads: int | None = None) -> Backend:
-    """Open the artifact (`embedder` + rgb/ir, or `generator`) on the chosen backend; BackendError says why not."""
+                 device: str = "auto", precision: str = "auto", threads: int | None = None,
+                 url: str | None = None) -> Backend:
+    """Open the artifact (`embedder` + rgb/ir, or `generator`) on the chosen backend; BackendError says why not.
+    `url` is the Triton server for backend "triton"."""
     for value, allowed, what in ((backend, BACKENDS, "backend"), (device, DEVICES, "device"),
                                  (precision, PRECISIONS, "precision")):
         if value not in allowed:
             raise BackendError(f"unknown {what} {value!r}; use one of {', '.join(allowed)}")
     if backend == "torch":
         return _open_torch(manifest, artifact_role, modality, device)
+    if backend == "triton":
+        return _open_triton(manifest, artifact_role, modality, precision, url)
 
     notes: list[str] = []
     if backend in ("auto", "tensorrt") and device != "cpu":
@@ -184,6 +188,17 @@ def _open_torch(manifest: Manifest, role: str, modality: str | None, device: str
 
     backend = TorchBackend(path, role, modality, device=device)
     return _finish(backend, manifest, role, modality, path.name, [])
+
+
+def _open_triton(manifest: Manifest, role: str, modality: str | None, precision: str, url: str | None) -> Backend:
+    if not url:
+        raise BackendError("--backend triton needs --url grpc://host:8001 (the Triton server)")
+    if role != "embedder":
+        raise BackendError("the Triton repository serves the embedders only; use onnxruntime for the generator")
+    artifact = _pick(manifest, role, modality, precision, "onnx", ("fp16", "fp32"))  # the server has a GPU
+    from .triton import TritonBackend, model_name
+
+    return _finish(TritonBackend(url, model_name(artifact)), manifest, role, modality, model_name(artifact), [])
 
 
 def _existing(manifest: Manifest, artifact: Artifact) -> Path:
