@@ -14,12 +14,13 @@ __all__ = ["EXTRA_OF", "VERB_NEEDS", "install_hint", "missing_modules"]
 EXTRA_OF: dict[str, str] = {
     "torch": "train", "torchvision": "train", "tensorboard": "train", "matplotlib": "train",
     "onnx": "export", "onnxconverter_common": "export",
-    "tensorrt": "trt", "tritonclient": "triton", "paho": "mqtt", "jsonschema": "dev",
+    "tensorrt": "trt", "tritonclient": "triton", "paho": "mqtt", "jsonschema": "dev", "motmetrics": "score",
 }
 # verbs that cannot start without these modules (checked before the verb parses files or writes anything)
 VERB_NEEDS: dict[str, tuple[str, ...]] = {
     "train": ("torch",), "eval": ("torch",), "info": ("torch",), "convert-original": ("torch",),
     "export": ("torch", "onnx", "onnxconverter_common"), "demo": ("torch", "onnx", "onnxconverter_common"),
+    "score": ("motmetrics",),
 }
 
 
