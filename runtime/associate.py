@@ -75,7 +75,8 @@ class CrossMatcher:
         self.assigned: list[tuple[Track, Track, float]] = []
         if rgb and ir:
             scores = self.scorer(rgb, ir)
-            cost = np.where(scores.allowed, scores.cost, 1e6)  # gated pairs: assigned only if nothing else fits
+            # gated pairs go last, but keep their order: the assignment among them still feeds self-calibration
+            cost = np.where(scores.allowed, scores.cost, scores.cost + 1e6)
             rows, cols = linear_sum_assignment(cost)
             # every assigned pair, gated or not: candidate correspondences for self-calibration
             self.assigned = [(rgb[r], ir[c], float(scores.appearance[r, c])) for r, c in zip(rows, cols)]

@@ -27,6 +27,7 @@ class CrossView:
         self._selfcal_opts = selfcal or SelfCalOptions()
         self._want_selfcal = self_calibrate and calibration is None and fusion.use_geometry
         self.selfcal: SelfCalibrator | None = None
+        self.sizes: dict[str, Size] | None = None
 
     # the matcher's surface, used by the stream
     @property
@@ -54,6 +55,7 @@ class CrossView:
 
     def start(self, sizes: dict[str, Size]) -> None:
         """Called with both cameras' image sizes (width, height) once their first frames are in."""
+        self.sizes = sizes
         if self.fixed is not None:
             self.fixed.check_sizes(sizes["rgb"], sizes["ir"])
         if self._want_selfcal and self.selfcal is None:
@@ -67,11 +69,20 @@ class CrossView:
         """An association round (when fresh embeddings came): match / match_lost events."""
         return self.matcher.update(rgb, ir, t)
 
-    def tick(self, t: float) -> list[dict[str, Any]]:
-        """Every paired step: the last assignment's pairs, where they stand now, feed self-calibration."""
+    def tick(self, rgb: list[Track], ir: list[Track], t: float) -> list[dict[str, Any]]:
+        """Every paired step: every RGB x IR pair of people seen now is a candidate correspondence for
+        self-calibration. Most are wrong, but only the right ones agree on one homography across people and time:
+        RANSAC keeps those (runtime/selfcal.py). Pairs that look clearly different are left out."""
         if self.selfcal is None:
             return []
-        return self.selfcal.observe(self.matcher.assigned, t)
+        rgb = [tr for tr in rgb if tr.visible]
+        ir = [tr for tr in ir if tr.visible]
+        pairs = []
+        for r in rgb:
+            for i in ir:
+                known = r.embedding is not None and i.embedding is not None
+                pairs.append((r, i, float(1.0 - r.embedding @ i.embedding) if known else 0.0))
+        return self.selfcal.observe(pairs, t)
 
     def track_ended(self, track: Track, t: float) -> list[dict[str, Any]]:
         self.history.forget(track)
@@ -79,7 +90,7 @@ class CrossView:
 
     def summary(self) -> dict[str, Any]:
         cal = self.calibration
-        return {"cues": self.fusion.cues,
+        return {"cues": self.fusion.cues, "sizes": self.sizes,
                 "calibration": None if cal is None else {
                     "source": "file" if self.fixed is not None else "self", "reprojection_px": round(
                         cal.reprojection_px, 3), "inliers": cal.inliers, "pairs": cal.pairs,

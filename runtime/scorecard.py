@@ -53,6 +53,7 @@ def calibration_errors(events: list[dict[str, Any]], clip: dict[str, Any], gt_rg
         if e.get("event") == "calibration" and "homography" in e:
             got = Calibration(np.array(e["homography"]), truth.rgb_size, truth.ir_size, 0.0, 0, 0).rgb_to_ir(feet)
             err = np.linalg.norm(got[inside] - want[inside], axis=1)
+            err = np.where(np.isfinite(err), err, np.inf)  # mapped behind the horizon: as wrong as it gets
             out.append((float(e["t"]), float(np.median(err)) if len(err) else math.nan))
     return out
 

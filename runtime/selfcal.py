@@ -26,14 +26,18 @@ __all__ = ["SelfCalOptions", "SelfCalibrator"]
 
 @dataclass(frozen=True)
 class SelfCalOptions:
-    candidate: float = 0.95  # assigned pairs farther apart in appearance than this are not even candidates
-    min_pairs: int = 24  # pairs before the first fit
+    candidate: float = 1.2  # pairs farther apart in appearance than this are not even candidates
+    min_pairs: int = 30  # pairs before the first fit
     refit_every: int = 16  # new pairs between refits
     every_s: float = 0.2  # one pair per assigned pair at most this often (consecutive frames say little new)
-    ransac_px: float = 5.0  # IR pixels
+    ransac_px: float = 8.0  # IR pixels: detector boxes jitter by a few pixels in each camera
     min_inlier_ratio: float = 0.3  # of the candidates; RANSAC finds the right ones among the wrong
-    drift_window: int = 12  # recent pairs judged against the current fit
-    drift_px: float = 12.0  # median error of those above which the fit is dropped (at least 3x its own error)
+    min_inliers: int = 12
+    min_people: int = 2  # inliers from at least this many track pairs: one walker's path leaves H undetermined
+    max_stretch: float = 20.0  # a real RGB->IR ground map may scale the two ground directions differently, not 20x
+    min_spread_ratio: float = 0.1  # inlier foot points' minor/major spread: they must cover an area, not a line
+    drift_window: int = 16  # recent pairs judged against the current fit
+    drift_px: float = 12.0  # median error of each person's best partner above which the fit is dropped
     border_px: float = 2.0  # boxes this close to the frame edge are cut: their bottom is not the foot
 
 
@@ -41,29 +45,32 @@ class SelfCalibrator:
     def __init__(self, rgb_size: Size, ir_size: Size, opts: SelfCalOptions = SelfCalOptions()) -> None:
         self.sizes, self.opts = {"rgb": rgb_size, "ir": ir_size}, opts
         self.calibration: Calibration | None = None
-        self.pairs: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=600)
+        self.pairs: deque[tuple[np.ndarray, np.ndarray, tuple[int, int]]] = deque(maxlen=600)
         self.recent: deque[float] = deque(maxlen=opts.drift_window)
         self._last: dict[tuple[int, int], float] = {}
         self._fitted_at = 0
         self._failed_said = False
         self.fits = self.drops = 0
 
-    def observe(self, assigned: Iterable[tuple[Any, Any, float]], t: float) -> list[dict[str, Any]]:
-        """Take foot-point pairs from this round's assigned (RGB track, IR track, appearance distance) pairs;
+    def observe(self, candidates: Iterable[tuple[Any, Any, float]], t: float) -> list[dict[str, Any]]:
+        """Take foot-point pairs from this moment's candidate (RGB track, IR track, appearance distance) pairs;
         returns calibration events."""
         from .fusion import foot
 
-        for rgb, ir, distance in assigned:
+        best: dict[int, float] = {}  # per RGB person: the residual of their best IR partner under the fit in use
+        for rgb, ir, distance in candidates:
             key = (rgb.id, ir.id)
             if not (rgb.visible and ir.visible) or distance > self.opts.candidate:
                 continue
             if not (self._whole(rgb) and self._whole(ir)) or t - self._last.get(key, -1e9) < self.opts.every_s:
                 continue
             self._last[key] = t
-            pair = (foot(rgb), foot(ir))
+            pair = (foot(rgb), foot(ir), key)
             self.pairs.append(pair)
             if self.calibration is not None:
-                self.recent.append(float(reprojection_errors(self.calibration.homography, *pair)[0]))
+                error = float(reprojection_errors(self.calibration.homography, *pair[:2])[0])
+                best[rgb.id] = min(error, best.get(rgb.id, np.inf))
+        self.recent.extend(best.values())  # a moved camera puts even each person's best partner far off
         events = self._check_drift(t)
         if len(self.pairs) >= self.opts.min_pairs and len(self.pairs) - self._fitted_at >= (
                 self.opts.refit_every if self.calibration is not None else 1):
@@ -82,20 +89,45 @@ class SelfCalibrator:
         self._fitted_at = len(self.pairs)
         try:
             fit = fit_calibration(rgb, ir, self.sizes["rgb"], self.sizes["ir"], self.opts.ransac_px)
-            if fit.inliers < self.opts.min_inlier_ratio * fit.pairs:
-                raise CalibrationError(f"only {fit.inliers} of {fit.pairs} pairs agree")
+            self._check(fit, rgb, ir)
         except CalibrationError as exc:
             if self.calibration is None and not self._failed_said:
                 self._failed_said = True  # said once; it keeps trying as pairs come in
                 return [{"event": "calibration", "t": round(t, 4), "status": "unfitted", "source": "self",
                          "reason": str(exc), "pairs": len(self.pairs), "cues": "appearance+time"}]
             return []
+        if self.calibration is not None:  # a refit must explain the evidence at least as well as the fit in use
+            current = int((reprojection_errors(self.calibration.homography, rgb, ir) <= self.opts.ransac_px).sum())
+            if fit.inliers < current:
+                return []
         status = "fitted" if self.calibration is None else "refitted"
         self.calibration, self.fits = fit, self.fits + 1
         self.recent.clear()
         return [{"event": "calibration", "t": round(t, 4), "status": status, "source": "self",
                  "reprojection_px": round(fit.reprojection_px, 3), "inliers": fit.inliers, "pairs": fit.pairs,
                  "homography": [[round(v, 8) for v in row] for row in fit.homography.tolist()]}]
+
+    def _check(self, fit: Calibration, rgb: np.ndarray, ir: np.ndarray) -> None:
+        """Refuse fits that wrong pairs can produce: too few agreeing pairs, all from one walker, or a mirror."""
+        inlier = reprojection_errors(fit.homography, rgb, ir) <= self.opts.ransac_px
+        keys = [self.pairs[i][2] for i in np.flatnonzero(inlier)]
+        people = min(len({k[0] for k in keys}), len({k[1] for k in keys}))  # distinct RGB and IR tracks
+        if fit.inliers < max(self.opts.min_inliers, self.opts.min_inlier_ratio * fit.pairs):
+            raise CalibrationError(f"only {fit.inliers} of {fit.pairs} pairs agree on one homography")
+        if people < self.opts.min_people:
+            raise CalibrationError("the agreeing pairs come from one walker only")
+        h = fit.homography
+        x, y = rgb[inlier].mean(0)
+        w = h[2, 0] * x + h[2, 1] * y + h[2, 2]
+        jac = (h[:2, :2] * w - np.outer(h[:2] @ [x, y, 1], h[2, :2])) / w**2
+        if np.linalg.det(jac) <= 0:  # the ground seen from above by both cameras keeps its handedness
+            raise CalibrationError("the fit mirrors the ground")
+        stretch = np.linalg.svd(jac, compute_uv=False)
+        if stretch[1] <= 0 or stretch[0] / stretch[1] > self.opts.max_stretch:
+            raise CalibrationError("the fit squashes the ground along one direction: the pairs do not span it yet")
+        spread = np.linalg.eigvalsh(np.cov(rgb[inlier].T))
+        if spread[0] < self.opts.min_spread_ratio**2 * spread[1]:
+            raise CalibrationError("the agreeing pairs lie along one line: they do not span the ground yet")
 
     def _check_drift(self, t: float) -> list[dict[str, Any]]:
         if self.calibration is None or len(self.recent) < self.recent.maxlen:
@@ -108,5 +140,6 @@ class SelfCalibrator:
         self.recent.clear()
         self._fitted_at, self._failed_said = 0, False
         return [{"event": "calibration", "t": round(t, 4), "status": "dropped", "source": "self",
-                 "reason": f"median error {error:.1f} px on the last {self.opts.drift_window} pairs: a camera moved?",
+                 "reason": f"people's best partners are {error:.1f} px off (median of the last "
+                           f"{self.opts.drift_window}): a camera moved?",
                  "cues": "appearance+time"}]

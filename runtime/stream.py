@@ -236,7 +236,7 @@ class Pipeline:
             with self.times.time("match"):
                 for event in self.matcher.update(self.trackers["rgb"].confirmed, self.trackers["ir"].confirmed, t):
                     self._emit_match(event)
-        for event in self.matcher.tick(t):
+        for event in self.matcher.tick(self.trackers["rgb"].confirmed, self.trackers["ir"].confirmed, t):
             self._emit_match(event)
         if self.sink is not None or self.opts.show:
             self._render()

@@ -1,0 +1,111 @@
+"""Fused association (appearance + time + geometry) and online self-calibration, on hand-made tracks."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hicmd.runtime.associate import CrossMatcher
+from hicmd.runtime.fusion import FootHistory, FusionOptions, fused_scores
+from hicmd.runtime.geometry import Calibration
+from hicmd.runtime.selfcal import SelfCalibrator, SelfCalOptions
+from hicmd.runtime.track import Track
+
+H = np.array([[0.8, 0.02, 20.0], [0.01, 0.8, 10.0], [0.0, 1e-4, 1.0]])  # RGB -> IR ground homography
+CAL = Calibration(H, (640, 480), (512, 384), 1.0, 50, 50)
+
+
+def _unit(v) -> np.ndarray:
+    v = np.asarray(v, np.float32)
+    return v / np.linalg.norm(v)
+
+
+def _track(tid: int, camera: str, foot: tuple[float, float], emb, first_t: float = 0.0, height: float = 80.0) -> Track:
+    x, y = foot
+    return Track(tid, camera, np.array([x - 15, y - height, x + 15, y], np.float32), 0.9, first_t, first_t,
+                 confirmed=True, embedding=_unit(emb))
+
+
+def _ir_of(rgb_foot) -> tuple[float, float]:
+    return tuple(CAL.rgb_to_ir(np.array([rgb_foot]))[0])
+
+
+def test_geometry_gates_out_a_pair_that_appearance_likes_and_lets_in_one_it_does_not():
+    rgb = [_track(1, "rgb", (100, 300), [1, 0, 0]), _track(2, "rgb", (400, 350), [0, 1, 0])]
+    # IR track 1 looks exactly like RGB 1 but stands where RGB 2 is; IR track 2 stands where RGB 1 is and
+    # looks only vaguely like it (distance ~0.9, a weak model on an unseen person)
+    ir = [_track(1, "ir", _ir_of((400, 350)), [1, 0, 0], height=64), _track(2, "ir", _ir_of((100, 300)),
+                                                                         [0.1, 0.2, 1.0], height=64)]
+    opts = FusionOptions(cues="geometry", appearance_gate=0.5)
+    appearance_only = fused_scores(rgb, ir, FusionOptions(cues="appearance", appearance_gate=0.5), None)
+    assert appearance_only.allowed[0, 0] and not appearance_only.allowed[0, 1]  # appearance would pair 1 with 1
+    fused = fused_scores(rgb, ir, opts, CAL)
+    assert not fused.allowed[0, 0]  # a metre apart on the ground: impossible, however alike
+    assert fused.allowed[0, 1] and fused.geometry[0, 1] < 0.05
+    matcher = CrossMatcher(0.5, confirm=1, scorer=lambda r, i: fused_scores(r, i, opts, CAL))
+    for t in (0.0, 0.1):
+        rgb[0].embed_count = ir[1].embed_count = int(t * 10) + 1
+        matcher.update(rgb, ir, t)
+    assert (1, 2) in matcher.matches and (1, 1) not in matcher.matches  # (2, 1): geometry places them together
+
+
+def test_without_a_calibration_geometry_falls_back_to_appearance_and_time():
+    rgb = [_track(1, "rgb", (100, 300), [1, 0, 0], first_t=5.0)]
+    ir = [_track(1, "ir", (300, 200), [0.9, 0.3, 0], first_t=5.2), _track(2, "ir", (50, 50), [0.9, 0.3, 0],
+                                                                            first_t=1.0)]
+    scores = fused_scores(rgb, ir, FusionOptions(cues="geometry"), None)
+    assert scores.geometry is None
+    assert scores.allowed.tolist() == [[True, True]]  # the appearance gate alone
+    assert scores.cost[0, 0] < scores.cost[0, 1]  # but who entered the views together is preferred
+    assert np.allclose(fused_scores(rgb, ir, FusionOptions(cues="appearance"), None).cost, scores.appearance)
+
+
+def test_velocity_disagreement_raises_the_cost():
+    history = FootHistory()
+    rgb = _track(1, "rgb", (100, 300), [1, 0, 0])
+    same, other = _track(1, "ir", _ir_of((100, 300)), [1, 0, 0]), _track(2, "ir", _ir_of((100, 300)), [1, 0, 0])
+    for k in range(8):  # RGB walks right; IR 1 moves the same way on the ground, IR 2 the other way
+        t = k * 0.1
+        rgb.box[[0, 2]] += 6
+        foot = ((rgb.box[0] + rgb.box[2]) / 2, rgb.box[3])
+        fx, fy = _ir_of(foot)
+        same.box[:] = [fx - 12, fy - 64, fx + 12, fy]
+        ox = 2 * _ir_of((100, 300))[0] - fx
+        other.box[:] = [ox - 12, fy - 64, ox + 12, fy]
+        history.add([rgb, same, other], t)
+    scores = fused_scores([rgb], [same, other], FusionOptions(cues="geometry", geometry_gate=5.0), CAL, history)
+    assert scores.cost[0, 0] + 0.1 < scores.cost[0, 1]
+
+
+def _walkers(n: int, rng: np.random.Generator):
+    start = rng.uniform([60, 220], [580, 460], (n, 2))
+    step = rng.normal(0, 4, (n, 2))
+    return start, step
+
+
+def test_self_calibration_recovers_the_homography_from_noisy_wrong_assignments_and_drops_on_a_moved_camera():
+    rng = np.random.default_rng(5)
+    cal = SelfCalibrator((640, 480), (512, 384), SelfCalOptions(min_pairs=24, every_s=0.0))
+    start, step = _walkers(4, rng)
+    events, fitted_at = [], None
+    moved = np.array([[1.0, 0, 60.0], [0, 1.0, -30.0], [0, 0, 1.0]]) @ H  # the IR camera knocked aside
+    for k in range(120):
+        t = k * 0.1
+        truth = H if k < 60 else moved
+        feet = start + step * (k % 40)
+        rgb = [_track(i, "rgb", tuple(f), [1, 0, 0]) for i, f in enumerate(feet)]
+        ir_feet = Calibration(truth, (640, 480), (512, 384), 0, 1, 1).rgb_to_ir(feet) + rng.normal(0, 1.0, (4, 2))
+        ir = [_track(i, "ir", tuple(f), [1, 0, 0], height=64) for i, f in enumerate(ir_feet)]
+        order = np.arange(4) if rng.random() < 0.6 else rng.permutation(4)  # 40 % of rounds assign wrongly
+        new = cal.observe([(rgb[i], ir[j], 0.8) for i, j in enumerate(order)], t)
+        events += new
+        if fitted_at is None and cal.calibration is not None:
+            fitted_at = t
+            grid = np.stack(np.meshgrid(np.linspace(80, 560, 7), np.linspace(240, 450, 5)), -1).reshape(-1, 2)
+            err = np.linalg.norm(cal.calibration.rgb_to_ir(grid) - CAL.rgb_to_ir(grid), axis=1)
+            assert np.median(err) < 3.0, np.median(err)
+    statuses = [e["status"] for e in events]
+    assert fitted_at is not None and fitted_at < 4.0 and statuses[0] == "fitted"
+    assert "dropped" in statuses and statuses.index("dropped") > statuses.index("fitted")
+    assert statuses[-1] in ("fitted", "refitted")  # and it learns the new view
+    final = cal.calibration.rgb_to_ir(start)
+    assert np.median(np.linalg.norm(final - Calibration(moved, (1, 1), (1, 1), 0, 1, 1).rgb_to_ir(start), axis=1)) < 4
