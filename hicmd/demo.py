@@ -48,7 +48,8 @@ def _steps(plan: DemoPlan) -> list[Step]:
     iters = [] if plan.iters is None else ["--iters", str(plan.iters)]
     steps = [
         Step("synthesise SynthVI images and videos",
-             ["synth", "--out", str(data), "--ids", str(plan.ids), "--videos"], data / "synthvi.json"),
+             ["synth", "--out", str(data), "--ids", str(plan.ids), "--videos", "--frames", "300", "--rig",
+              "bispectrum"], data / "synthvi.json"),
         Step("train the tiny config",
              ["train", "--config", "tiny", "--data", f"regdb:{data}", "--out", str(run), "--no-eval", *iters],
              run / "last.pt"),
@@ -62,8 +63,12 @@ def _steps(plan: DemoPlan) -> list[Step]:
              ["stream", "--rgb", str(clip / "rgb.mp4"), "--ir", str(clip / "ir.mp4"), "--model", str(model),
               "--backend", "onnxruntime", "--detections-rgb", str(clip / "det_rgb.txt"),
               "--detections-ir", str(clip / "det_ir.txt"), "--save", str(stream / "annotated.mp4"),
-              "--events", str(stream / "events.jsonl"), "--threads", str(plan.threads)],
+              "--events", str(stream / "events.jsonl"), "--overwrite", "--save-tracks", str(stream / "tracks"),
+              "--embed-every", "2", "--cues", "geometry", "--threads", str(plan.threads)],
              stream / "events.jsonl"),
+        Step("score the stream against ground truth (matches, IDF1, HOTA, self-calibration)",
+             ["score", "--run", str(stream), "--gt", str(clip), "--json", str(stream / "score.json")],
+             stream / "score.json"),
     ]
     if plan.bench:
         steps.append(Step("short latency benchmark",
@@ -84,13 +89,19 @@ def _run(step: Step, console: Console) -> float:
     return time.perf_counter() - start
 
 
-def _video_frame(video: Path, out: Path) -> Path | None:
-    """Save a frame from the middle of the annotated video as a PNG for the report."""
+def _video_frame(video: Path, out: Path, events: Path | None = None) -> Path | None:
+    """Save a frame of the annotated video as a PNG for the report: one where a match is held (matched people
+    share a global id), else one two thirds in."""
     import cv2
 
     cap = cv2.VideoCapture(str(video))
     count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-    cap.set(cv2.CAP_PROP_POS_FRAMES, max(count * 2 // 3, 0))
+    position = count * 2 // 3
+    if events is not None and events.is_file():
+        held = [e for e in map(json.loads, events.read_text().splitlines()) if e.get("event") == "match"]
+        if held:
+            position = min(count - 1, int(held[len(held) // 2]["rgb_frame"]) + 5)
+    cap.set(cv2.CAP_PROP_POS_FRAMES, max(position, 0))
     ok, frame = cap.read()
     cap.release()
     if not ok:
@@ -124,8 +135,17 @@ def write_report(plan: DemoPlan) -> tuple[Path, Path]:
         parity = json.loads(manifest.read_text()).get("parity", {})
         parts.append(("md", "## Export parity (ONNX Runtime vs PyTorch)\n\n```json\n"
                             + json.dumps(parity, indent=1)[:3000] + "\n```"))
+    score = o / "stream" / "score.json"
+    if score.is_file():
+        card = json.loads(score.read_text())
+        keys = ("match_precision", "match_recall", "match_matches", "match_positives", "idf1", "hota",
+                "calibration_px", "calibrated_after_s")
+        rows = "\n".join(f"| {k} | {card.get(k) if not isinstance(card.get(k), float) else round(card[k], 3)} |"
+                         for k in keys)
+        parts.append(("md", "## Matching people the model has never seen (appearance + time + self-calibrated "
+                            "geometry)\n\n| metric | value |\n|---|---|\n" + rows))
     video = o / "stream" / "annotated.mp4"
-    if video.is_file() and _video_frame(video, o / "stream" / "frame.png"):
+    if video.is_file() and _video_frame(video, o / "stream" / "frame.png", o / "stream" / "events.jsonl"):
         parts.append(("md", "## Stream: a frame of the annotated video\n\nLeft RGB, right IR; a matched pair "
                             "shares its global id."))
         parts.append(("img", "stream/frame.png"))

@@ -1,0 +1,85 @@
+"""`hicmd calibrate` and `hicmd score` from the command line, bad inputs included (one line, exit 2)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hicmd.runtime.geometry import Calibration
+
+REPO = Path(__file__).resolve().parents[1]
+H = np.array([[0.9, 0.01, -12.0], [0.0, 0.9, -9.0], [0.0, 1e-5, 1.0]])
+
+
+def _hicmd(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "hicmd", *args], capture_output=True, text=True, timeout=120,
+                          cwd=REPO)
+
+
+def _one_line(proc: subprocess.CompletedProcess, message: str) -> None:
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr and message in proc.stderr, proc.stderr
+    assert len([line for line in proc.stderr.splitlines() if line.startswith("error:")]) == 1
+
+
+def _points(path: Path, rgb: np.ndarray) -> Path:
+    ir = Calibration(H, (640, 480), (320, 256), 0, 1, 1).rgb_to_ir(rgb)
+    path.write_text("rgb_x,rgb_y,ir_x,ir_y\n" + "".join(f"{a:.2f},{b:.2f},{c:.2f},{d:.2f}\n"
+                                                        for (a, b), (c, d) in zip(rgb, ir)))
+    return path
+
+
+def test_calibrate_from_point_pairs(tmp_path):
+    rgb = np.random.default_rng(0).uniform([0, 200], [640, 480], (12, 2))
+    proc = _hicmd("calibrate", "--points", str(_points(tmp_path / "p.csv", rgb)), "--rgb-size", "640x480",
+                  "--ir-size", "320x256", "--out", str(tmp_path / "cal.json"))
+    assert proc.returncode == 0, proc.stderr
+    cal = Calibration.load(tmp_path / "cal.json")
+    grid = np.stack(np.meshgrid(np.linspace(0, 640, 5), np.linspace(200, 480, 4)), -1).reshape(-1, 2)
+    truth = Calibration(H, (640, 480), (320, 256), 0, 1, 1).rgb_to_ir(grid)
+    assert np.abs(cal.rgb_to_ir(grid) - truth).max() < 0.05 and cal.ir_size == (320, 256)
+
+
+def test_calibrate_bad_inputs(tmp_path):
+    rgb = np.random.default_rng(1).uniform([0, 200], [640, 480], (12, 2))
+    sizes = ["--rgb-size", "640x480", "--ir-size", "320x256"]
+    _one_line(_hicmd("calibrate", "--points", str(_points(tmp_path / "three.csv", rgb[:3])), *sizes), "at least 4")
+    line = np.c_[np.linspace(0, 600, 10), np.linspace(250, 450, 10)]
+    _one_line(_hicmd("calibrate", "--points", str(_points(tmp_path / "line.csv", line)), *sizes), "one line")
+    (tmp_path / "bad.csv").write_text("1,2,3,4\n5,6,x,8\n")
+    _one_line(_hicmd("calibrate", "--points", str(tmp_path / "bad.csv"), *sizes), "line 2")
+    _one_line(_hicmd("calibrate", "--points", str(_points(tmp_path / "ok.csv", rgb))), "--rgb-size")
+    _one_line(_hicmd("calibrate"), "either --points")
+
+
+def test_stream_refuses_a_calibration_it_cannot_use(tmp_path):
+    sys.path.insert(0, str(Path(__file__).parent))
+    from stream_helpers import make_clip, tiny_export
+
+    clip = make_clip(tmp_path / "clip", seconds=2.0)
+    model = tiny_export(tmp_path / "model")
+    run = ["stream", "--rgb", str(clip / "rgb.mp4"), "--ir", str(clip / "ir.mp4"), "--model", str(model),
+           "--detections-rgb", str(clip / "det_rgb.txt"), "--detections-ir", str(clip / "det_ir.txt")]
+    Calibration(H, (1920, 1080), (640, 512), 1.0, 10, 10).save(tmp_path / "other.json")
+    _one_line(_hicmd(*run, "--calibration", str(tmp_path / "other.json")), "recalibrate")
+    (tmp_path / "singular.json").write_text(json.dumps({"format": "hicmd-calibration/1", "rgb_size": [320, 240],
+                                                        "ir_size": [320, 240], "homography": [[1, 2, 0], [2, 4, 0],
+                                                                                              [0, 0, 1]]}))
+    _one_line(_hicmd(*run, "--calibration", str(tmp_path / "singular.json")), "singular")
+    (tmp_path / "junk.json").write_text("{not json")
+    _one_line(_hicmd(*run, "--calibration", str(tmp_path / "junk.json")), "cannot read calibration")
+
+
+@pytest.mark.parametrize("what", ["run", "gt"])
+def test_score_bad_folders(tmp_path, what):
+    (tmp_path / "run" / "tracks").mkdir(parents=True)
+    (tmp_path / "run" / "events.jsonl").write_text("")
+    (tmp_path / "clip").mkdir()
+    run = tmp_path / ("missing" if what == "run" else "run")
+    _one_line(_hicmd("score", "--run", str(run), "--gt", str(tmp_path / "clip")),
+              "events.jsonl" if what == "run" else "gt_rgb.txt")
