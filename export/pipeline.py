@@ -20,6 +20,7 @@ from hicmd.export.fp16 import convert_fp16, fp32_scopes
 from hicmd.export.graphs import (EMBEDDER_INPUT, EMBEDDER_OUTPUTS, GENERATOR_INPUTS, GENERATOR_OUTPUT, EmbedderGraph,
                                  GeneratorGraph, export_embedder, export_generator)
 from hicmd.export.opcheck import check_tensorrt
+from hicmd.export.staging import Staging
 from hicmd.runtime.manifest import MANIFEST_NAME, Artifact, InputSpec, Manifest, TensorSpec, sha256_file
 
 __all__ = ["ExportOptions", "ExportResult", "run_export", "verify", "artifact_specs", "engine_shapes"]
@@ -187,15 +188,33 @@ def run_export(checkpoint: str | Path, out: str | Path, options: ExportOptions =
                step: Callable[[str], None] = lambda _: None) -> ExportResult:
     """Export `checkpoint` into folder `out`. Raises CheckpointError for a bad checkpoint; gate failures and a
     missing TensorRT are reported in the result (check `result.ok`)."""
-    import hicmd
-    from hicmd.config import config_to_dict
     from hicmd.train.checkpoint import load_model
 
-    checkpoint, out = Path(checkpoint), Path(out)
+    checkpoint, final = Path(checkpoint), Path(out)
     step(f"loading {checkpoint}")
     model, cfg = load_model(checkpoint)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / MANIFEST_NAME).unlink(missing_ok=True)  # a stale manifest must never describe new files
+    if final.exists() and not final.is_dir():
+        raise NotADirectoryError(f"--out {final} exists and is not a folder")
+    stage = Staging(final)  # the previous export in `final` stays intact until every gate has passed
+    try:
+        result = _export(model, cfg, checkpoint, stage.path, options, step)
+        if result.manifest is not None:
+            stage.commit()
+    finally:
+        stage.discard()
+    if result.manifest is None:
+        result.out, result.files = final, []
+        return result
+    result.out, result.manifest = final, final / MANIFEST_NAME
+    result.files = [stage.final(f) for f in result.files]
+    return result
+
+
+def _export(model, cfg, checkpoint: Path, out: Path, options: ExportOptions,  # noqa: ANN001 - torch types
+            step: Callable[[str], None]) -> ExportResult:
+    import hicmd
+    from hicmd.config import config_to_dict
+
     result = ExportResult(out)
     artifacts: list[Artifact] = []
     wrappers = {"rgb": EmbedderGraph(model, "rgb"), "ir": EmbedderGraph(model, "ir"), "generator": GeneratorGraph(model)}
@@ -235,7 +254,7 @@ def run_export(checkpoint: str | Path, out: str | Path, options: ExportOptions =
     layout = model.layout
     manifest = Manifest(
         config_name=cfg.name, config=config_to_dict(cfg),
-        checkpoint={"file": str(checkpoint.resolve()), "sha256": sha256_file(checkpoint),
+        checkpoint={"file": checkpoint.name, "sha256": sha256_file(checkpoint),
                     "num_classes": model.num_classes},
         input=InputSpec(EMBEDDER_INPUT, "NHWC", "uint8", "RGB", cfg.model.height, cfg.model.width,
                         tuple(cfg.model.mean), tuple(cfg.model.std)),

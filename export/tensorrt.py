@@ -19,12 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hicmd.errors import HicmdError
+
 __all__ = ["EngineError", "BuiltEngine", "tensorrt_problem", "trtexec_command", "build_engine", "layer_precisions"]
 
 Shapes = dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]]  # name -> (min, opt, max)
 
 
-class EngineError(RuntimeError):
+class EngineError(HicmdError, RuntimeError):
     """A TensorRT build that failed or produced the wrong precision."""
 
 
@@ -98,7 +100,6 @@ def build_engine(onnx_path: Path, engine_path: Path, shapes: Shapes, *, fp16: bo
                  timing_cache: Path | None = None, weak_fp16: bool = False) -> BuiltEngine:
     """Parse, build, save and inspect one engine. Raises EngineError with the parser/builder's own words."""
     import tensorrt as trt
-
     from hicmd.runtime.backends import cuda_device
 
     major = int(trt.__version__.split(".")[0])

@@ -11,8 +11,7 @@ import typer
 
 from hicmd import __version__
 from hicmd.commands import bench, check, convert, demo, evaluate, export, info, stream, synth, train, translate
-from hicmd.config import ConfigError
-from hicmd.errors import UserError
+from hicmd.errors import HicmdError
 from hicmd.extras import VERB_NEEDS, install_hint, missing_modules
 
 app = typer.Typer(
@@ -60,7 +59,7 @@ def main() -> None:
     Click's standalone mode handles usage errors, `typer.Exit` codes and Ctrl-C itself."""
     try:
         app()
-    except (UserError, ConfigError) as exc:
+    except HicmdError as exc:  # every deliberate error: a config, data, checkpoint, manifest, source, ...
         typer.secho(f"error: {exc}", fg="red", err=True)
         sys.exit(2)
     except ModuleNotFoundError as exc:  # an optional dependency this run needs (e.g. --backend torch on an edge box)

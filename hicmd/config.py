@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from hicmd.errors import HicmdError
+
 __all__ = [
     "ModelConfig",
     "LossWeights",
@@ -31,8 +33,30 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class ConfigError(ValueError):
+class ConfigError(HicmdError, ValueError):
     """A config name, file or override that cannot be used; the message says what to do."""
+
+
+BACKBONES = ("resnet50", "resnet18")
+AMP_MODES = ("none", "bf16", "fp16")
+
+
+def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
+    """Configs are validated when built: a bad value names its key and what is allowed."""
+    if not ok:
+        raise ConfigError(f"{key}={value!r} is out of range: {allowed}")
+
+
+def _at_least(obj: Any, section: str, minimum: float, *names: str) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        _check(value >= minimum, f"{section}.{name}", value, f"use a value >= {minimum:g}")
+
+
+def _probability(obj: Any, section: str, *names: str) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        _check(0.0 <= value <= 1.0, f"{section}.{name}", value, "use a probability in [0, 1]")
 
 
 @dataclass(frozen=True)
@@ -55,6 +79,23 @@ class ModelConfig:
     alpha_init: float = 0.5
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+
+    def __post_init__(self) -> None:
+        m = "model"
+        _check(self.backbone in BACKBONES, f"{m}.backbone", self.backbone, f"use one of {', '.join(BACKBONES)}")
+        _check(len(self.backbone_layers) == 4 and all(n >= 1 for n in self.backbone_layers), f"{m}.backbone_layers",
+               list(self.backbone_layers), "give 4 ResNet stage depths, each >= 1, e.g. [3, 4, 6, 3]")
+        # the prototype encoder's ASPP (dilation 9) and reflect padding need H/4 x W/4 maps of at least 20 x 10
+        _check(self.height >= 80 and self.height % 4 == 0, f"{m}.height", self.height, "use a multiple of 4, >= 80")
+        _check(self.width >= 40 and self.width % 4 == 0, f"{m}.width", self.width, "use a multiple of 4, >= 40")
+        _check(self.encoder_dim >= 8 and self.encoder_dim % 8 == 0, f"{m}.encoder_dim", self.encoder_dim,
+               "use a multiple of 8 (the prototype tensor has 8 x encoder_dim channels)")
+        _at_least(self, m, 1, "encoder_residual", "mlp_dim", "mlp_blocks", "disc_dim", "disc_scales")
+        _at_least(self, m, 0, "disc_residual", "slope")
+        _check(0.0 <= self.dropout < 1.0, f"{m}.dropout", self.dropout, "use a value in [0, 1)")
+        _probability(self, m, "alpha_init")
+        _check(len(self.std) == 3 and all(v > 0 for v in self.std), f"{m}.std", list(self.std),
+               "give 3 positive values")
 
     @property
     def prototype_channels(self) -> int:
@@ -135,6 +176,21 @@ class TrainConfig:
     channels_last: bool = False
     max_nonfinite: int = 10  # consecutive skipped steps before training stops
     workers: int = 0
+    keep_checkpoints: int = 5  # periodic checkpoints/iter_*.pt kept (newest); 0 keeps all. last.pt is always kept
+
+    def __post_init__(self) -> None:
+        t = "train"
+        _at_least(self, t, 1, "iters", "pos_ids", "step_size", "log_every", "sample_every", "save_every",
+                  "max_nonfinite")
+        _at_least(self, t, 0, "neg_ids", "warmup_id", "weight_decay", "momentum", "workers", "keep_checkpoints")
+        for name in ("lr_gen", "lr_dis", "lr_id", "lr_alpha", "gamma"):
+            value = getattr(self, name)
+            _check(value > 0, f"{t}.{name}", value, "use a positive number")
+        _check(all(0.0 <= b < 1.0 for b in self.betas), f"{t}.betas", list(self.betas), "give two values in [0, 1)")
+        _probability(self, t, "erasing_p", "gray_p", "remap_p")
+        _check(self.amp in AMP_MODES, f"{t}.amp", self.amp, f"use one of {', '.join(AMP_MODES)}")
+        _check(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:") and
+               self.device[5:].isdigit(), f"{t}.device", self.device, "use auto, cpu, cuda or cuda:N")
 
 
 @dataclass(frozen=True)
@@ -242,7 +298,10 @@ def config_from_dict(data: dict[str, Any], base: Config | None = None) -> Config
 def _read_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist; use 'paper', 'tiny' or a .toml/.yaml path")
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text; give a .toml, .yaml or .json config") from None
     try:
         if path.suffix == ".toml":
             if sys.version_info >= (3, 11):
@@ -283,6 +342,9 @@ def load_config(spec: str = "paper", overrides: list[str] | tuple[str, ...] = ()
         cfg = PRESETS[spec]
     else:
         data = _read_file(Path(spec))
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {spec} holds a {type(data).__name__}, not a table of settings "
+                              "(e.g. base = \"tiny\" and [train] iters = 500)")
         base_name = data.pop("base", "paper")
         if base_name not in PRESETS:
             raise ConfigError(f"{spec}: base {base_name!r} is not a preset; use one of {', '.join(PRESETS)}")

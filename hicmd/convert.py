@@ -34,6 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from hicmd.config import PRESETS, Config, ModelConfig, config_to_dict
+from hicmd.errors import HicmdError
 from hicmd.model import HiCMD, MultiScaleDiscriminator
 from hicmd.model.blocks import LayerNorm
 
@@ -57,7 +58,7 @@ OPTS_EXPECTED = {"h": 256, "w": 128, "G_dim": 32, "G_n_residual": 4, "G_mlp_dim"
 CLASSIFIER_KEY = "classifier.classifier.0.weight"
 
 
-class ConversionError(ValueError):
+class ConversionError(HicmdError, ValueError):
     """An input file that is not (or not the expected part of) the authors' checkpoint; one line, says why."""
 
 

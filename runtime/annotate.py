@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Iterable
 
@@ -64,12 +65,17 @@ def side_by_side(rgb: np.ndarray | None, ir: np.ndarray | None, height: int = 0)
 
 class VideoSink:
     """VideoWriter opened on the first frame with the first codec of CODECS that this OpenCV can encode (`codec`
-    says which); later frames are resized to the first frame's size."""
+    says which); later frames are resized to the first frame's size.
+
+    Frames go to a hidden temporary file beside the target, renamed over it only once the video is finished
+    (its index written): a crash leaves the previous video, never a half-written one.
+    """
 
     def __init__(self, path: str | Path, fps: float) -> None:
         self.path, self.fps = Path(path), fps
         if self.path.suffix.lower() not in CODECS:
             raise ValueError(f"--save {self.path}: use a .mp4 or .webm file (browsers play both; also .mkv, .avi)")
+        self.partial = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
         self.writer: cv2.VideoWriter | None = None
         self.size: tuple[int, int] | None = None
         self.codec: str | None = None
@@ -77,7 +83,7 @@ class VideoSink:
 
     def _open(self) -> None:
         for codec in CODECS[self.path.suffix.lower()]:
-            writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*codec), self.fps, self.size)
+            writer = cv2.VideoWriter(str(self.partial), cv2.VideoWriter_fourcc(*codec), self.fps, self.size)
             if writer.isOpened():
                 self.writer, self.codec = writer, codec
                 if codec == "mp4v":
@@ -101,3 +107,4 @@ class VideoSink:
         if self.writer is not None:
             self.writer.release()
             self.writer = None
+            os.replace(self.partial, self.path)

@@ -1,7 +1,8 @@
 """Cross-modality association: which IR track is which RGB track, held stable with hysteresis. Torch-free.
 
-Every time fresh embeddings arrive, live RGB and IR tracks are paired by the Hungarian algorithm on cosine distance
-(scipy.optimize.linear_sum_assignment); pairs farther than `threshold` are gated out. A pair becomes a match after
+Every time fresh embeddings arrive, live RGB and IR tracks are paired by the Hungarian algorithm
+(scipy.optimize.linear_sum_assignment) on a cost from a `scorer`: cosine distance gated by `threshold` by default,
+or appearance fused with time and geometry (runtime/fusion.py); pairs outside the scorer's gates never agree. A pair becomes a match after
 it has been the agreeing assignment for `confirm` consecutive updates that brought new evidence, and a match ends
 when one of its tracks ends or when it has disagreed for `confirm` such updates. Cross-modality re-id is weak
 (rank-1 around 50-70 %), so aggregating over time is what keeps false matches rare.
@@ -14,15 +15,18 @@ camera (the tracker lost the person and started again), the new track takes the 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from .fusion import FusionOptions, Scores, fused_scores
 from .track import Track
 
 __all__ = ["Match", "CrossMatcher", "cosine_distance"]
 
 Key = tuple[int, int]  # (rgb track id, ir track id)
+Scorer = Callable[[list[Track], list[Track]], Scores]
 
 
 def cosine_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -47,8 +51,10 @@ class Match:
 class CrossMatcher:
     """Owns global ids and the confirmed RGB<->IR matches."""
 
-    def __init__(self, threshold: float = 0.5, confirm: int = 3) -> None:
+    def __init__(self, threshold: float = 0.5, confirm: int = 3, scorer: Scorer | None = None) -> None:
         self.threshold, self.confirm = threshold, confirm
+        appearance_only = FusionOptions(cues="appearance", appearance_gate=threshold)
+        self.scorer = scorer or (lambda rgb, ir: fused_scores(rgb, ir, appearance_only, None))
         self.matches: dict[Key, Match] = {}
         self._streak: dict[Key, int] = {}
         self._seen: dict[Key, tuple[int, int]] = {}  # embedding counts when a pair was last counted
@@ -66,10 +72,11 @@ class CrossMatcher:
         ir = [tr for tr in ir if tr.embedding is not None and tr.visible]
         agreeing: dict[Key, tuple[Track, Track, float]] = {}
         if rgb and ir:
-            cost = cosine_distance(np.stack([tr.embedding for tr in rgb]), np.stack([tr.embedding for tr in ir]))
+            scores = self.scorer(rgb, ir)
+            cost = np.where(scores.allowed, scores.cost, 1e6)  # gated pairs: assigned only if nothing else fits
             for r, c in zip(*linear_sum_assignment(cost)):
-                if cost[r, c] <= self.threshold:
-                    agreeing[(rgb[r].id, ir[c].id)] = (rgb[r], ir[c], float(cost[r, c]))
+                if scores.allowed[r, c]:
+                    agreeing[(rgb[r].id, ir[c].id)] = (rgb[r], ir[c], float(scores.appearance[r, c]))
 
         fresh: set[Key] = set()
         for key, (r, i, _) in agreeing.items():

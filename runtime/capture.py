@@ -182,7 +182,7 @@ class CaptureThread(threading.Thread):
                 instant = instant + 1 if now - t_grab < 0.05 else 0
                 if down_since is None and now - last_good > self.down_after_s:
                     down_since = now
-                    self.on_event({"event": "source_down", "camera": self.camera, "source": self.spec.text,
+                    self.on_event({"event": "source_down", "camera": self.camera, "source": self.spec.shown,
                                    "reason": f"no frame for {now - last_good:.1f} s"})
                 # A reader that waits for data keeps listening (a UDP stream that comes back resumes at once);
                 # one that fails instantly (closed connection, broken decoder), or listens in vain, is reopened.
@@ -199,12 +199,13 @@ class CaptureThread(threading.Thread):
             if prepared is None:
                 self.corrupt += 1
                 continue
-            expected, last_good = prepared.shape, now
             if down_since is not None:  # frames flow again: that, not a successful open, is "up"
                 self.reconnects += 1
-                self.on_event({"event": "source_up", "camera": self.camera, "source": self.spec.text,
-                               "down_s": round(now - down_since, 3)})
+                # the outage is what the user lost: from the last good frame, not from the source_down event
+                self.on_event({"event": "source_up", "camera": self.camera, "source": self.spec.shown,
+                               "down_s": round(now - last_good, 3)})
                 down_since = None
+            expected, last_good = prepared.shape, now
             self.grabbed += 1
             if self.realtime and not self.spec.live:  # a file played in real time: pace to its frame rate
                 self.stop_event.wait(max(0.0, start + (count - 1) / self.fps - time.monotonic()))

@@ -11,13 +11,15 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from hicmd.errors import HicmdError
+
 __all__ = ["DetectorError", "Detector", "HogDetector", "OnnxDetector", "FileDetections", "read_mot",
            "parse_yolo", "make_detector"]
 
 EMPTY = np.zeros((0, 5), np.float32)
 
 
-class DetectorError(ValueError):
+class DetectorError(HicmdError, ValueError):
     """A detector file that is missing or of a kind we cannot read."""
 
 

@@ -30,6 +30,8 @@ SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "stats": {"cameras": dict, "stages": dict, "live_tracks": dict, "matches": int},
     "source_down": {"camera": str, "source": str, "reason": str},
     "source_up": {"camera": str, "source": str, "down_s": float},
+    # status: fitted | refitted | dropped | unfitted; source: self | file
+    "calibration": {"t": float, "status": str, "source": str},
 }
 
 
@@ -50,12 +52,19 @@ def validate_event(event: dict[str, Any]) -> None:
 
 
 class EventLog:
-    """Thread-safe JSON-lines writer (capture threads report source_down / source_up) that also counts events."""
+    """Thread-safe JSON-lines writer (capture threads report source_down / source_up) that also counts events.
+
+    A file target is opened on the first event, not before: a run that fails to start (a source that cannot be
+    opened, a bad model) leaves an existing events file untouched. It is appended to, as a log is (a restarted
+    service continues its file; every event carries its time), unless `overwrite` starts it afresh.
+    """
 
     def __init__(self, target: str | Path | IO[str] | None = None,
-                 listener: Callable[[dict[str, Any]], None] | None = None) -> None:
-        self._own = isinstance(target, (str, Path))
-        self._out: IO[str] | None = open(target, "w") if self._own else (target or sys.stdout)  # noqa: SIM115
+                 listener: Callable[[dict[str, Any]], None] | None = None, overwrite: bool = False) -> None:
+        self._path = Path(target) if isinstance(target, (str, Path)) else None
+        self._mode = "w" if overwrite else "a"
+        self._out: IO[str] | None = None if self._path is not None else (target or sys.stdout)
+        self._closed = False
         self._lock = threading.Lock()
         self.counts: Counter[str] = Counter()
         self.listener = listener
@@ -66,6 +75,8 @@ class EventLog:
         line = json.dumps(event, separators=(",", ":"))
         with self._lock:
             self.counts[event["event"]] += 1
+            if self._out is None and self._path is not None and not self._closed:
+                self._out = open(self._path, self._mode)  # noqa: SIM115 - closed in close()
             if self._out is not None:
                 self._out.write(line + "\n")
                 self._out.flush()
@@ -74,6 +85,6 @@ class EventLog:
 
     def close(self) -> None:
         with self._lock:
-            if self._own and self._out is not None:
+            if self._path is not None and self._out is not None:
                 self._out.close()
-            self._out = None
+            self._out, self._closed = None, True

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -15,13 +16,15 @@ from typing import Any
 import cv2
 import numpy as np
 
+from hicmd.errors import HicmdError
+
 __all__ = ["GalleryError", "Gallery", "save_crop", "crop_modality"]
 
 EXTS = (".png", ".jpg", ".jpeg", ".bmp")
 NAME_RE = re.compile(r"[A-Za-z0-9][\w.-]{0,63}")
 
 
-class GalleryError(ValueError):
+class GalleryError(HicmdError, ValueError):
     """A gallery folder or enrolment name that cannot be used."""
 
 
@@ -35,9 +38,21 @@ def crop_modality(path: Path, image: np.ndarray) -> str:
     return "ir" if grey else "rgb"
 
 
+_warned: set[Path] = set()
+
+
 def _private_dir(path: Path) -> None:
-    path.mkdir(parents=True, exist_ok=True)
-    os.chmod(path, 0o700)
+    """Create a folder 0700; never change the mode of one that exists (it may be shared on purpose, e.g. a 1777
+    spool folder), but say so once when others can read it: the crops themselves are always written 0600."""
+    try:
+        path.mkdir(parents=True)
+        os.chmod(path, 0o700)  # mkdir's mode is filtered by the umask
+    except FileExistsError:
+        mode = path.stat().st_mode
+        if mode & 0o077 and path not in _warned:
+            _warned.add(path)
+            print(f"warning: gallery folder {path} is open to other users (mode {mode & 0o7777:o}); the crops in it "
+                  "are written 0600, but consider `chmod 700` on it", file=sys.stderr)
 
 
 def save_crop(root: str | Path, name: str, crop: np.ndarray, modality: str, tag: str = "") -> Path:

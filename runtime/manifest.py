@@ -38,6 +38,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hicmd.errors import HicmdError
+
 __all__ = [
     "MANIFEST_NAME",
     "ManifestError",
@@ -46,6 +48,7 @@ __all__ = [
     "InputSpec",
     "Manifest",
     "sha256_file",
+    "confined",
     "load_manifest",
 ]
 
@@ -57,7 +60,7 @@ FORMATS = ("onnx", "engine")
 PRECISIONS = ("fp32", "fp16")
 
 
-class ManifestError(ValueError):
+class ManifestError(HicmdError, ValueError):
     """A manifest that is missing, malformed, or names files that are not there."""
 
 
@@ -107,6 +110,7 @@ class Manifest:
     opset: int
     artifacts: tuple[Artifact, ...]
     parity: dict[str, Any] = field(default_factory=dict)
+    gates: dict[str, Any] = field(default_factory=dict)  # measured distance gates: {"match": {"threshold": ...}}
     hicmd_version: str = ""
     created: str = ""
     root: Path | None = None  # folder the manifest was read from (not serialised)
@@ -136,8 +140,27 @@ class Manifest:
             )
         return found[0]
 
-    def path(self, artifact: Artifact) -> Path:
-        return (self.root or Path(".")) / artifact.file
+    def path(self, artifact: Artifact | str) -> Path:
+        """Where an artifact's file is: always inside the manifest's folder.
+
+        A manifest is data from wherever the model folder came from: a file name that is absolute, climbs out
+        with '..' or is a symlink leading outside the folder would let it open (or run) any file on the machine.
+        """
+        return confined(self.root or Path("."), artifact if isinstance(artifact, str) else artifact.file)
+
+    def verified_path(self, artifact: Artifact) -> Path:
+        """The artifact's path after checking that its bytes are the ones export hashed (a swapped graph runs
+        nothing): one ManifestError naming the file on a missing hash or a mismatch."""
+        path = self.path(artifact)
+        if not path.is_file():
+            raise ManifestError(f"{path} is named in manifest.json but missing; re-export the model")
+        if not artifact.sha256:
+            raise ManifestError(f"manifest.json records no sha256 for {artifact.file}, so it cannot be verified; "
+                                "re-export the model with 'hicmd export'")
+        if sha256_file(path) != artifact.sha256:
+            raise ManifestError(f"{path} does not match the sha256 in manifest.json: the file was changed or "
+                                "replaced after export; re-export the model (or restore the file)")
+        return path
 
     # ------------------------------------------------------------------ (de)serialisation
 
@@ -179,6 +202,7 @@ class Manifest:
                 opset=int(data["opset"]),
                 artifacts=artifacts,
                 parity=data.get("parity", {}),
+                gates=data.get("gates", {}),
                 hicmd_version=data.get("hicmd_version", ""),
                 created=data.get("created", ""),
                 root=root,
@@ -200,6 +224,19 @@ def _artifact(a: dict[str, Any]) -> Artifact:
     )
 
 
+def confined(root: Path, name: str) -> Path:
+    """`root / name`, refused (ManifestError) unless it stays inside `root` once symlinks are resolved."""
+    if not isinstance(name, str) or not name or Path(name).is_absolute() or "\x00" in name:
+        raise ManifestError(f"manifest.json names the file {name!r}: artifacts must be relative paths inside the "
+                            "model folder; re-export the model")
+    base = Path(root).resolve()
+    path = base / name
+    if not path.resolve().is_relative_to(base):
+        raise ManifestError(f"manifest.json names {name!r}, which leads outside the model folder {base}; "
+                            "refusing it (re-export the model)")
+    return path
+
+
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -214,10 +251,15 @@ def load_manifest(folder: str | Path, check_files: bool = True) -> Manifest:
     path = folder / MANIFEST_NAME if folder.is_dir() else folder
     if not path.is_file():
         raise ManifestError(f"{path} not found; point --model at a folder written by 'hicmd export'")
+    hint = "point --model at the folder written by 'hicmd export' (a .pt checkpoint goes to 'hicmd export' first)"
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ManifestError(f"{path} is not a manifest (binary, not UTF-8 JSON); {hint}") from None
     except json.JSONDecodeError as exc:
         raise ManifestError(f"{path} is not valid JSON ({exc}); re-export the model") from None
+    if not isinstance(data, dict):
+        raise ManifestError(f"{path} holds a JSON {type(data).__name__}, not a hicmd manifest object; {hint}")
     manifest = Manifest.from_dict(data, root=path.parent)
     if check_files:
         for artifact in manifest.artifacts:

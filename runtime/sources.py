@@ -28,6 +28,8 @@ from urllib.parse import urlsplit
 import cv2
 import numpy as np
 
+from hicmd.errors import HicmdError
+
 __all__ = [
     "SourceError",
     "EndOfStream",
@@ -40,6 +42,8 @@ __all__ = [
     "y16_to_u8",
     "fix_y16_shape",
     "FrameReader",
+    "redact",
+    "quiet_video_logs",
 ]
 
 NETWORK_SCHEMES = ("rtsp", "rtsps", "udp", "tcp", "http", "https", "rtmp", "srt")
@@ -48,7 +52,36 @@ KELVIN = 273.15
 FFMPEG_OPTIONS = "analyzeduration;500000|probesize;65536|fpsprobesize;0"
 
 
-class SourceError(ValueError):
+# userinfo in any URL, also one inside a GStreamer pipeline: scheme://user:password@host
+_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/\s@]+@")
+# password-like parameters: ?password=..., &token=..., rtspsrc's user-pw=... (up to the next delimiter)
+_SECRET_PARAM = re.compile(r"(?i)(\b(?:password|passwd|pwd|pass|user-pw|user-id|token|access_token|api_?key|key|secret|"
+                           r"auth|signature|sig)=)[^&;\s!#]*")
+
+
+def redact(text: str) -> str:
+    """A source string that is safe to show, log or record: credentials become ***.
+
+    Camera URLs carry passwords (rtsp://admin:pw@cam/main); nothing hicmd prints, writes or sends may contain them.
+    """
+    return _SECRET_PARAM.sub(r"\1***", _USERINFO.sub(r"\1***@", str(text)))
+
+
+def quiet_video_logs(verbose: bool = False) -> None:
+    """Silence OpenCV's and FFmpeg's own warnings (3-6 lines around every failing source) unless asked for.
+
+    hicmd reports a failing source in one line of its own; FFmpeg's lines can also echo the URL with its password.
+    """
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "24" if verbose else "-8")  # AV_LOG_WARNING / AV_LOG_QUIET
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "WARNING" if verbose else "SILENT")
+    try:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_WARNING if verbose
+                                      else cv2.utils.logging.LOG_LEVEL_SILENT)
+    except AttributeError:  # an OpenCV build without the logging utilities
+        pass
+
+
+class SourceError(HicmdError, ValueError):
     """A source string that names nothing usable, or a source that cannot be opened."""
 
 
@@ -68,6 +101,14 @@ class SourceSpec:
     def live(self) -> bool:
         return self.kind not in ("file", "folder")
 
+    @property
+    def shown(self) -> str:
+        """The source as it may be shown anywhere: credentials redacted."""
+        return redact(self.text)
+
+    def __repr__(self) -> str:  # never let a traceback or a log line carry the password
+        return f"SourceSpec({self.shown!r}, {self.kind!r})"
+
 
 def parse_source(text: str) -> SourceSpec:
     """Classify a source string; a SourceError says which forms are accepted."""
@@ -86,7 +127,7 @@ def parse_source(text: str) -> SourceSpec:
     if scheme == "file":
         raw = raw[len("file://"):]
     elif scheme:
-        raise SourceError(f"unknown source {text!r}: scheme {scheme}:// is not supported "
+        raise SourceError(f"unknown source {redact(text)!r}: scheme {scheme}:// is not supported "
                           f"(use cam0, v4l2:///dev/videoN, csi://N, {', '.join(NETWORK_SCHEMES[:4])}://..., "
                           f"gst:<pipeline>, a video file or an image folder)")
     path = Path(raw).expanduser()
@@ -94,7 +135,7 @@ def parse_source(text: str) -> SourceSpec:
         return SourceSpec(text, "folder", str(path))
     if path.is_file():
         return SourceSpec(text, "file", str(path))
-    raise SourceError(f"unknown source {text!r}: no such file or folder, and not a camera or stream "
+    raise SourceError(f"unknown source {redact(text)!r}: no such file or folder, and not a camera or stream "
                       f"(use cam0, v4l2:///dev/videoN, csi://N, rtsp://..., udp://..., gst:<pipeline>, "
                       f"a video file or an image folder)")
 
@@ -204,7 +245,7 @@ class CvReader(FrameReader):
     def __init__(self, spec: SourceSpec, thermal: bool = False, open_ms: int = 2500, read_ms: int = 1000) -> None:
         self.spec, self.thermal = spec, thermal
         if spec.kind in ("csi", "gst") and not gstreamer_available():
-            raise SourceError(f"{spec.text}: this OpenCV ({cv2.__version__}) was built without GStreamer; "
+            raise SourceError(f"{spec.shown}: this OpenCV ({cv2.__version__}) was built without GStreamer; "
                               f"install JetPack's OpenCV (python3-opencv) or use a v4l2/rtsp/file source")
         if spec.kind == "csi":
             self.cap = cv2.VideoCapture(csi_pipeline(int(spec.target)), cv2.CAP_GSTREAMER)
@@ -212,7 +253,7 @@ class CvReader(FrameReader):
             self.cap = cv2.VideoCapture(str(spec.target), cv2.CAP_GSTREAMER)
         elif spec.kind == "network":
             if not wait_for_udp(str(spec.target), open_ms / 1000.0):
-                raise SourceError(f"{spec.text}: no data (is the sender running?)")
+                raise SourceError(f"{spec.shown}: no data (is the sender running?)")
             # short stream probing (0.5 s, no frame-rate probing) so opening and re-opening after an outage take
             # well under a second, not five; the sender needs a keyframe at least every 0.5 s;
             # a user's own OPENCV_FFMPEG_CAPTURE_OPTIONS (e.g. rtsp_transport;tcp) wins
@@ -230,7 +271,7 @@ class CvReader(FrameReader):
             self.cap = cv2.VideoCapture(str(spec.target))
         if not self.cap.isOpened():
             self.cap.release()
-            raise SourceError(f"cannot open {spec.text!r} ({spec.kind}); check the path/URL/device and that "
+            raise SourceError(f"cannot open {spec.shown!r} ({spec.kind}); check the path/URL/device and that "
                               f"OpenCV can decode it")
         self.fps = float(self.cap.get(cv2.CAP_PROP_FPS) or 0.0)
         if not 0.5 < self.fps < 1000:
@@ -241,7 +282,7 @@ class CvReader(FrameReader):
     def read(self) -> np.ndarray | None:
         if not self.cap.grab():
             if self.spec.kind == "file":  # files only fail to grab at their end
-                raise EndOfStream(self.spec.text)
+                raise EndOfStream(self.spec.shown)
             return None
         ok, frame = self.cap.retrieve()
         if not ok or frame is None:
@@ -261,13 +302,13 @@ class FolderReader(FrameReader):
         self.spec = spec
         self.files = sorted(p for p in Path(str(spec.target)).iterdir() if p.suffix.lower() in IMAGE_EXTS)
         if not self.files:
-            raise SourceError(f"{spec.text}: folder holds no images ({', '.join(sorted(IMAGE_EXTS))})")
+            raise SourceError(f"{spec.shown}: folder holds no images ({', '.join(sorted(IMAGE_EXTS))})")
         self.fps = fps
         self.position = 0
 
     def read(self) -> np.ndarray | None:
         if self.position >= len(self.files):
-            raise EndOfStream(self.spec.text)
+            raise EndOfStream(self.spec.shown)
         path = self.files[self.position]
         self.position += 1
         return cv2.imread(str(path), cv2.IMREAD_UNCHANGED)  # None when the file is corrupt

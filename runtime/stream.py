@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any, Callable
 
@@ -18,12 +17,17 @@ import cv2
 import numpy as np
 
 from .annotate import CODECS, VideoSink, draw_tracks, side_by_side
-from .associate import CrossMatcher
 from .capture import CaptureThread, Frame
 from .detect import Detector, make_detector
+from .crossview import CrossView
 from .events import EventLog
+from .fusion import FusionOptions
 from .gallery import Gallery, save_crop
+from .gates import resolve_gates
+from .geometry import Calibration
+from .options import StreamError, StreamOptions, Summary
 from .pairing import Pairer
+from .shutdown import stop_on_signals
 from .sources import gui_available, open_source, parse_source
 from .stats import RateMeter, StageTimes
 from .track import IouTracker, Track, ema_update
@@ -31,61 +35,6 @@ from .track import IouTracker, Track, ema_update
 __all__ = ["StreamError", "StreamOptions", "Summary", "run_stream"]
 
 CAMERAS = ("rgb", "ir")
-
-
-class StreamError(RuntimeError):
-    """The pipeline cannot start or cannot go on (a bad option, a capture thread that failed)."""
-
-
-@dataclass
-class StreamOptions:
-    rgb: str
-    ir: str
-    detector: str | None = None  # "hog" (default) or a YOLO-style .onnx
-    det_conf: float | None = None  # detector score / NMS IoU thresholds (None: HOG 0.3 / 0.5, ONNX 0.25 / 0.45)
-    det_iou: float | None = None
-    detections_rgb: str | None = None  # MOTChallenge text, frame-indexed (overrides the detector)
-    detections_ir: str | None = None
-    embed_every: int = 8  # re-embed a track every N frames of its camera (and when it is new)
-    match_threshold: float = 0.5  # cosine-distance gate for RGB<->IR matches (and gallery names)
-    confirm: int = 3  # consecutive agreeing updates before a match is announced (and disagreeing before it ends)
-    ema: float = 0.9
-    split_distance: float = 0.5  # two crops in a row this far from a track's embedding split it (0: never)
-    gallery: str | None = None
-    enroll: str | None = None  # save crops of the only person in view into gallery/<enroll>/
-    enroll_max: int = 20
-    ir_range: tuple[float, float] = (20.0, 40.0)
-    save: str | None = None
-    save_tracks: str | None = None  # folder: rgb.txt / ir.txt in MOTChallenge format (for scoring)
-    events: str | Path | IO[str] | None = None  # None = stdout
-    show: bool = False
-    max_frames: int | None = None  # stop after this many processed RGB+IR steps
-    stats_every: float = 5.0
-    pair_tolerance_ms: float | None = None  # default: half an RGB frame period
-    realtime: bool | None = None  # None: files in order (no drops), live sources newest-frame-only
-    loop: bool = False  # replay file sources
-    fps_rgb: float | None = None  # frame rate of a folder source (30 if not given), or to override a file's
-    fps_ir: float | None = None
-    min_hits: int = 2
-    max_lost_s: float = 2.0  # a track unseen for this long (in its camera's frames) ends
-
-
-@dataclass
-class Summary:
-    duration_s: float
-    steps: int
-    interrupted: bool
-    frames: dict[str, dict[str, int]]
-    tracks: dict[str, int]
-    matches: int
-    matches_lost: int
-    events: dict[str, int]
-    stages: dict[str, dict[str, float]]
-    pair_skew_ms_p50: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def run_stream(opts: StreamOptions, embedder: Any, *, detectors: dict[str, Detector] | None = None,
@@ -104,7 +53,7 @@ class Pipeline:
                               "(pip install opencv-python, or use --save out.mp4)")
         if opts.embed_every < 1 or opts.confirm < 1:
             raise StreamError("--embed-every and --confirm must be at least 1")
-        if not 0.0 <= opts.split_distance <= 2.0:
+        if opts.split_distance is not None and not 0.0 <= opts.split_distance <= 2.0:
             raise StreamError("--split-distance is a cosine distance: give 0 (never split) to 2")
         if opts.save and Path(opts.save).suffix.lower() not in CODECS:
             raise StreamError(f"--save {opts.save}: use a .mp4 or .webm file (VP9 or H.264, which browsers play)")
@@ -121,7 +70,7 @@ class Pipeline:
         self.detectors = {cam: given.get(cam) or make_detector(opts.detector, dets_files[cam], opts.det_conf,
                                                                      opts.det_iou) for cam in CAMERAS}
         self.times = StageTimes()
-        self.log = EventLog(opts.events, listener=on_event)
+        self.log = EventLog(opts.events, listener=on_event, overwrite=opts.overwrite_events)
         self.captures: dict[str, CaptureThread] = {}
         try:
             for cam in CAMERAS:
@@ -142,28 +91,42 @@ class Pipeline:
         self.trackers = {cam: IouTracker(cam, min_hits=opts.min_hits,
                                          max_misses=max(3, round(opts.max_lost_s * self.captures[cam].fps)))
                          for cam in CAMERAS}
-        self.matcher = CrossMatcher(opts.match_threshold, opts.confirm)
-        self.gallery = Gallery(opts.gallery, embedder, opts.match_threshold) if opts.gallery else None
+        self.gates = resolve_gates(opts, embedder)
+        fusion = FusionOptions(cues=opts.cues, appearance_gate=self.gates["match"], geometry_gate=opts.geometry_gate,
+                               weight_geometry=opts.weight_geometry, weight_time=opts.weight_time)
+        calibration = Calibration.load(Path(opts.calibration)) if opts.calibration else None
+        self.matcher = CrossView(fusion, opts.confirm, calibration, opts.self_calibrate)
+        self.gallery = Gallery(opts.gallery, embedder, self.gates["gallery"]) if opts.gallery else None
         self.enrolled = {cam: 0 for cam in CAMERAS}
         self.sink = VideoSink(opts.save, rgb_fps) if opts.save else None
         self.track_files: dict[str, IO[str]] = {}
         if opts.save_tracks:
             Path(opts.save_tracks).mkdir(parents=True, exist_ok=True)
-            self.track_files = {cam: open(Path(opts.save_tracks) / f"{cam}.txt", "w") for cam in CAMERAS}  # noqa: SIM115
+            self.track_files = {cam: open(Path(opts.save_tracks) / f"{cam}.txt", "w", buffering=1) for cam in CAMERAS}  # noqa: SIM115
         self.processed = {cam: 0 for cam in CAMERAS}
         self.track_counts = {cam: 0 for cam in CAMERAS}
         self.last_image: dict[str, np.ndarray | None] = {cam: None for cam in CAMERAS}
         self.last_index = {cam: 0 for cam in CAMERAS}  # frame number of each camera's newest frame
         self.steps = 0
+        self.started = False
 
     # ------------------------------------------------------------------ main loop
 
     def run(self, stop: threading.Event) -> Summary:
+        """Run until the sources end, `stop` is set, Ctrl-C, SIGTERM or SIGHUP; outputs are finished in each case."""
         start = time.monotonic()
-        interrupted = False
-        rates, next_stats = RateMeter(), start + self.opts.stats_every
         for capture in self.captures.values():
             capture.start()
+        with stop_on_signals(stop) as caught:
+            summary = self._loop(stop, start)
+        summary.interrupted = summary.interrupted or caught.name is not None
+        if caught.name:
+            summary.extra["signal"] = caught.name
+        return summary
+
+    def _loop(self, stop: threading.Event, start: float) -> Summary:
+        interrupted = False
+        rates, next_stats = RateMeter(), start + self.opts.stats_every
         try:
             while not stop.is_set():
                 ended = self._pull()
@@ -225,6 +188,9 @@ class Pipeline:
     def _step(self, pair: tuple[Frame | None, Frame | None]) -> None:
         self.steps += 1
         frames = {cam: f for cam, f in zip(CAMERAS, pair) if f is not None}
+        if not self.started and all(f is not None for f in pair):  # both image sizes known: calibration can start
+            self.matcher.start({cam: (f.image.shape[1], f.image.shape[0]) for cam, f in frames.items()})
+            self.started = True
         t = min(f.t for f in frames.values())
         crops: dict[str, list[np.ndarray]] = {cam: [] for cam in CAMERAS}
         todo: dict[str, list[Track]] = {cam: [] for cam in CAMERAS}
@@ -235,6 +201,7 @@ class Pipeline:
                 dets = self.detectors[cam].detect(frame.image, frame.index)
             with self.times.time("track"):
                 born, ended = self.trackers[cam].update(dets, frame.t)
+                self.matcher.observe(self.trackers[cam].confirmed, frame.t)
             for track in born:
                 self._start_track(cam, track, frame)
             for track in ended:
@@ -286,9 +253,9 @@ class Pipeline:
     def _appearance(self, track: Track, embedding: np.ndarray) -> str:
         """"same"; "odd": a crop far from the track's settled embedding; "changed": the second such crop in a row,
         so the box follows someone else. Same camera, so the distance is reliable, unlike across modalities."""
-        if not self.opts.split_distance or track.embedding is None or track.embed_count < 3:
+        if not self.gates["split"] or track.embedding is None or track.embed_count < 3:
             return "same"
-        far = 1.0 - float(np.dot(embedding, track.embedding)) > self.opts.split_distance
+        far = 1.0 - float(np.dot(embedding, track.embedding)) > self.gates["split"]
         track.outliers = track.outliers + 1 if far else 0
         return "same" if not far else "odd" if track.outliers < 2 else "changed"
 
@@ -393,7 +360,8 @@ class Pipeline:
                        frames=self._counters(), tracks=dict(self.track_counts), matches=self.matcher.total_matches,
                        matches_lost=self.matcher.total_lost, events=dict(self.log.counts),
                        stages=self.times.summary(),
-                       pair_skew_ms_p50=round(float(np.median(skews)) * 1000, 3) if skews else None)
+                       pair_skew_ms_p50=round(float(np.median(skews)) * 1000, 3) if skews else None,
+                       extra={"gates": self.gates, **self.matcher.summary()})
 
 
 def _crop(image: np.ndarray, box: np.ndarray, min_size: int = 4) -> np.ndarray | None:

@@ -123,7 +123,8 @@ def make_export(folder: Path, manifest_size: tuple[int, int] = (HEIGHT, WIDTH), 
         if engine is not None:
             (folder / f"{modality}.fp16.engine").write_bytes(fake_engine_bytes(modality))
             artifacts.append(Artifact(f"{modality}.fp16", "embedder", modality, "fp16", "engine",
-                                      f"{modality}.fp16.engine", "", ins, outs, tensorrt=engine))
+                                      f"{modality}.fp16.engine", sha256_file(folder / f"{modality}.fp16.engine"),
+                                      ins, outs, tensorrt=engine))
     onnx.save(generator_graph(), folder / "generator.onnx")
     artifacts.append(Artifact(
         "generator", "generator", None, "fp32", "onnx", "generator.onnx", sha256_file(folder / "generator.onnx"),

@@ -40,9 +40,9 @@ def test_overrides_are_type_checked() -> None:
 
 def test_config_files(tmp_path: Path) -> None:
     toml = tmp_path / "mine.toml"
-    toml.write_text('base = "tiny"\n[train]\niters = 42\n[model]\nencoder_dim = 4\n')
+    toml.write_text('base = "tiny"\n[train]\niters = 42\n[model]\nencoder_dim = 16\n')
     cfg = load_config(str(toml))
-    assert (cfg.name, cfg.train.iters, cfg.model.encoder_dim, cfg.model.backbone) == ("mine", 42, 4, "resnet18")
+    assert (cfg.name, cfg.train.iters, cfg.model.encoder_dim, cfg.model.backbone) == ("mine", 42, 16, "resnet18")
     yaml_file = tmp_path / "y.yaml"
     yaml_file.write_text("train:\n  lr_gen: 0.0002\n")
     assert load_config(str(yaml_file)).train.lr_gen == 2e-4

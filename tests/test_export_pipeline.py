@@ -221,3 +221,44 @@ def test_no_verify_is_recorded_and_bad_checkpoint_is_a_user_error(tmp_path, expo
         command(bad, out=tmp_path / "x")
     with pytest.raises(UserError, match="--batch"):
         command(exported["ckpt"], out=tmp_path / "x", batch="8")
+
+
+def _fingerprint(folder: Path) -> dict[str, str]:
+    return {p.name: sha256_file(p) for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def test_a_failed_export_leaves_the_previous_model_intact(exported, tmp_path, monkeypatch):
+    import hicmd.export.pipeline as pipeline
+
+    previous = tmp_path / "model"
+    shutil.copytree(exported["out"], previous)
+    before = _fingerprint(previous)
+    failing = P.Gate("rgb", "cosine_min", 0.2, 0.99999, ">=")
+    monkeypatch.setattr(pipeline, "verify", lambda *a, **k: ([failing], {}))
+    result = run_export(exported["ckpt"], previous, ExportOptions(fp16=False))
+    assert result.failed and result.manifest is None
+    assert _fingerprint(previous) == before  # manifest and graphs untouched
+    load_manifest(previous)  # and still a working model
+    # an interrupted export (Ctrl-C, an error) likewise, and a failed export into a new folder leaves nothing
+    monkeypatch.setattr(pipeline, "verify", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        run_export(exported["ckpt"], previous, ExportOptions(fp16=False))
+    assert _fingerprint(previous) == before
+    monkeypatch.setattr(pipeline, "verify", lambda *a, **k: ([failing], {}))
+    run_export(exported["ckpt"], tmp_path / "new", ExportOptions(fp16=False))
+    assert not (tmp_path / "new").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no staging folder left behind
+
+
+def test_a_successful_export_replaces_the_previous_one_and_records_no_machine_path(exported, tmp_path):
+    previous = tmp_path / "model"
+    shutil.copytree(exported["out"], previous)
+    (previous / "notes.txt").write_text("the user's own file")
+    result = run_export(exported["ckpt"], previous, ExportOptions(fp16=False, verify=False))
+    assert result.manifest == previous / "manifest.json" and all(f.parent == previous for f in result.files)
+    manifest = load_manifest(previous)
+    assert {a.precision for a in manifest.artifacts} == {"fp32"}
+    assert (previous / "notes.txt").read_text() == "the user's own file"
+    assert manifest.checkpoint["file"] == "tiny.pt"  # its name and hash, not where it was on this machine
+    assert manifest.checkpoint["sha256"] == sha256_file(exported["ckpt"])
+    assert str(exported["ckpt"].parent) not in (previous / "manifest.json").read_text()

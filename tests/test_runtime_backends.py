@@ -288,7 +288,7 @@ def test_torch_backend_matches_exported_onnx(tmp_path):
     from hicmd.config import TINY, config_to_dict
     from hicmd.export.graphs import export_embedder, export_generator
     from hicmd.model import HiCMD
-    from hicmd.runtime.manifest import Artifact, InputSpec, Manifest
+    from hicmd.runtime.manifest import Artifact, InputSpec, Manifest, sha256_file
     from hicmd.train.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
@@ -304,8 +304,9 @@ def test_torch_backend_matches_exported_onnx(tmp_path):
         input=InputSpec("images", "NHWC", "uint8", "RGB", m.height, m.width, m.mean, m.std),
         embedding_dim=m.embedding_dim, attribute_dim=m.attribute_dim, prototype_shape=m.prototype_shape,
         attribute_layout={}, opset=17,
-        artifacts=(Artifact("ir", "embedder", "ir", "fp32", "onnx", "ir.onnx", "", (), ()),
-                   Artifact("generator", "generator", None, "fp32", "onnx", "generator.onnx", "", (), ())),
+        artifacts=(Artifact("ir", "embedder", "ir", "fp32", "onnx", "ir.onnx", sha256_file(tmp_path / "ir.onnx"), (), ()),
+                   Artifact("generator", "generator", None, "fp32", "onnx", "generator.onnx",
+                            sha256_file(tmp_path / "generator.onnx"), (), ())),
         root=tmp_path)
     images = np.stack([cv2.resize(im, (m.width, m.height)) for im in _images(2).repeat(8, axis=1).repeat(8, axis=2)])
     torch_ir = open_backend(manifest, "embedder", "ir", backend="torch", device="cpu")

@@ -19,7 +19,7 @@ from hicmd.runtime.sources import SourceError
 from hicmd.runtime.stream import StreamError, StreamOptions, run_stream
 
 sys.path.insert(0, str(Path(__file__).parent))
-from stream_helpers import FakeEmbedder, Walker, make_clip  # noqa: E402
+from stream_helpers import FakeEmbedder, Walker, make_clip, tiny_export  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -231,40 +231,8 @@ print('torch' in sys.modules)
     assert json.loads(Path(tmp_path / "e.jsonl").read_text().splitlines()[0])["event"] == "track_new"
 
 
-def _tiny_export(folder: Path) -> Path:
-    """An export folder whose 'embedder' is a 12-line ONNX graph: mean colour + 1, L2-normalised (D=3)."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    from hicmd.runtime.manifest import Artifact, InputSpec, Manifest, TensorSpec, sha256_file
-
-    folder.mkdir(parents=True, exist_ok=True)
-    nodes = [helper.make_node("Cast", ["images"], ["f"], to=TensorProto.FLOAT),
-             helper.make_node("ReduceMean", ["f", "axes"], ["m"], keepdims=0),
-             helper.make_node("Add", ["m", "one"], ["p"]),
-             helper.make_node("LpNormalization", ["p"], ["embedding"], axis=1, p=2)]
-    inits = [numpy_helper.from_array(np.array([1, 2], np.int64), "axes"),
-             numpy_helper.from_array(np.array([1.0], np.float32), "one")]
-    artifacts = []
-    for modality in ("rgb", "ir"):
-        graph = helper.make_graph(nodes, modality, [helper.make_tensor_value_info("images", TensorProto.UINT8,
-                                                                                   ["n", 16, 8, 3])],
-                                  [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["n", 3])], inits)
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-        model.ir_version = 8
-        onnx.save(model, folder / f"{modality}.onnx")
-        artifacts.append(Artifact(modality, "embedder", modality, "fp32", "onnx", f"{modality}.onnx",
-                                  sha256_file(folder / f"{modality}.onnx"),
-                                  (TensorSpec("images", (-1, 16, 8, 3), "uint8"),),
-                                  (TensorSpec("embedding", (-1, 3), "float32"),)))
-    Manifest(config_name="test", config={}, checkpoint={}, embedding_dim=3, attribute_dim=0,
-             input=InputSpec("images", "NHWC", "uint8", "RGB", 16, 8, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
-             prototype_shape=(1, 1, 1), attribute_layout={}, opset=18, artifacts=tuple(artifacts)).save(folder)
-    return folder
-
-
 def test_cli_stream_end_to_end_with_an_onnx_embedder(clip, tmp_path):
-    model = _tiny_export(tmp_path / "export")
+    model = tiny_export(tmp_path / "export")
     proc = subprocess.run(
         [sys.executable, "-m", "hicmd", "stream", "--rgb", str(clip / "rgb.mp4"), "--ir", str(clip / "ir.mp4"),
          "--model", str(model), "--backend", "onnxruntime", "--detections-rgb", str(clip / "det_rgb.txt"),

@@ -273,6 +273,8 @@ def test_event_log_schema_and_json_lines():
         "stats": {"cameras": {}, "stages": {}, "live_tracks": {}, "matches": 0},
         "source_down": {"camera": "ir", "source": "udp://x", "reason": "timeout"},
         "source_up": {"camera": "ir", "source": "udp://x", "down_s": 1.2},
+        "calibration": {"t": 12.5, "status": "fitted", "source": "self", "reprojection_px": 1.7, "inliers": 20,
+                        "pairs": 24},
     }
     assert set(samples) == set(SCHEMA)
     for kind, fields in samples.items():

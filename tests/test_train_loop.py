@@ -61,12 +61,12 @@ def test_resume_in_a_fresh_process_is_bit_exact(data, tmp_path):
     assert (half / "checkpoints" / "iter_0000001.pt").is_file() and (half / "samples" / "iter_0000002.png").is_file()
 
     # a checkpoint from another config is refused with the differing fields named (length may change)
-    argv = ["train", "--config", "tiny", *sets, "--set", "model.mlp_dim=16", "--set", "train.lr_gen=0.0005",
+    argv = ["train", "--config", "tiny", *sets, "--set", "model.mlp_dim=16", "--set", "train.gamma=0.3",
             "--data", data, "--out", str(half), "--iters", "3", "--resume", str(half / "last.pt"), "--no-eval"]
     result = CliRunner().invoke(app, argv)
     assert isinstance(result.exception, UserError), result.output
     message = str(result.exception)
-    assert "model.mlp_dim: checkpoint 32 != config 16" in message and "train.lr_gen" in message
+    assert "model.mlp_dim: checkpoint 32 != config 16" in message and "train.gamma" in message
     assert "train.iters" not in message
 
 
@@ -107,8 +107,8 @@ def test_non_finite_steps_are_skipped_then_training_stops(data, tmp_path, monkey
         (["--config", "nope"], "does not exist"),
         (["--set", "train.nope=1"], "unknown key"),
         (["--set", "train.pos_ids=many"], "expected an integer"),
-        (["--amp", "fp8"], "must be none, bf16 or fp16"),
-        (["--device", "tpu"], "not supported"),
+        (["--amp", "fp8"], "train.amp=.fp8. is out of range: use one of none, bf16, fp16"),
+        (["--device", "tpu"], "use auto, cpu, cuda or cuda:N"),
         (["--resume", "/no/such.pt"], "not found"),
         (["--pretrained", "/no/such.pth"], "not found"),
     ],

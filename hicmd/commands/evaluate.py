@@ -45,6 +45,8 @@ def command(
     from hicmd.evaluation.runner import evaluate, parse_trials
     from hicmd.train.checkpoint import CheckpointError, load_model
 
+    if device != "cpu" and not (device == "cuda" or device.startswith("cuda:") and device[5:].isdigit()):
+        raise UserError(f"--device {device!r}: use cpu, cuda or cuda:N")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"--device {device}: no CUDA device is available here; use --device cpu")
     try:

@@ -81,8 +81,8 @@ def command(
             console.print(f"[red]TensorRT 10 op check, {file}: {escape(problem)}[/]")
     if result.failed or any(result.opcheck.values()):
         console.print(f"[bold red]export failed:[/] {len(result.failed)} gate(s) and "
-                      f"{sum(map(len, result.opcheck.values()))} op-check problem(s); the graphs in {out} are kept "
-                      "for inspection, no manifest.json was written")
+                      f"{sum(map(len, result.opcheck.values()))} op-check problem(s); nothing was written to {out} "
+                      "(a previous export there is untouched)")
         raise typer.Exit(1)
     if result.engine_problem:
         console.print(f"[bold red]no TensorRT engines:[/] {escape(result.engine_problem)}. The ONNX files and manifest.json "

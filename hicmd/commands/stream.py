@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Optional
 
@@ -10,6 +11,12 @@ import typer
 from hicmd.errors import UserError
 
 NAME = "stream"
+
+
+class Cues(str, Enum):
+    appearance = "appearance"
+    time = "time"
+    geometry = "geometry"
 
 
 def command(
@@ -29,10 +36,25 @@ def command(
     detections_rgb: Optional[Path] = typer.Option(None, help="Precomputed RGB detections (MOTChallenge text)."),
     detections_ir: Optional[Path] = typer.Option(None, help="Precomputed IR detections (MOTChallenge text)."),
     embed_every: int = typer.Option(8, help="Re-embed each track every N frames (and when it is new)."),
-    match_threshold: float = typer.Option(0.5, help="Largest cosine distance for an RGB<->IR match."),
+    match_threshold: Optional[float] = typer.Option(None, help="Largest cosine distance for an RGB<->IR match "
+                                                    "on appearance alone (default: the gate export measured for "
+                                                    "this model, else 0.5)."),
     confirm: int = typer.Option(3, help="Agreeing updates before a match is announced (hysteresis)."),
-    split_distance: float = typer.Option(0.5, help="Split a track when two crops in a row are this far (cosine) "
-                                         "from its embedding: its box went to someone else. 0: never."),
+    split_distance: Optional[float] = typer.Option(None, help="Split a track when two crops in a row are this far "
+                                                   "(cosine) from its embedding: its box went to someone else. "
+                                                   "0: never. Default: the model's measured gate, else 0.5."),
+    cues: Cues = typer.Option(Cues.geometry, "--cues", help="Cues for RGB<->IR association: appearance only, + time "
+                              "(co-presence, entry time), or + ground-plane geometry (needs a calibration or "
+                              "self-calibration)."),
+    calibration: Optional[Path] = typer.Option(None, "--calibration", help="calibration.json from 'hicmd "
+                                               "calibrate' (RGB->IR ground homography). Without it the stream "
+                                               "calibrates itself from confident matches."),
+    self_calibrate: bool = typer.Option(True, "--self-calibrate/--no-self-calibrate",
+                                        help="Fit the ground homography online when no --calibration is given."),
+    geometry_gate: float = typer.Option(0.5, help="Largest foot-point distance, in IR box heights, between an RGB "
+                                        "person mapped into the IR image and an IR person they can match."),
+    weight_geometry: float = typer.Option(1.0, help="Weight of the geometry cue in the association cost."),
+    weight_time: float = typer.Option(0.3, help="Weight of the time cue (entry time, velocity) in the cost."),
     gallery: Optional[Path] = typer.Option(None, help="Folder of enrolled people: DIR/<name>/*.png."),
     enroll: Optional[str] = typer.Option(None, help="Save crops of the only person in view as this name "
                                          "into --gallery."),
@@ -40,7 +62,11 @@ def command(
     save: Optional[Path] = typer.Option(None, help="Write a side-by-side annotated video a browser plays: .mp4 or .webm (VP9; H.264 where "
                                          "OpenCV has no VP9)."),
     save_tracks: Optional[Path] = typer.Option(None, help="Write rgb.txt / ir.txt track boxes (MOTChallenge)."),
-    events: Optional[Path] = typer.Option(None, help="JSON-lines events file (default: stdout)."),
+    events: Optional[Path] = typer.Option(None, help="JSON-lines events file (default: stdout). Opened once the "
+                                          "sources are up; an existing file is appended to (see --overwrite)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Start the --events file afresh instead of "
+                                   "appending to it."),
+    verbose: bool = typer.Option(False, "--verbose", help="Let OpenCV/FFmpeg print their own warnings."),
     show: bool = typer.Option(False, help="Show a window (needs an OpenCV with a GUI)."),
     max_frames: Optional[int] = typer.Option(None, help="Stop after N processed steps."),
     stats_every: float = typer.Option(5.0, help="Seconds between stats events."),
@@ -62,23 +88,29 @@ def command(
     import sys
 
     from rich.console import Console
+    from rich.markup import escape
 
     from hicmd.runtime.detect import DetectorError, check_thresholds
     from hicmd.runtime.gallery import GalleryError
+    from hicmd.runtime.gates import describe_gates, resolve_gates
     from hicmd.runtime.manifest import ManifestError
-    from hicmd.runtime.sources import SourceError, parse_ir_range, parse_source
+    from hicmd.runtime.sources import SourceError, parse_ir_range, parse_source, quiet_video_logs, redact
     from hicmd.runtime.stream import StreamError, StreamOptions, run_stream
 
     console = Console(stderr=True)
+    quiet_video_logs(verbose)
     try:
         opts = StreamOptions(
             rgb=rgb, ir=ir, detector=detector, det_conf=det_conf, det_iou=det_iou,
             detections_rgb=str(detections_rgb) if detections_rgb else None,
             detections_ir=str(detections_ir) if detections_ir else None,
             embed_every=embed_every, match_threshold=match_threshold, confirm=confirm, split_distance=split_distance,
+            cues=cues.value, calibration=str(calibration) if calibration else None, self_calibrate=self_calibrate,
+            geometry_gate=geometry_gate, weight_geometry=weight_geometry, weight_time=weight_time,
             gallery=str(gallery) if gallery else None, enroll=enroll, ir_range=parse_ir_range(ir_range),
             save=str(save) if save else None, save_tracks=str(save_tracks) if save_tracks else None,
-            events=str(events) if events else None, show=show, max_frames=max_frames, stats_every=stats_every,
+            events=str(events) if events else None, overwrite_events=overwrite, show=show, max_frames=max_frames,
+            stats_every=stats_every,
             pair_tolerance_ms=pair_tolerance_ms, realtime=realtime, loop=loop, fps_rgb=fps_rgb, fps_ir=fps_ir,
         )
         parse_source(rgb), parse_source(ir)  # a typo in a source fails before the model loads
@@ -90,9 +122,11 @@ def command(
             raise UserError("--enroll NAME needs --gallery DIR to save the crops into")
         embedder = _open_embedder(model, backend, device, precision, threads, url)
         publisher = _open_mqtt(mqtt) if mqtt else None
-        console.print(f"[bold]hicmd stream[/] {rgb} + {ir}\n{embedder.describe()}")
+        gates = describe_gates(resolve_gates(opts, embedder))
+        console.print(f"[bold]hicmd stream[/] {escape(redact(rgb))} + {escape(redact(ir))}\n"
+                      f"{escape(embedder.describe())}\n{gates}; cues: {cues.value}", highlight=False)
         if publisher is not None:
-            console.print(publisher.describe())
+            console.print(escape(publisher.describe()), highlight=False)
         # a terminal gets a live status line from the stats events; elsewhere the events themselves are the progress
         status = console.status("waiting for the first frames") if console.is_terminal else contextlib.nullcontext()
 
@@ -111,7 +145,8 @@ def command(
                 console.print(f"MQTT: {publisher.published} events published, {publisher.dropped} dropped")
     except (SourceError, DetectorError, GalleryError, ManifestError, StreamError) as exc:
         raise UserError(str(exc)) from None
-    console.print(("[yellow]interrupted[/] " if summary.interrupted else "") +
+    stopped_by = summary.extra.get("signal", "interrupted")
+    console.print((f"[yellow]{stopped_by}[/] " if summary.interrupted else "") +
                   f"{summary.steps} steps in {summary.duration_s:.1f} s, tracks {summary.tracks}, "
                   f"matches {summary.matches} (lost {summary.matches_lost})")
     print(json.dumps({"summary": summary.to_dict()}), file=sys.stderr)

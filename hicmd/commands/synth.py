@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 
 import typer
@@ -18,6 +19,11 @@ def _size(text: str) -> tuple[int, int]:
     return int(height), int(width)
 
 
+class Rig(str, Enum):
+    bispectrum = "bispectrum"
+    separate = "separate"
+
+
 def command(
     out: Path = typer.Option(..., "--out", help="Folder to write (RegDB layout: Visible/, Thermal/, idx/)."),
     ids: int = typer.Option(200, "--ids", help="Number of identities; half train, half test (>= 2)."),
@@ -29,6 +35,8 @@ def command(
     clips: int = typer.Option(2, "--clips", help="Number of video clips (with --videos)."),
     frames: int = typer.Option(120, "--frames", help="RGB frames per clip (with --videos)."),
     y16: bool = typer.Option(False, "--y16", help="Also write 16-bit centi-Kelvin IR frames (with --videos)."),
+    rig: Rig = typer.Option(Rig.bispectrum, "--rig", help="Camera rig of the clips: a bi-spectrum camera (RGB and "
+                            "thermal sensors side by side) or two separately mounted cameras."),
 ) -> None:
     """Write SynthVI, the procedural visible-infrared dataset, in the RegDB layout."""
     import time
@@ -72,6 +80,6 @@ def command(
         with Progress(*columns, console=console, transient=True) as progress:
             task = progress.add_task("video clips", total=clips)
             written = write_videos(out / "videos", test_ids, seed, clips=clips, frames=frames, y16=y16,
-                                   progress=lambda k: progress.advance(task, k))
+                                   progress=lambda k: progress.advance(task, k), rig=rig.value)
         summary += f"; {len(written)} clips x {frames} frames in {out / 'videos'} ({time.perf_counter() - start:.1f} s)"
     typer.echo(summary)

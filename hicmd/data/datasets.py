@@ -65,11 +65,18 @@ def _require_file(path: Path, what: str) -> Path:
     return path
 
 
+def _read_text(path: Path, what: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path} is not UTF-8 text (byte {exc.start}); expected {what}") from None
+
+
 def _read_list(path: Path, what: str) -> list[tuple[str, int, int]]:
     """Lines "relative/path label" -> (relative path, label, line number); blank lines are skipped."""
     _require_file(path, what)
     rows = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    for number, line in enumerate(_read_text(path, what).splitlines(), 1):
         if not line.strip():
             continue
         parts = line.split()
@@ -83,8 +90,9 @@ def _read_list(path: Path, what: str) -> list[tuple[str, int, int]]:
 
 def _read_ids(path: Path) -> list[int]:
     """SYSU/LLCM id files: one line of comma-separated integers."""
-    _require_file(path, "one line of comma-separated person ids")
-    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    what = "one line of comma-separated person ids"
+    _require_file(path, what)
+    lines = [line for line in _read_text(path, what).splitlines() if line.strip()]
     if not lines:
         raise DataError(f"{path} is empty; expected one line of comma-separated person ids")
     tokens = [t.strip() for t in lines[0].split(",") if t.strip()]

@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from hicmd.errors import HicmdError
+
 __all__ = ["Record", "DataError", "MODALITIES"]
 
 MODALITIES = ("rgb", "ir")
 
 
-class DataError(ValueError):
+class DataError(HicmdError, ValueError):
     """A dataset folder, split file or image that cannot be used; the message names the path and what was expected.
 
     CLI commands convert it to `hicmd.errors.UserError`; the trainer catches it to skip a corrupt image.

@@ -124,6 +124,9 @@ def draw_parts(ident: Identity, pose: Pose, height: int, width: int, cx: float, 
     labels = np.zeros((height, width), np.uint8)
     h = body_px
     side = pose.view == "side"
+    mirrored = side and pose.facing_left
+    if mirrored:  # drawn facing right at the mirrored place, then the whole map is flipped back to (cx, feet)
+        cx = width - 1 - cx
     top_y = feet - h
     head_h = ident.head * h
     neck = top_y + head_h
@@ -232,7 +235,7 @@ def draw_parts(ident: Identity, pose: Pose, height: int, width: int, cx: float, 
         cv2.rectangle(labels, (int(hc[0] - axes[0] * brim), int(top_y - head_h * 0.12)),
                       (int(hc[0] + axes[0] * brim), int(top_y + head_h * 0.3)), PART["hat"], -1)
 
-    if side and pose.facing_left:
+    if mirrored:
         labels = np.ascontiguousarray(labels[:, ::-1])
         cx = width - 1 - cx
     pattern = _pattern(ident, pose, labels, cx, shoulder_y, hip_y, feet, sw, h)

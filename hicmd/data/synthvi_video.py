@@ -1,15 +1,19 @@
-"""SynthVI clips: test identities walking through an RGB and an IR camera that watch the same street from
-different places (other background, scale and offset; IR at the same or half the frame rate).
+"""SynthVI clips: test identities walking over a ground plane watched by an RGB and an IR camera of a rig.
+
+The cameras are pinhole cameras over one shared ground plane (hicmd/data/synthvi_camera.py): people are drawn at
+their projected foot point with perspective scale, far to near so the nearer person occludes. `bispectrum` is a
+dual-sensor camera (views nearly coincide); `separate` is two cameras mounted apart with partial overlap.
 
 Per clip DIR/<clip>/: rgb.mp4, ir.mp4 (mp4v), gt_rgb.txt, gt_ir.txt (MOTChallenge frame,id,x,y,w,h,conf,-1,-1,-1,
 1-based frames, id = SynthVI pid in both cameras), det_rgb.txt, det_ir.txt (gt with box jitter, a few misses and
-a few false positives with id -1), clip.json, and with y16 ir_y16/<frame:06d>.png in centi-Kelvin.
+a few false positives with id -1), clip.json (the rig, both cameras and the true RGB->IR ground-plane homography),
+and with y16 ir_y16/<frame:06d>.png in centi-Kelvin.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -18,13 +22,15 @@ import numpy as np
 
 from hicmd.data.synthvi import person_temperature, scene_rgb, scene_temperature, shade_rgb, temperature_to_gray
 from hicmd.data.synthvi_body import Identity, Pose, draw_parts, sample_identity
+from hicmd.data.synthvi_camera import RIGS, PinholeCamera, make_rig, rig_homography
 
 __all__ = ["Walker", "write_clip", "write_videos"]
 
 
 @dataclass(frozen=True)
 class Walker:
-    """One person's path in normalised street coordinates: x across (0..1 in view), z depth (0 far .. 1 near)."""
+    """One person's path in normalised area coordinates: x across (0..1 inside the area), z depth (0 far .. 1 near).
+    `ground` turns them into metres on the ground plane."""
 
     ident: Identity
     t0: float  # seconds when the walk starts
@@ -62,29 +68,46 @@ def _walkers(pids: list[int], seed: int, rng: np.random.Generator, duration: flo
     return walkers
 
 
-@dataclass(frozen=True)
-class _Camera:
-    height: int
-    width: int
-    scale: float  # body height in frame heights at z = 1
-    offset: float  # horizontal shift of the street in frame widths
-    zoom: float  # street widths per frame width
-
-    def place(self, x: float, z: float) -> tuple[float, float, float]:
-        """(centre x, feet y, body height) in pixels."""
-        cx = ((x - 0.5) * self.zoom + 0.5 + self.offset) * self.width
-        feet = self.height * (0.62 + 0.34 * z)
-        return cx, feet, self.height * self.scale * (0.55 + 0.45 * z)
+# the walking area on the ground, metres: x 0..1 -> X 0..10 m, z 0 (far) .. 1 (near) -> Y 9 .. 3 m
+AREA_X, AREA_Y = (0.0, 10.0), (9.0, 3.0)
+PERSON_M = 1.75  # body height in metres at stature 1
 
 
-def _layers(walkers: list[Walker], t: float, cam: _Camera):
+def ground(x: float, z: float) -> tuple[float, float]:
+    return AREA_X[0] + x * (AREA_X[1] - AREA_X[0]), AREA_Y[0] + z * (AREA_Y[1] - AREA_Y[0])
+
+
+def _view(walker: Walker, cam: PinholeCamera) -> tuple[str, bool]:
+    """Which side of a walker a camera sees, from the walking direction relative to the optical axis."""
+    vx, vy = walker.vx * (AREA_X[1] - AREA_X[0]), walker.vz * (AREA_Y[1] - AREA_Y[0])
+    heading = np.arctan2(vx, vy) - np.radians(cam.yaw_deg)
+    across, along = np.sin(heading), np.cos(heading)
+    if abs(across) > 0.7:
+        return "side", bool(across < 0)
+    return ("back" if along > 0 else "front"), False
+
+
+def _layers(walkers: list[Walker], t: float, cam: PinholeCamera):
     """Per visible person, far to near: (walker, labels, pattern, box) with the box clipped to the frame."""
-    placed = [(w, w.at(t)) for w in walkers]
-    placed = sorted(((w, s) for w, s in placed if s is not None), key=lambda ws: ws[1][1])
+    placed = []
+    for walker in walkers:
+        state = walker.at(t)
+        if state is None:
+            continue
+        x, z, pose = state
+        gx, gy = ground(x, z)
+        stature = PERSON_M * walker.ident.stature
+        (foot, head), depth = cam.project(np.array([[gx, gy, 0.0], [gx, gy, stature]]))
+        if depth.min() < 0.5:
+            continue
+        view, left = _view(walker, cam)
+        placed.append((float(depth[0]), walker, foot, float(foot[1] - head[1]), replace(pose, view=view,
+                                                                                         facing_left=left)))
     out = []
-    for walker, (x, z, pose) in placed:
-        cx, feet, body = cam.place(x, z)
-        labels, pattern = draw_parts(walker.ident, pose, cam.height, cam.width, cx, feet, body * walker.ident.stature)
+    for _, walker, foot, body, pose in sorted(placed, key=lambda p: -p[0]):  # far first: near people occlude
+        if body < 8 or not -body < foot[0] < cam.width + body or not 0 < foot[1] < cam.height + body:
+            continue
+        labels, pattern = draw_parts(walker.ident, pose, cam.height, cam.width, float(foot[0]), float(foot[1]), body)
         ys, xs = np.nonzero(labels)
         if len(xs) < 30:
             continue
@@ -120,20 +143,20 @@ def _write_mot(path: Path, rows: list[tuple], with_conf: bool) -> None:
 
 
 def write_clip(folder: str | Path, pids: list[int], seed: int, index: int, frames: int = 120,
-               size: tuple[int, int] = (192, 256), rgb_fps: int = 10, ir_fps: int = 10, y16: bool = False) -> dict:
-    """Render one clip of `pids` walking past both cameras; returns the clip.json content."""
+               size: tuple[int, int] = (192, 256), rgb_fps: int = 10, ir_fps: int = 10, y16: bool = False,
+               rig: str = "bispectrum") -> dict:
+    """Render one clip of `pids` walking past both cameras of `rig`; returns the clip.json content."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng([seed, index, 404])
-    height, width = size
     duration = frames / rgb_fps
     walkers = _walkers(pids, seed, rng, duration)
-    cams = {"rgb": _Camera(height, width, rng.uniform(0.55, 0.65), 0.0, 1.0),
-            "ir": _Camera(height, width, rng.uniform(0.45, 0.75), rng.uniform(-0.12, 0.12), rng.uniform(0.8, 1.2))}
+    cams = make_rig(rig, np.random.default_rng([seed, index, 909]), size)
     counts = {"rgb": frames, "ir": frames * ir_fps // rgb_fps}
     fps = {"rgb": rgb_fps, "ir": ir_fps}
+    height, width = cams["rgb"].height, cams["rgb"].width
     bg_rgb = scene_rgb(seed, 1000 + 2 * index, height, width)
-    bg_ir = scene_temperature(seed, 1001 + 2 * index, height, width)
+    bg_ir = scene_temperature(seed, 1001 + 2 * index, cams["ir"].height, cams["ir"].width)
     gain = rng.uniform(0.6, 1.1)
     ambient = float(np.median(bg_ir))
     lo, hi = ambient - rng.uniform(2, 5), 34.0 + rng.uniform(1, 4)  # a fixed AGC window per clip
@@ -142,14 +165,15 @@ def write_clip(folder: str | Path, pids: list[int], seed: int, index: int, frame
         (folder / "ir_y16").mkdir(exist_ok=True)
     for modality in ("rgb", "ir"):
         frame_rng = np.random.default_rng([seed, index, 505 if modality == "rgb" else 606])
+        cam = cams[modality]
         writer = cv2.VideoWriter(str(folder / f"{modality}.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), fps[modality],
-                                 (width, height))
+                                 (cam.width, cam.height))
         if not writer.isOpened():
             raise RuntimeError(f"OpenCV cannot write mp4v video {folder / f'{modality}.mp4'}")
         gt = []
         for frame in range(1, counts[modality] + 1):
             t = (frame - 1) / fps[modality]
-            layers = _layers(walkers, t, cams[modality])
+            layers = _layers(walkers, t, cam)
             if modality == "rgb":
                 img = bg_rgb.copy()
                 for walker, labels, pattern, _ in layers:
@@ -171,19 +195,25 @@ def write_clip(folder: str | Path, pids: list[int], seed: int, index: int, frame
             gt += [(frame, walker.ident.pid, *box) for walker, _, _, box in layers]
         writer.release()
         _write_mot(folder / f"gt_{modality}.txt", gt, with_conf=False)
-        det = _detections(gt, np.random.default_rng([seed, index, 707, len(modality)]), width, height, counts[modality])
+        det = _detections(gt, np.random.default_rng([seed, index, 707, len(modality)]), cam.width, cam.height,
+                          counts[modality])
         _write_mot(folder / f"det_{modality}.txt", det, with_conf=True)
     meta = {"clip": folder.name, "seed": seed, "height": height, "width": width, "fps": fps, "frames": counts,
             "identities": sorted(pids), "y16": y16, "y16_unit": "centi-Kelvin" if y16 else None,
-            "mot_format": "frame,id,x,y,w,h,conf,-1,-1,-1 (1-based frames; gt id = SynthVI pid; det id -1)"}
+            "mot_format": "frame,id,x,y,w,h,conf,-1,-1,-1 (1-based frames; gt id = SynthVI pid; det id -1)",
+            "rig": rig, "cameras": {m: c.to_json() for m, c in cams.items()},
+            "sizes": {m: [c.width, c.height] for m, c in cams.items()},
+            "homography_rgb_to_ir": rig_homography(cams["rgb"], cams["ir"]).tolist()}
     (folder / "clip.json").write_text(json.dumps(meta, indent=1))
     return meta
 
 
 def write_videos(out: str | Path, pids: list[int], seed: int, clips: int = 2, frames: int = 120,
                  size: tuple[int, int] = (192, 256), y16: bool = False,
-                 progress: Callable[[int], None] | None = None) -> list[Path]:
+                 progress: Callable[[int], None] | None = None, rig: str = "bispectrum") -> list[Path]:
     """`clips` clips of 3-4 of `pids` each (test identities); odd clips run the IR camera at half frame rate."""
+    if rig not in RIGS:
+        raise ValueError(f"unknown rig {rig!r}; use one of {', '.join(RIGS)}")
     if len(pids) < 3:
         raise ValueError(f"videos need at least 3 identities, got {len(pids)}")
     out = Path(out)
@@ -192,7 +222,7 @@ def write_videos(out: str | Path, pids: list[int], seed: int, clips: int = 2, fr
         rng = np.random.default_rng([seed, index, 808])
         chosen = [int(p) for p in rng.choice(pids, size=min(len(pids), int(rng.integers(3, 5))), replace=False)]
         folder = out / f"clip{index + 1:02d}"
-        write_clip(folder, chosen, seed, index, frames, size, 10, 5 if index % 2 else 10, y16)
+        write_clip(folder, chosen, seed, index, frames, size, 10, 5 if index % 2 else 10, y16, rig)
         written.append(folder)
         if progress:
             progress(1)

@@ -106,7 +106,15 @@ def load_imagenet_weights(module: nn.Module, source: str | Path | dict) -> int:
         path = Path(source)
         if not path.is_file():
             raise FileNotFoundError(f"pretrained weights {path} not found")
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # garbage, a truncated file, or a pickle that needs more than tensors
+            raise ValueError(f"{path} is not a readable weights file ({type(exc).__name__}); give a torchvision "
+                             "ResNet .pth state dict") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError("the file holds no state dict of tensors; give a torchvision ResNet .pth state dict")
     own = module.state_dict()
     missing = [k for k in own if k not in state]
     if missing:

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from hicmd.config import Config, config_from_dict, config_to_dict
+from hicmd.errors import HicmdError
 
 __all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "load_model", "config_mismatch"]
 
@@ -22,7 +23,7 @@ FORMAT = "hicmd-checkpoint"
 VERSION = 1
 
 
-class CheckpointError(ValueError):
+class CheckpointError(HicmdError, ValueError):
     """A checkpoint file that is missing, unreadable, or made for another config."""
 
 
@@ -59,6 +60,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
                               "run 'hicmd convert-original' first")
     if state.get("version") != VERSION:
         raise CheckpointError(f"{path} has checkpoint version {state.get('version')}; this hicmd reads {VERSION}")
+    missing = [key for key in ("config", "num_classes", "model") if key not in state]
+    if missing:
+        raise CheckpointError(f"{path} lacks {', '.join(missing)}: it is incomplete or not written by hicmd; use a "
+                              "checkpoint a training run saved (runs/NAME/last.pt)")
     return state
 
 
@@ -74,8 +79,12 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"):
     from hicmd.model import HiCMD
 
     state = load_checkpoint(path)
-    cfg = config_from_dict(state["config"])
-    model = HiCMD(cfg.model, int(state["num_classes"]))
+    try:
+        cfg = config_from_dict(state["config"])
+        num_classes = int(state["num_classes"])
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path} holds an unusable config ({exc})") from None
+    model = HiCMD(cfg.model, num_classes)
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as exc:

@@ -19,11 +19,26 @@ import torch.distributed as dist
 
 from hicmd.config import Config, config_to_dict
 from hicmd.data import load_train, parse_dataset_spec
+from hicmd.errors import HicmdError
 from hicmd.model import HiCMD, load_imagenet_weights
 from hicmd.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from hicmd.train.housekeeping import (
+    finite_weights,
+    link_atomically,
+    prune_checkpoints,
+    remove_stale_temp_files,
+    truncate_log,
+)
 from hicmd.train.logs import CsvLog, TensorBoard, make_progress
 from hicmd.train.sampler import PairSampler
-from hicmd.train.state import resume_mismatch, rng_state, seed_everything, set_rng_state, weights_digest
+from hicmd.train.state import (
+    RECOVERY_FIELDS,
+    resume_mismatch,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+    weights_digest,
+)
 from hicmd.train.trainer import Trainer, resolve_device
 from hicmd.train.visual import save_grid
 
@@ -32,7 +47,7 @@ __all__ = ["train", "TrainingStopped"]
 log = logging.getLogger(__name__)
 
 
-class TrainingStopped(RuntimeError):
+class TrainingStopped(HicmdError, RuntimeError):
     """Too many non-finite steps in a row; the message names the last good checkpoint."""
 
 
@@ -70,15 +85,8 @@ def _save(out: Path, iteration: int, cfg: Config, model: HiCMD, trainer: Trainer
         "iteration": iteration, "trainer": trainer.state_dict(), "ranks": per_rank, "world_size": world,
         "dataset": dataset, "original_ids": original_ids,
     })
-    tmp = out / ".last.pt.tmp"
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(path, tmp)
-    except OSError:  # file systems without hard links
-        import shutil
-
-        shutil.copyfile(path, tmp)
-    os.replace(tmp, out / "last.pt")
+    link_atomically(path, out / "last.pt")
+    prune_checkpoints(out / "checkpoints", cfg.train.keep_checkpoints)
     return path
 
 
@@ -110,7 +118,9 @@ def train(
             state = load_checkpoint(resume)
             diffs = resume_mismatch(state["config"], cfg)
             if diffs:
-                raise CheckpointError(f"{resume} was trained with another config: " + "; ".join(diffs))
+                raise CheckpointError(f"{resume} was trained with another config: " + "; ".join(diffs) +
+                                      f" (on resume only {', '.join(sorted(RECOVERY_FIELDS))} and logging/length "
+                                      "settings may change)")
             if int(state["num_classes"]) != len(original_ids):
                 raise CheckpointError(f"{resume} has {state['num_classes']} classes but {dataset} has "
                                       f"{len(original_ids)} training identities: is it the same dataset?")
@@ -130,6 +140,10 @@ def train(
         if state is not None:
             model.load_state_dict(state["model"])
             trainer.load_state_dict(state["trainer"])
+            changed = trainer.apply_learning_rates(state["config"]["train"])
+            if changed and rank == 0:  # the recovery from a non-finite stop: a deliberate, logged change
+                log.warning("resuming with changed %s: this run is no longer a bit-exact continuation",
+                            ", ".join(changed))
             start = int(state["iteration"])
             mine = state["ranks"][rank] if rank < len(state["ranks"]) else None
             if mine is not None and int(state["world_size"]) == world:
@@ -146,6 +160,10 @@ def train(
 
         if rank == 0:
             out.mkdir(parents=True, exist_ok=True)
+            for stale in remove_stale_temp_files(out):
+                log.info("removed %s, left by a save that never finished", stale.name)
+            if state is not None:
+                truncate_log(out / "log.csv", start)
             (out / "config.json").write_text(json.dumps(config_to_dict(cfg), indent=1) + "\n")
         csv_log = CsvLog(out / "log.csv") if rank == 0 else None
         board = TensorBoard(out / "tensorboard") if rank == 0 else None
@@ -169,7 +187,9 @@ def train(
                     raise TrainingStopped(
                         f"stopped at iteration {it}: {trainer.consecutive} non-finite losses in a row "
                         f"(train.max_nonfinite={t.max_nonfinite}); last good checkpoint: {last_path or 'none'}. "
-                        "Lower the learning rates or switch off mixed precision and resume from it.")
+                        f"Resume from it with lower learning rates or without mixed precision, e.g. "
+                        f"--resume {last_path or 'CHECKPOINT'} --set train.lr_id={t.lr_id / 10:g} "
+                        f"--set train.lr_gen={t.lr_gen / 10:g} --set train.amp=none")
                 if terms["D_skipped"] or terms["G_skipped"]:
                     log.warning("iteration %d: non-finite loss, step skipped (%d in a row)", it, trainer.consecutive)
                 if rank == 0 and (it % t.log_every == 0 or it == iters):
@@ -182,7 +202,8 @@ def train(
                 if rank == 0 and (it % t.sample_every == 0 or it == iters):
                     save_grid(out / "samples" / f"iter_{it:07d}.png", trainer.translate(batch.x_a, batch.x_b),
                               cfg.model.mean, cfg.model.std)
-                if (it % t.save_every == 0 or it == iters) and trainer.consecutive == 0:  # only after a good step
+                # only after a good step, and never weights that already went non-finite
+                if (it % t.save_every == 0 or it == iters) and trainer.consecutive == 0 and finite_weights(model):
                     saved = _save(out, it, cfg, model, trainer, sampler, dataset, original_ids, rank, world)
                     last_path = saved or last_path
         seconds = time.perf_counter() - begin

@@ -17,10 +17,14 @@ import torch
 from hicmd.config import Config
 from hicmd.train.checkpoint import config_mismatch
 
-__all__ = ["rng_state", "set_rng_state", "seed_everything", "resume_mismatch", "weights_digest", "RESUME_FREE"]
+__all__ = ["rng_state", "set_rng_state", "seed_everything", "resume_mismatch", "weights_digest", "RESUME_FREE",
+           "RECOVERY_FIELDS"]
 
 # Train fields that only steer logging, length or placement: changing them on resume cannot change the numbers.
-RESUME_FREE = {"iters", "log_every", "sample_every", "save_every", "device", "workers", "max_nonfinite"}
+RESUME_FREE = {"iters", "log_every", "sample_every", "save_every", "device", "workers", "max_nonfinite",
+               "keep_checkpoints"}
+# Fields a user may change to recover from a non-finite stop: the run continues, no longer bit-exactly (logged).
+RECOVERY_FIELDS = {"lr_gen", "lr_dis", "lr_id", "lr_alpha", "amp"}
 
 
 def seed_everything(seed: int) -> None:
@@ -55,7 +59,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
 def resume_mismatch(saved: dict[str, Any], cfg: Config) -> list[str]:
     """'section.field: checkpoint X != config Y' for every field that would make a resumed run a different run."""
     diffs = config_mismatch(saved, cfg, "model") + config_mismatch(saved, cfg, "loss")
-    return diffs + [d for d in config_mismatch(saved, cfg, "train") if d.split(":")[0][len("train."):] not in RESUME_FREE]
+    free = RESUME_FREE | RECOVERY_FIELDS
+    return diffs + [d for d in config_mismatch(saved, cfg, "train") if d.split(":")[0][len("train."):] not in free]
 
 
 def weights_digest(model: torch.nn.Module) -> str:

@@ -297,6 +297,26 @@ class Trainer:
             "consecutive": self.consecutive,
         }
 
+    def apply_learning_rates(self, saved_train: dict[str, Any]) -> list[str]:
+        """After loading a checkpoint trained with other base learning rates (a resume after a non-finite stop),
+        scale every group's current and base rate by new / saved, so the StepLR schedule keeps its position.
+        Returns the fields that changed."""
+        t = self.cfg.train
+        groups = {"lr_gen": [self.opt["gen"].param_groups[0]], "lr_dis": [self.opt["dis"].param_groups[0]],
+                  "lr_id": [self.opt["id"].param_groups[0]], "lr_alpha": [self.opt["id"].param_groups[1]]}
+        changed = [k for k in ("lr_gen", "lr_dis", "lr_id", "lr_alpha", "amp")
+                   if k in saved_train and saved_train[k] != getattr(t, k)]
+        for name in changed:
+            if name == "amp":
+                continue  # the scalers follow the new config already; they start afresh
+            ratio = getattr(t, name) / float(saved_train[name])
+            for group in groups[name]:
+                group["initial_lr"] = group.get("initial_lr", group["lr"]) * ratio
+                group["lr"] *= ratio
+        for opt_name, sched in self.sched.items():
+            sched.base_lrs = [g["initial_lr"] for g in self.opt[opt_name].param_groups]
+        return [f"train.{name}" for name in changed]
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for k, o in self.opt.items():
             o.load_state_dict(state["optimizers"][k])

@@ -11,7 +11,7 @@ import importlib.util
 import logging
 import sys
 from pathlib import Path
-from ..manifest import Artifact, Manifest, ManifestError
+from ..manifest import Artifact, Manifest, ManifestError, sha256_file
 from .base import Backend, BackendError
 
 __all__ = ["Backend", "BackendError", "open_backend", "cuda_device", "BACKENDS", "DEVICES", "PRECISIONS"]
@@ -170,9 +170,16 @@ def _open_torch(manifest: Manifest, role: str, modality: str | None, device: str
     file = (manifest.checkpoint or {}).get("file")
     if not file:
         raise BackendError("--backend torch: manifest.json names no checkpoint; use onnxruntime or tensorrt")
-    path = Path(file)
-    if manifest.root is not None and (manifest.root / file).is_file():
-        path = manifest.root / file  # a checkpoint copied next to the manifest wins over the recorded path
+    # export records the checkpoint's name and hash, not where it was on the exporting machine: the torch backend
+    # (a development aid) wants the checkpoint copied next to manifest.json
+    path = manifest.path(Path(file).name)
+    if not path.is_file():
+        raise BackendError(f"--backend torch: checkpoint {path} not found; copy {Path(file).name} next to "
+                           "manifest.json, or use --backend onnxruntime / tensorrt")
+    digest = (manifest.checkpoint or {}).get("sha256")
+    if digest and sha256_file(path) != digest:
+        raise BackendError(f"--backend torch: {path} does not match the checkpoint sha256 recorded at export; "
+                           "copy the checkpoint that was exported")
     if device == "auto":
         import torch
 
@@ -195,10 +202,11 @@ def _open_triton(manifest: Manifest, role: str, modality: str | None, precision:
 
 
 def _existing(manifest: Manifest, artifact: Artifact) -> Path:
-    path = manifest.path(artifact)
-    if not path.is_file():
-        raise BackendError(f"{path} is named in manifest.json but missing; re-export the model")
-    return path
+    """The artifact's file, confined to the model folder and checked against its sha256 before anything runs it."""
+    try:
+        return manifest.verified_path(artifact)
+    except ManifestError as exc:
+        raise BackendError(str(exc)) from None
 
 
 def _finish(backend: Backend, manifest: Manifest, role: str, modality: str | None, file: str,

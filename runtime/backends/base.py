@@ -7,10 +7,12 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from hicmd.errors import HicmdError
+
 __all__ = ["Backend", "BackendBase", "BackendError"]
 
 
-class BackendError(RuntimeError):
+class BackendError(HicmdError, RuntimeError):
     """A backend that cannot be opened or run; the message is one line saying what to do."""
 
 

@@ -1,0 +1,73 @@
+"""The run folder stays tidy and truthful across crashes and resumes.
+
+- A save killed mid-write leaves a hidden `.iter_*.pt.*.tmp` (10-100 MB): removed when the next run starts.
+- A resumed run continues log.csv from its checkpoint's iteration: rows logged after that checkpoint (by the run
+  that crashed) are dropped, so every iteration appears once.
+- Periodic checkpoints are pruned to the newest `keep` (last.pt and best.pt are separate links and stay).
+- A checkpoint is never written with non-finite weights: "the last good checkpoint" must be one.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+
+import torch
+
+__all__ = ["remove_stale_temp_files", "truncate_log", "prune_checkpoints", "finite_weights", "link_atomically"]
+
+
+def remove_stale_temp_files(out: Path) -> list[Path]:
+    """Delete temp files of saves that never finished (only one trainer writes a run folder at a time)."""
+    stale = [*out.glob("checkpoints/.iter_*.pt.*.tmp"), *out.glob(".*.pt.tmp"), *out.glob(".*.pt.*.tmp")]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
+def truncate_log(path: Path, iteration: int) -> int:
+    """Keep the header and the rows up to `iteration`; returns how many rows were dropped. Atomic."""
+    if not path.is_file():
+        return 0
+    with path.open(newline="") as fh:
+        rows = list(csv.reader(fh))
+    if not rows or "iteration" not in rows[0]:
+        return 0
+    col = rows[0].index("iteration")
+    kept = [rows[0]] + [r for r in rows[1:] if len(r) > col and r[col].isdigit() and int(r[col]) <= iteration]
+    dropped = len(rows) - len(kept)
+    if dropped:
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerows(kept)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(buffer.getvalue())
+        os.replace(tmp, path)
+    return dropped
+
+
+def prune_checkpoints(folder: Path, keep: int) -> list[Path]:
+    """Delete all but the newest `keep` iter_*.pt files (keep == 0: keep everything)."""
+    files = sorted(folder.glob("iter_*.pt"))
+    doomed = files[:-keep] if keep > 0 else []
+    for path in doomed:
+        path.unlink(missing_ok=True)
+    return doomed
+
+
+def finite_weights(model: torch.nn.Module) -> bool:
+    return all(bool(torch.isfinite(t).all()) for t in model.state_dict().values() if t.is_floating_point())
+
+
+def link_atomically(source: Path, target: Path) -> None:
+    """`target` becomes a hard link to (or, where links are not supported, a copy of) `source`, atomically."""
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(source, tmp)
+    except OSError:
+        import shutil
+
+        shutil.copyfile(source, tmp)
+    os.replace(tmp, target)

@@ -1,0 +1,87 @@
+"""Which IR person is which RGB person: the matcher, its cues and the calibration it learns, behind one object.
+
+`CrossView` owns the global ids and confirmed matches (runtime/associate.py), the foot-point history the time cue
+needs, and the ground-plane calibration the geometry cue needs: one given by the user (`--calibration`), or one the
+stream fits itself from its confident matches (runtime/selfcal.py). Torch-free.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .associate import CrossMatcher, Match
+from .fusion import FootHistory, FusionOptions, Scores, fused_scores
+from .geometry import Calibration, Size
+from .selfcal import SelfCalibrator, SelfCalOptions
+from .track import Track
+
+__all__ = ["CrossView"]
+
+
+class CrossView:
+    def __init__(self, fusion: FusionOptions, confirm: int, calibration: Calibration | None = None,
+                 self_calibrate: bool = True, selfcal: SelfCalOptions | None = None) -> None:
+        self.fusion, self.fixed = fusion, calibration
+        self.history = FootHistory()
+        self.matcher = CrossMatcher(fusion.appearance_gate, confirm, scorer=self._scores)
+        self._selfcal_opts = selfcal or SelfCalOptions(confident=min(fusion.appearance_gate, 0.5))
+        self._want_selfcal = self_calibrate and calibration is None and fusion.use_geometry
+        self.selfcal: SelfCalibrator | None = None
+
+    # the matcher's surface, used by the stream
+    @property
+    def matches(self) -> dict[tuple[int, int], Match]:
+        return self.matcher.matches
+
+    @property
+    def total_matches(self) -> int:
+        return self.matcher.total_matches
+
+    @property
+    def total_lost(self) -> int:
+        return self.matcher.total_lost
+
+    def register(self, track: Track) -> None:
+        self.matcher.register(track)
+
+    def partner(self, track: Track) -> Match | None:
+        return self.matcher.partner(track)
+
+    @property
+    def calibration(self) -> Calibration | None:
+        """The homography in use now: the user's, or the stream's own fit (None: appearance + time only)."""
+        return self.fixed or (self.selfcal.calibration if self.selfcal is not None else None)
+
+    def start(self, sizes: dict[str, Size]) -> None:
+        """Called with both cameras' image sizes (width, height) once their first frames are in."""
+        if self.fixed is not None:
+            self.fixed.check_sizes(sizes["rgb"], sizes["ir"])
+        if self._want_selfcal and self.selfcal is None:
+            self.selfcal = SelfCalibrator(sizes["rgb"], sizes["ir"], self._selfcal_opts)
+
+    def observe(self, tracks: list[Track], t: float) -> None:
+        """Every frame of a camera: foot points for the velocity cue."""
+        self.history.add(tracks, t)
+
+    def update(self, rgb: list[Track], ir: list[Track], t: float) -> list[dict[str, Any]]:
+        events = self.matcher.update(rgb, ir, t)
+        if self.selfcal is not None:
+            events += self.selfcal.observe(self.matcher.matches.values(), t)
+        return events
+
+    def track_ended(self, track: Track, t: float) -> list[dict[str, Any]]:
+        self.history.forget(track)
+        return self.matcher.track_ended(track, t)
+
+    def summary(self) -> dict[str, Any]:
+        cal = self.calibration
+        return {"cues": self.fusion.cues,
+                "calibration": None if cal is None else {
+                    "source": "file" if self.fixed is not None else "self", "reprojection_px": round(
+                        cal.reprojection_px, 3), "inliers": cal.inliers, "pairs": cal.pairs,
+                    "homography": cal.homography.tolist()},
+                "self_fits": self.selfcal.fits if self.selfcal else 0,
+                "self_drops": self.selfcal.drops if self.selfcal else 0}
+
+    def _scores(self, rgb: list[Track], ir: list[Track]) -> Scores:
+        return fused_scores(rgb, ir, self.fusion, self.calibration, self.history)

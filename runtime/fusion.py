@@ -1,0 +1,139 @@
+"""The RGB<->IR association cost: appearance, fused with time and ground-plane geometry. Torch-free.
+
+Cross-modality appearance is weak on people a model has never seen (a few tens of per cent rank-1), but two cameras
+watching one place give two more cues:
+- time: the same person is in both views at the same time and enters them at about the same moment;
+- geometry: a person's foot point in the RGB image, mapped by the ground-plane homography, lands on their foot point
+  in the IR image (runtime/geometry.py), and it moves with the same velocity.
+
+Each cue has a gate (a pair beyond it can never match) and a weight in the Hungarian cost. Without a calibration
+(none given and self-calibration not fitted yet) the cost falls back to appearance + time, gated by the appearance
+threshold alone. With one, a pair must be close on the ground; appearance may then be looser, because geometry
+tells apart the people that appearance confuses.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from .geometry import Calibration
+from .track import Track
+
+__all__ = ["CUES", "FusionOptions", "FootHistory", "Scores", "fused_scores", "foot"]
+
+CUES = ("appearance", "time", "geometry")  # each setting adds one cue to the ones before it
+
+
+@dataclass(frozen=True)
+class FusionOptions:
+    cues: str = "geometry"  # the richest cue used: appearance | time | geometry (appearance + time + geometry)
+    appearance_gate: float = 0.5  # cosine distance: the match gate when appearance has to decide alone
+    geometry_appearance_gate: float = 1.2  # looser appearance gate for pairs that geometry places together
+    geometry_gate: float = 0.5  # foot-point distance, in IR box heights, beyond which a pair is impossible
+    weight_geometry: float = 1.0
+    weight_time: float = 0.3
+    entry_scale_s: float = 2.0  # entry-time difference at which the time cue is at its worst
+    velocity_scale: float = 1.0  # velocity disagreement (IR box heights per second) at which it is at its worst
+
+    def __post_init__(self) -> None:
+        if self.cues not in CUES:
+            raise ValueError(f"cues {self.cues!r}: use one of {', '.join(CUES)}")
+
+    @property
+    def use_time(self) -> bool:
+        return self.cues in ("time", "geometry")
+
+    @property
+    def use_geometry(self) -> bool:
+        return self.cues == "geometry"
+
+
+def foot(track: Track) -> np.ndarray:
+    """Bottom centre of the track's [x1, y1, x2, y2] box: where the person stands."""
+    x1, _, x2, y2 = (float(v) for v in track.box)
+    return np.array([(x1 + x2) / 2, y2])
+
+
+def _height(track: Track) -> float:
+    return max(float(track.box[3] - track.box[1]), 1.0)
+
+
+class FootHistory:
+    """The last second or so of foot points of every live track, for velocities."""
+
+    def __init__(self, span_s: float = 1.0) -> None:
+        self.span_s = span_s
+        self._points: dict[tuple[str, int], deque[tuple[float, np.ndarray]]] = {}
+
+    def add(self, tracks: list[Track], t: float) -> None:
+        for track in tracks:
+            if track.visible:
+                points = self._points.setdefault((track.camera, track.id), deque(maxlen=64))
+                points.append((t, foot(track)))
+                while points and t - points[0][0] > self.span_s:
+                    points.popleft()
+
+    def forget(self, track: Track) -> None:
+        self._points.pop((track.camera, track.id), None)
+
+    def span(self, track: Track) -> tuple[np.ndarray, np.ndarray, float] | None:
+        """(oldest foot, newest foot, seconds between them) when there is at least 0.3 s of history."""
+        points = self._points.get((track.camera, track.id))
+        if not points or points[-1][0] - points[0][0] < 0.3:
+            return None
+        return points[0][1], points[-1][1], points[-1][0] - points[0][0]
+
+
+@dataclass
+class Scores:
+    cost: np.ndarray  # (N, M) Hungarian cost
+    allowed: np.ndarray  # (N, M) bool: pairs inside every gate
+    appearance: np.ndarray  # (N, M) cosine distance
+    geometry: np.ndarray | None  # (N, M) foot-point distance in IR box heights (None without a calibration)
+
+
+def fused_scores(rgb: list[Track], ir: list[Track], opts: FusionOptions, calibration: Calibration | None,
+                 history: FootHistory | None = None) -> Scores:
+    emb_r = np.stack([tr.embedding for tr in rgb]).astype(np.float32)
+    emb_i = np.stack([tr.embedding for tr in ir]).astype(np.float32)
+    appearance = 1.0 - emb_r @ emb_i.T
+    cost = appearance.copy()
+    if opts.use_time:  # people enter both views at about the same moment (both 0 for people there from the start)
+        entry = np.abs(np.array([tr.first_t for tr in rgb])[:, None] - np.array([tr.first_t for tr in ir])[None])
+        cost += opts.weight_time * np.minimum(entry / opts.entry_scale_s, 1.0)
+    if not (opts.use_geometry and calibration is not None):
+        return Scores(cost, appearance <= opts.appearance_gate, appearance, None)
+
+    heights = np.array([_height(tr) for tr in ir])
+    mapped = calibration.rgb_to_ir(np.stack([foot(tr) for tr in rgb]))
+    feet_ir = np.stack([foot(tr) for tr in ir])
+    geometry = np.linalg.norm(mapped[:, None] - feet_ir[None], axis=2) / heights[None]
+    geometry = np.where(np.isfinite(geometry), geometry, np.inf)  # behind the horizon: nowhere near
+    cost += opts.weight_geometry * np.minimum(geometry / opts.geometry_gate, 1.0)
+    if opts.use_time and history is not None:
+        cost += opts.weight_time * _velocity_disagreement(rgb, ir, heights, calibration, history, opts)
+    allowed = (geometry <= opts.geometry_gate) & (appearance <= opts.geometry_appearance_gate)
+    return Scores(cost, allowed, appearance, geometry)
+
+
+def _velocity_disagreement(rgb: list[Track], ir: list[Track], heights: np.ndarray, calibration: Calibration,
+                           history: FootHistory, opts: FusionOptions) -> np.ndarray:
+    """How differently the pair moves on the ground (RGB motion mapped into the IR image), 0 (same) .. 1."""
+    out = np.zeros((len(rgb), len(ir)))
+    v_ir = []
+    for track in ir:
+        s = history.span(track)
+        v_ir.append(None if s is None else (s[1] - s[0]) / s[2])
+    for r, track in enumerate(rgb):
+        s = history.span(track)
+        if s is None:
+            continue
+        start, end = calibration.rgb_to_ir(np.stack([s[0], s[1]]))
+        v_r = (end - start) / s[2]
+        for i, v in enumerate(v_ir):
+            if v is not None and np.isfinite(v_r).all():
+                out[r, i] = min(float(np.linalg.norm(v_r - v)) / heights[i] / opts.velocity_scale, 1.0)
+    return out

@@ -1,0 +1,88 @@
+"""Ground-plane homography: robust fit, refusal of degenerate input, calibration.json round trip."""
+
+import json
+
+import numpy as np
+import pytest
+
+from hicmd.runtime.geometry import Calibration, CalibrationError, fit_calibration, foot_points, reprojection_errors
+
+TRUE_H = np.array([[0.52, 0.03, 12.0], [-0.02, 0.55, 20.0], [1e-5, 4e-5, 1.0]])
+
+
+def _pairs(n: int, rng: np.random.Generator, noise: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    rgb = rng.uniform([0, 200], [640, 480], size=(n, 2))
+    ir = Calibration(TRUE_H, (640, 480), (320, 256), 0.0, n, n).rgb_to_ir(rgb)
+    return rgb, ir + rng.normal(0, noise, ir.shape)
+
+
+def test_fit_recovers_the_homography_despite_noise_and_wrong_pairs():
+    rng = np.random.default_rng(0)
+    rgb, ir = _pairs(120, rng, noise=1.0)
+    wrong = rng.choice(120, 30, replace=False)
+    ir[wrong] = rng.uniform([0, 0], [320, 256], size=(30, 2))  # 25 % of pairs are different people
+    cal = fit_calibration(rgb, ir, (640, 480), (320, 256))
+    grid = np.stack(np.meshgrid(np.linspace(0, 640, 9), np.linspace(220, 480, 5)), -1).reshape(-1, 2)
+    truth = Calibration(TRUE_H, (640, 480), (320, 256), 0, 1, 1).rgb_to_ir(grid)
+    assert np.median(np.linalg.norm(cal.rgb_to_ir(grid) - truth, axis=1)) < 1.0
+    assert 85 <= cal.inliers <= 95 and cal.pairs == 120
+    assert cal.reprojection_px < 2.0
+
+
+@pytest.mark.parametrize("case, message", [
+    ("three", "at least 4"),
+    ("collinear", "one line"),
+    ("unequal", "in pairs"),
+])
+def test_degenerate_point_pairs_are_refused_with_one_line(case, message):
+    rng = np.random.default_rng(1)
+    rgb, ir = _pairs(20, rng)
+    if case == "three":
+        rgb, ir = rgb[:3], ir[:3]
+    elif case == "collinear":
+        rgb = np.c_[np.linspace(0, 600, 20), np.linspace(250, 450, 20)]
+        ir = Calibration(TRUE_H, (640, 480), (320, 256), 0, 1, 1).rgb_to_ir(rgb)
+    else:
+        ir = ir[:-1]
+    with pytest.raises(CalibrationError, match=message):
+        fit_calibration(rgb, ir, (640, 480), (320, 256))
+
+
+def test_calibration_file_round_trip_and_bad_files(tmp_path):
+    cal = fit_calibration(*_pairs(40, np.random.default_rng(2)), (640, 480), (320, 256))
+    path = tmp_path / "calibration.json"
+    cal.save(path)
+    back = Calibration.load(path)
+    assert np.allclose(back.homography, cal.homography) and back.rgb_size == (640, 480) and back.inliers == cal.inliers
+    assert not list(tmp_path.glob(".*.tmp"))
+
+    bad = json.loads(path.read_text())
+    for mutate, message in [
+        (lambda d: d.update(homography=[[1, 0, 0], [2, 0, 0], [0, 0, 1]]), "singular"),
+        (lambda d: d.update(homography=[[1, 0], [0, 1]]), "3x3"),
+        (lambda d: d.pop("rgb_size"), "malformed"),
+        (lambda d: d.update(format="other"), "not a hicmd calibration"),
+    ]:
+        data = json.loads(json.dumps(bad))
+        mutate(data)
+        path.write_text(json.dumps(data))
+        with pytest.raises(CalibrationError, match=message):
+            Calibration.load(path)
+    path.write_bytes(b"\x80\x81 not json")
+    with pytest.raises(CalibrationError, match="cannot read"):
+        Calibration.load(path)
+    with pytest.raises(CalibrationError, match="does not exist"):
+        Calibration.load(tmp_path / "missing.json")
+
+
+def test_a_calibration_for_other_image_sizes_is_refused():
+    cal = Calibration(TRUE_H, (640, 480), (320, 256), 0.5, 10, 10)
+    cal.check_sizes((640, 480), (320, 256))
+    with pytest.raises(CalibrationError, match="recalibrate"):
+        cal.check_sizes((1280, 720), (320, 256))
+
+
+def test_foot_points_and_errors():
+    assert foot_points(np.array([[10, 20, 30, 100]])).tolist() == [[25.0, 120.0]]
+    rgb, ir = _pairs(5, np.random.default_rng(3))
+    assert np.allclose(reprojection_errors(TRUE_H, rgb, ir), 0, atol=1e-6)
