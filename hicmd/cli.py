@@ -11,7 +11,7 @@ import typer
 
 from hicmd import __version__
 from hicmd.commands import bench, check, convert, demo, evaluate, export, info, stream, synth, train, translate
-from hicmd.errors import HicmdError
+from hicmd.errors import HicmdError, UserError
 from hicmd.extras import VERB_NEEDS, install_hint, missing_modules
 
 app = typer.Typer(
