@@ -54,7 +54,7 @@ def test_real_run_validates_and_bad_events_do_not(clip, tmp_path, validator):
     for event in events:
         validator.validate(event)
     kinds = {e["event"] for e in events}
-    assert {"track_new", "track_end", "match", "stats"} <= kinds, kinds
+    assert {"track_new", "track_end", "match", "stats", "calibration"} <= kinds, kinds
     assert all(e["schema"] == SCHEMA_VERSION for e in events)
     match = next(e for e in events if e["event"] == "match")
     for broken in ({**match, "gid": "7"}, {k: v for k, v in match.items() if k != "distance"},
