@@ -12,6 +12,8 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'  # dev = every extra but trt/gpu + the test tools
+	# HOTA: TrackEval's metrics, without its requirements (they pull opencv-python over the headless build)
+	$(BIN)/python -m pip install -q --no-deps 'trackeval==1.3.0'
 	touch $(STAMP)
 
 venv: $(STAMP)

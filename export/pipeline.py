@@ -53,6 +53,7 @@ class ExportResult:
     parity: dict[str, Any] = field(default_factory=dict)
     manifest: Path | None = None
     engine_problem: str | None = None  # why no engines were built
+    stream_gates: dict[str, Any] = field(default_factory=dict)  # measured match / split / gallery gates
     trtexec: list[str] = field(default_factory=list)
 
     @property
@@ -138,6 +139,27 @@ def _crops(cfg, options: ExportOptions) -> P.Crops:
     if options.data:
         return P.dataset_crops(options.data, m.height, m.width, options.crops)
     return P.synthvi_crops(m.height, m.width, options.crops)
+
+
+def _stream_gates(cfg, out: Path, options: ExportOptions, per_modality: int = 1200) -> dict[str, Any]:
+    """The match / split / gallery gates of this model, measured with its exported FP32 graphs (export/gates.py)."""
+    from hicmd.data import load_split, parse_dataset_spec
+    from hicmd.data.io import read_image
+    from hicmd.export.gates import measure_gates, onnx_embedder
+
+    kind, root, trial = parse_dataset_spec(options.data)
+    records = load_split(kind, root, "query", trial) + load_split(kind, root, "gallery", trial)
+    images, pids = {}, {}
+    for modality in ("rgb", "ir"):
+        recs = sorted((r for r in records if r.modality == modality), key=lambda r: (r.pid, str(r.path)))
+        recs = [recs[i] for i in np.linspace(0, len(recs) - 1, min(per_modality, len(recs))).round().astype(int)]
+        images[modality] = np.stack([read_image(r.path, cfg.model.height, cfg.model.width) for r in recs])
+        pids[modality] = np.asarray([r.pid for r in recs])
+    runners = {m: onnx_embedder(out / _file(m, "fp32")) for m in ("rgb", "ir")}
+    try:
+        return measure_gates(lambda x, m: runners[m](x), images, pids, f"{kind} test split, {trial=}")
+    except ValueError as exc:
+        return {"note": f"not measured: {exc}"}
 
 
 def _build_engines(model, cfg, out: Path, options: ExportOptions, result: ExportResult,
@@ -243,6 +265,9 @@ def _export(model, cfg, checkpoint: Path, out: Path, options: ExportOptions,  # 
         result.parity["onnx"] = metrics
     if result.failed or any(result.opcheck.values()):
         return result
+    if options.data:
+        step("measuring the stream's distance gates on the test split")
+        result.stream_gates = _stream_gates(cfg, out, options)
     if options.engine:
         artifacts += _build_engines(model, cfg, out, options, result, step)
         if result.failed:
@@ -263,6 +288,7 @@ def _export(model, cfg, checkpoint: Path, out: Path, options: ExportOptions,  # 
         attribute_layout={"chunks": layout.chunks, "chunk": layout.chunk,
                           **{k: list(v) for k, v in layout.offsets().items()}},
         opset=options.opset, artifacts=tuple(artifacts), parity=_plain(result.parity),
+        gates=_plain(result.stream_gates),
         hicmd_version=hicmd.__version__,
         created=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
     )

@@ -10,7 +10,8 @@ from typing import Any, Callable
 import typer
 
 from hicmd import __version__
-from hicmd.commands import bench, check, convert, demo, evaluate, export, info, stream, synth, train, translate
+from hicmd.commands import (bench, check, convert, demo, evaluate, export, info, score, stream, synth, train,
+                            translate)
 from hicmd.errors import HicmdError, UserError
 from hicmd.extras import VERB_NEEDS, install_hint, missing_modules
 
@@ -50,7 +51,7 @@ def _needs(verb: str, command: Callable[..., Any]) -> Callable[..., Any]:
     return checked if modules else command
 
 
-for _module in (train, evaluate, export, stream, translate, bench, demo, synth, info, convert, check):
+for _module in (train, evaluate, export, stream, translate, bench, demo, synth, info, convert, check, score):
     app.command(_module.NAME, help=_module.command.__doc__)(_needs(_module.NAME, _module.command))
 
 

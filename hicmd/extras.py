@@ -14,7 +14,7 @@ __all__ = ["EXTRA_OF", "VERB_NEEDS", "install_hint", "missing_modules"]
 EXTRA_OF: dict[str, str] = {
     "torch": "train", "torchvision": "train", "tensorboard": "train", "matplotlib": "train",
     "onnx": "export", "onnxconverter_common": "export",
-    "tensorrt": "trt", "tritonclient": "triton", "paho": "mqtt", "jsonschema": "dev",
+    "tensorrt": "trt", "tritonclient": "triton", "paho": "mqtt", "jsonschema": "dev", "motmetrics": "score",
 }
 # import name -> what pip calls it, where they differ
 PIP_NAME = {"onnxconverter_common": "onnxconverter-common", "paho": "paho-mqtt"}
@@ -22,6 +22,7 @@ PIP_NAME = {"onnxconverter_common": "onnxconverter-common", "paho": "paho-mqtt"}
 VERB_NEEDS: dict[str, tuple[str, ...]] = {
     "train": ("torch",), "eval": ("torch",), "info": ("torch",), "convert-original": ("torch",),
     "export": ("torch", "onnx", "onnxconverter_common"), "demo": ("torch", "onnx", "onnxconverter_common"),
+    "score": ("motmetrics",),
 }
 
 

@@ -60,6 +60,7 @@ class CrossMatcher:
         self._seen: dict[Key, tuple[int, int]] = {}  # embedding counts when a pair was last counted
         self._next_gid = 1
         self.total_matches = self.total_lost = 0
+        self.assigned: list[tuple[Track, Track, float]] = []  # the last round's assignment
 
     def register(self, track: Track) -> None:
         """Give a new track its own global id."""
@@ -71,10 +72,14 @@ class CrossMatcher:
         rgb = [tr for tr in rgb if tr.embedding is not None and tr.visible]
         ir = [tr for tr in ir if tr.embedding is not None and tr.visible]
         agreeing: dict[Key, tuple[Track, Track, float]] = {}
+        self.assigned: list[tuple[Track, Track, float]] = []
         if rgb and ir:
             scores = self.scorer(rgb, ir)
             cost = np.where(scores.allowed, scores.cost, 1e6)  # gated pairs: assigned only if nothing else fits
-            for r, c in zip(*linear_sum_assignment(cost)):
+            rows, cols = linear_sum_assignment(cost)
+            # every assigned pair, gated or not: candidate correspondences for self-calibration
+            self.assigned = [(rgb[r], ir[c], float(scores.appearance[r, c])) for r, c in zip(rows, cols)]
+            for r, c in zip(rows, cols):
                 if scores.allowed[r, c]:
                     agreeing[(rgb[r].id, ir[c].id)] = (rgb[r], ir[c], float(scores.appearance[r, c]))
 

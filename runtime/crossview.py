@@ -24,7 +24,7 @@ class CrossView:
         self.fusion, self.fixed = fusion, calibration
         self.history = FootHistory()
         self.matcher = CrossMatcher(fusion.appearance_gate, confirm, scorer=self._scores)
-        self._selfcal_opts = selfcal or SelfCalOptions(confident=min(fusion.appearance_gate, 0.5))
+        self._selfcal_opts = selfcal or SelfCalOptions()
         self._want_selfcal = self_calibrate and calibration is None and fusion.use_geometry
         self.selfcal: SelfCalibrator | None = None
 
@@ -64,10 +64,14 @@ class CrossView:
         self.history.add(tracks, t)
 
     def update(self, rgb: list[Track], ir: list[Track], t: float) -> list[dict[str, Any]]:
-        events = self.matcher.update(rgb, ir, t)
-        if self.selfcal is not None:
-            events += self.selfcal.observe(self.matcher.matches.values(), t)
-        return events
+        """An association round (when fresh embeddings came): match / match_lost events."""
+        return self.matcher.update(rgb, ir, t)
+
+    def tick(self, t: float) -> list[dict[str, Any]]:
+        """Every paired step: the last assignment's pairs, where they stand now, feed self-calibration."""
+        if self.selfcal is None:
+            return []
+        return self.selfcal.observe(self.matcher.assigned, t)
 
     def track_ended(self, track: Track, t: float) -> list[dict[str, Any]]:
         self.history.forget(track)

@@ -1,10 +1,14 @@
-"""Online self-calibration of the RGB->IR ground-plane homography from the stream's own matches. Torch-free.
+"""Online self-calibration of the RGB->IR ground-plane homography from the stream's own assignments. Torch-free.
 
-A confirmed match whose appearance distance is small says "this RGB person is that IR person"; their two foot
-points, taken at the same moment, are one correspondence on the ground plane. Once enough of them are spread over
-the ground, RANSAC fits the homography (wrong matches become outliers), the stream announces it in a `calibration`
-event and starts fusing geometry into its association. It refits as evidence grows, and it drops a fit whose error on
-new pairs grows (a camera was moved or knocked), going back to appearance + time until a new fit holds.
+Each association round pairs every visible RGB person with an IR person (the Hungarian assignment on appearance and
+time). Many of those pairs are wrong on a model that does not know the people, but the right ones share one thing
+the wrong ones lack: their foot points, taken at the same moment, are related by one homography, frame after frame,
+wherever the person walks. So candidate foot-point pairs are collected from the assignments (those whose appearance
+distance is not hopeless), and once enough are spread over the ground, RANSAC fits the homography: wrong pairs are
+outliers (a wrong pair traces two different people's paths, which no one homography relates). The stream announces
+the fit in a `calibration` event and starts fusing geometry into its association; it refits as evidence grows, and
+drops a fit whose error on new pairs grows (a camera was moved or knocked), going back to appearance + time until a
+new fit holds.
 """
 
 from __future__ import annotations
@@ -22,12 +26,12 @@ __all__ = ["SelfCalOptions", "SelfCalibrator"]
 
 @dataclass(frozen=True)
 class SelfCalOptions:
-    confident: float = 0.5  # appearance distance of a match below which its foot points are trusted
+    candidate: float = 0.95  # assigned pairs farther apart in appearance than this are not even candidates
     min_pairs: int = 24  # pairs before the first fit
     refit_every: int = 16  # new pairs between refits
-    every_s: float = 0.4  # one pair per match at most this often (consecutive frames say little new)
+    every_s: float = 0.2  # one pair per assigned pair at most this often (consecutive frames say little new)
     ransac_px: float = 5.0  # IR pixels
-    min_inlier_ratio: float = 0.5
+    min_inlier_ratio: float = 0.3  # of the candidates; RANSAC finds the right ones among the wrong
     drift_window: int = 12  # recent pairs judged against the current fit
     drift_px: float = 12.0  # median error of those above which the fit is dropped (at least 3x its own error)
     border_px: float = 2.0  # boxes this close to the frame edge are cut: their bottom is not the foot
@@ -44,17 +48,19 @@ class SelfCalibrator:
         self._failed_said = False
         self.fits = self.drops = 0
 
-    def observe(self, matches: Iterable[Any], t: float) -> list[dict[str, Any]]:
-        """Take foot-point pairs from confident matches seen now; returns calibration events."""
+    def observe(self, assigned: Iterable[tuple[Any, Any, float]], t: float) -> list[dict[str, Any]]:
+        """Take foot-point pairs from this round's assigned (RGB track, IR track, appearance distance) pairs;
+        returns calibration events."""
         from .fusion import foot
 
-        for m in matches:
-            if not (m.rgb.visible and m.ir.visible) or m.distance > self.opts.confident:
+        for rgb, ir, distance in assigned:
+            key = (rgb.id, ir.id)
+            if not (rgb.visible and ir.visible) or distance > self.opts.candidate:
                 continue
-            if not (self._whole(m.rgb) and self._whole(m.ir)) or t - self._last.get(m.key, -1e9) < self.opts.every_s:
+            if not (self._whole(rgb) and self._whole(ir)) or t - self._last.get(key, -1e9) < self.opts.every_s:
                 continue
-            self._last[m.key] = t
-            pair = (foot(m.rgb), foot(m.ir))
+            self._last[key] = t
+            pair = (foot(rgb), foot(ir))
             self.pairs.append(pair)
             if self.calibration is not None:
                 self.recent.append(float(reprojection_errors(self.calibration.homography, *pair)[0]))

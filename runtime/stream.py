@@ -102,7 +102,10 @@ class Pipeline:
         self.track_files: dict[str, IO[str]] = {}
         if opts.save_tracks:
             Path(opts.save_tracks).mkdir(parents=True, exist_ok=True)
-            self.track_files = {cam: open(Path(opts.save_tracks) / f"{cam}.txt", "w", buffering=1) for cam in CAMERAS}  # noqa: SIM115
+            # <cam>.txt: per-camera track ids; <cam>_global.txt: the global id shown at that frame (cross-camera
+            # identity metrics score these, hicmd score)
+            self.track_files = {name: open(Path(opts.save_tracks) / f"{name}.txt", "w", buffering=1)  # noqa: SIM115
+                                for cam in CAMERAS for name in (cam, f"{cam}_global")}
         self.processed = {cam: 0 for cam in CAMERAS}
         self.track_counts = {cam: 0 for cam in CAMERAS}
         self.last_image: dict[str, np.ndarray | None] = {cam: None for cam in CAMERAS}
@@ -233,6 +236,8 @@ class Pipeline:
             with self.times.time("match"):
                 for event in self.matcher.update(self.trackers["rgb"].confirmed, self.trackers["ir"].confirmed, t):
                     self._emit_match(event)
+        for event in self.matcher.tick(t):
+            self._emit_match(event)
         if self.sink is not None or self.opts.show:
             self._render()
 
@@ -293,8 +298,9 @@ class Pipeline:
         for tr in self.trackers[cam].confirmed:
             if tr.visible:
                 x1, y1, x2, y2 = (float(v) for v in tr.box)
-                out.write(f"{frame.index},{tr.id},{x1:.1f},{y1:.1f},{x2 - x1:.1f},{y2 - y1:.1f},{tr.score:.3f},"
-                          f"-1,-1,-1\n")
+                row = f"{x1:.1f},{y1:.1f},{x2 - x1:.1f},{y2 - y1:.1f},{tr.score:.3f},-1,-1,-1\n"
+                out.write(f"{frame.index},{tr.id},{row}")
+                self.track_files[f"{cam}_global"].write(f"{frame.index},{tr.gid},{row}")
 
     def _render(self) -> None:
         distances = {}

@@ -24,7 +24,7 @@ from stream_helpers import make_clip  # noqa: E402
 
 # what a base install (no extras) does not have
 HIDDEN = ("torch", "torchvision", "tensorboard", "onnx", "onnxconverter_common", "matplotlib", "tensorrt",
-          "tritonclient", "paho")
+          "tritonclient", "paho", "motmetrics")
 BLOCKER = f'''
 import sys
 HIDDEN = {set(HIDDEN)!r}
@@ -118,6 +118,7 @@ def _one_line(run: subprocess.CompletedProcess, extra: str) -> None:
     (("convert-original", "--gen", "ckpt.pt", "--id", "ckpt.pt", "--out", "c.pt"), "train"),
     (("export", "ckpt.pt", "--out", "exported"), "export"),
     (("demo", "--out", "demo"), "export"),
+    (("score", "--run", "run", "--gt", "gt"), "score"),
 ])
 def test_torch_verbs_say_which_extra_in_one_line(edge, args, extra):
     run = hicmd(edge, *args)

@@ -90,6 +90,12 @@ def command(
         for line in result.trtexec:
             console.print(line, soft_wrap=True, markup=False, highlight=False)
         raise typer.Exit(1)
+    match = result.stream_gates.get("match")
+    if match:
+        console.print(f"stream gates (from {result.stream_gates['source']}): match {match['threshold']:.3f} "
+                      f"(precision {match['precision']:.3f}, recall {match['recall']:.3f} with "
+                      f"{result.stream_gates['people_in_view']} people in view), split "
+                      f"{result.stream_gates['split']['threshold']:.3f}", highlight=False)
     console.print(f"[green]exported[/] {len(result.files)} file(s) to {out}; manifest {result.manifest}")
     _ecosystem(out, triton, deepstream, console)
 

@@ -1,0 +1,43 @@
+"""`hicmd score`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+NAME = "score"
+
+
+def command(
+    run: Path = typer.Option(..., "--run", help="Folder of a stream run: events.jsonl and tracks/ (hicmd stream "
+                             "--events RUN/events.jsonl --save-tracks RUN/tracks)."),
+    gt: Path = typer.Option(..., "--gt", help="Clip folder with gt_rgb.txt / gt_ir.txt (and clip.json with the true "
+                            "homography, for SynthVI clips)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the scores as JSON."),
+    min_overlap_s: float = typer.Option(2.0, help="A same-person RGB/IR track pair counts for recall when both "
+                                        "were seen together this long."),
+) -> None:
+    """Score a stream run against ground truth: match precision/recall, cross-camera IDF1 and HOTA, calibration.
+
+    Example: hicmd score --run out/ --gt data/videos/clip01 --json out/score.json
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from hicmd.runtime.scorecard import score_card
+
+    card = score_card(run, gt, min_overlap_s)
+    table = Table(title=f"{run} vs {gt}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in card.items():
+        if key in ("run", "clip"):
+            continue
+        table.add_row(key, "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value))
+    Console().print(table)
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(card, indent=1) + "\n")

@@ -1,0 +1,81 @@
+"""One score card for a stream run against a clip's ground truth: match precision / recall, cross-camera IDF1 and
+HOTA, and how well and how fast the stream calibrated itself. Behind `hicmd score` and the matching benchmark.
+
+A run folder holds `events.jsonl` and `tracks/` (`hicmd stream --events RUN/events.jsonl --save-tracks RUN/tracks`);
+a clip folder holds gt_rgb.txt, gt_ir.txt and, for SynthVI clips, clip.json with the true RGB->IR homography.
+Torch-free.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hicmd.errors import HicmdError
+
+from .detect import read_mot
+from .geometry import Calibration
+from .idmetrics import identity_metrics
+from .matchscore import read_events, score_run
+
+__all__ = ["ScoreError", "score_card", "calibration_errors"]
+
+
+class ScoreError(HicmdError, ValueError):
+    """A run or clip folder that does not hold what scoring needs."""
+
+
+def _need(path: Path, what: str) -> Path:
+    if not path.exists():
+        raise ScoreError(f"{path} not found: {what}")
+    return path
+
+
+def calibration_errors(events: list[dict[str, Any]], clip: dict[str, Any], gt_rgb: dict[int, np.ndarray],
+                       ) -> list[tuple[float, float]]:
+    """(t, median px error against the true homography) for every homography the run announced, measured on the
+    ground-truth RGB foot points of the clip mapped into the IR image."""
+    truth = Calibration(np.array(clip["homography_rgb_to_ir"]), tuple(clip["sizes"]["rgb"]),
+                        tuple(clip["sizes"]["ir"]), 0.0, 0, 0)
+    w, h = clip["sizes"]["ir"]
+    boxes = np.concatenate([rows[:, :4] for rows in gt_rgb.values()])  # x1, y1, x2, y2
+    rgb_w, rgb_h = clip["sizes"]["rgb"]
+    whole = (boxes[:, 0] > 2) & (boxes[:, 2] < rgb_w - 2) & (boxes[:, 3] < rgb_h - 2)  # the box bottom is the foot
+    feet = np.c_[(boxes[whole, 0] + boxes[whole, 2]) / 2, boxes[whole, 3]]
+    want = truth.rgb_to_ir(feet)
+    inside = np.isfinite(want).all(1) & (want[:, 0] >= 0) & (want[:, 0] < w) & (want[:, 1] >= 0) & (want[:, 1] < h)
+    out = []
+    for e in events:
+        if e.get("event") == "calibration" and "homography" in e:
+            got = Calibration(np.array(e["homography"]), truth.rgb_size, truth.ir_size, 0.0, 0, 0).rgb_to_ir(feet)
+            err = np.linalg.norm(got[inside] - want[inside], axis=1)
+            out.append((float(e["t"]), float(np.median(err)) if len(err) else math.nan))
+    return out
+
+
+def score_card(run: str | Path, clip_dir: str | Path, min_overlap_s: float = 2.0,
+               calibrated_px: float = 5.0) -> dict[str, Any]:
+    run, clip_dir = Path(run), Path(clip_dir)
+    events_path = _need(run / "events.jsonl", "score a run made with --events RUN/events.jsonl --save-tracks RUN/tracks")
+    tracks = _need(run / "tracks", "score a run made with --save-tracks RUN/tracks")
+    for name in ("gt_rgb.txt", "gt_ir.txt"):
+        _need(clip_dir / name, "--gt wants a clip folder with MOTChallenge gt_rgb.txt and gt_ir.txt")
+    _need(tracks / "rgb_global.txt", "the run's tracks have no global ids (re-run with this hicmd's stream)")
+    match = score_run(events_path, tracks, clip_dir / "gt_rgb.txt", clip_dir / "gt_ir.txt", min_overlap_s)
+    card: dict[str, Any] = {"run": str(run), "clip": str(clip_dir), **{f"match_{k}": v for k, v in
+                                                                        match.to_dict().items()}}
+    card.update(identity_metrics(tracks, clip_dir))
+    clip_json = clip_dir / "clip.json"
+    if clip_json.is_file():
+        clip = json.loads(clip_json.read_text())
+        if "homography_rgb_to_ir" in clip:
+            errors = calibration_errors(read_events(events_path), clip, read_mot(clip_dir / "gt_rgb.txt"))
+            card["calibration_fits"] = len(errors)
+            card["calibration_px"] = errors[-1][1] if errors else None  # the fit in use at the end
+            good = [t for t, err in errors if err <= calibrated_px]
+            card["calibrated_after_s"] = good[0] if good else None
+    return card
