@@ -12,7 +12,7 @@ import typer
 from hicmd import __version__
 from hicmd.commands import (bench, calibrate, check, convert, demo, evaluate, export, info, score, stream, synth,
                             train, translate)
-from hicmd.errors import HicmdError
+from hicmd.errors import HicmdError, UserError
 from hicmd.extras import VERB_NEEDS, install_hint, missing_modules
 
 app = typer.Typer(

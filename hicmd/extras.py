@@ -16,6 +16,8 @@ EXTRA_OF: dict[str, str] = {
     "onnx": "export", "onnxconverter_common": "export",
     "tensorrt": "trt", "tritonclient": "triton", "paho": "mqtt", "jsonschema": "dev", "motmetrics": "score",
 }
+# import name -> what pip calls it, where they differ
+PIP_NAME = {"onnxconverter_common": "onnxconverter-common", "paho": "paho-mqtt"}
 # verbs that cannot start without these modules (checked before the verb parses files or writes anything)
 VERB_NEEDS: dict[str, tuple[str, ...]] = {
     "train": ("torch",), "eval": ("torch",), "info": ("torch",), "convert-original": ("torch",),
@@ -44,6 +46,6 @@ def install_hint(missing: list[str] | str, what: str = "this") -> str | None:
         return None
     if "export" in extras and "train" in extras:  # hicmd[export] brings hicmd[train] with it
         extras.remove("train")
-    listed = ", ".join(roots)
+    listed = ", ".join(PIP_NAME.get(r, r) for r in roots)
     verb = "is" if len(roots) == 1 else "are"
     return f"{what} needs {listed}, which {verb} not installed: pip install 'hicmd[{','.join(extras)}]'"

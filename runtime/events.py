@@ -6,6 +6,7 @@ Every event has "event" (its type), "time" (Unix seconds, when it was written) a
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import threading
@@ -36,7 +37,8 @@ SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
 
 
 def validate_event(event: dict[str, Any]) -> None:
-    """Raise ValueError when an event lacks a field of its type's schema or has the wrong JSON type."""
+    """Raise ValueError when an event lacks a field of its type's schema or has the wrong JSON type; where
+    jsonschema is installed (hicmd[dev]), also when it breaks the shipped events.schema.json."""
     kind = event.get("event")
     if kind not in SCHEMA:
         raise ValueError(f"unknown event type {kind!r}")
@@ -49,6 +51,20 @@ def validate_event(event: dict[str, Any]) -> None:
             continue  # JSON does not keep 1.0 apart from 1
         if not isinstance(value, ok_types):
             raise ValueError(f"{kind}.{key} should be {typ}, got {type(value).__name__}")
+    validator = _json_validator()
+    if validator is not None:
+        error = next(iter(validator.iter_errors(event)), None)
+        if error is not None:
+            raise ValueError(f"{kind} event breaks {JSON_SCHEMA.name} at {list(error.absolute_path)}: {error.message}")
+
+
+@functools.lru_cache(maxsize=1)
+def _json_validator() -> Any:
+    try:
+        import jsonschema
+    except ImportError:  # the edge runtime does not validate its own events
+        return None
+    return jsonschema.Draft202012Validator(json.loads(JSON_SCHEMA.read_text()))
 
 
 class EventLog:

@@ -127,13 +127,13 @@ class MqttPublisher:
                 self.published += 1
 
     def close(self, flush_s: float = 2.0) -> None:
-        """Send what is buffered if the broker is there (at most `flush_s`), then disconnect."""
-        deadline = threading.Event()
+        """Send what is buffered, waiting up to `flush_s` (also for a reconnect), then disconnect."""
+        pause = threading.Event()
         for _ in range(int(flush_s / 0.05)):
-            if not self.pending or not self.connected.is_set():
+            if not self.pending:
                 break
             self._wake.set()
-            deadline.wait(0.05)
+            pause.wait(0.05)
         self._stop.set()
         self._wake.set()
         self._sender.join(timeout=2.0)

@@ -54,7 +54,7 @@ def test_real_run_validates_and_bad_events_do_not(clip, tmp_path, validator):
     for event in events:
         validator.validate(event)
     kinds = {e["event"] for e in events}
-    assert {"track_new", "track_end", "match", "stats"} <= kinds, kinds
+    assert {"track_new", "track_end", "match", "stats", "calibration"} <= kinds, kinds
     assert all(e["schema"] == SCHEMA_VERSION for e in events)
     match = next(e for e in events if e["event"] == "match")
     for broken in ({**match, "gid": "7"}, {k: v for k, v in match.items() if k != "distance"},
@@ -191,3 +191,25 @@ def test_mqtt_url_errors_are_one_line():
     for bad in ("http://host/topic", "mqtt://host", "mqtt://host/a/#", "mqtt://host:99999/t"):
         with pytest.raises(MqttError):
             parse_mqtt_url(bad)
+
+
+def test_cli_stream_publishes_to_mqtt(clip, broker, validator, tmp_path):
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _runtime_graphs import make_export
+
+    make_export(tmp_path / "model")
+    sub = Subscriber(broker.port, "site/gate")
+    assert _wait(sub.client.is_connected, 5)
+    run = subprocess.run([sys.executable, "-m", "hicmd", "stream", "--rgb", str(clip / "rgb.mp4"), "--ir",
+                          str(clip / "ir.mp4"), "--model", str(tmp_path / "model"), "--detections-rgb",
+                          str(clip / "det_rgb.txt"), "--detections-ir", str(clip / "det_ir.txt"), "--events",
+                          str(tmp_path / "ev.jsonl"), "--mqtt", f"mqtt://cam:s3cret@127.0.0.1:{broker.port}/site/gate"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    written = [json.loads(line) for line in (tmp_path / "ev.jsonl").read_text().splitlines()]
+    assert _wait(lambda: len(sub.messages) >= len(written), 5)
+    sub.close()
+    assert sub.messages == written and len(written) > 5  # the same events, in the same order
+    for message in sub.messages:
+        validator.validate(message)
+    assert "s3cret" not in run.stderr + run.stdout and "cam:***@" in run.stderr

@@ -9,6 +9,7 @@ runs on these machines); the DeepStream config is checked for the keys and value
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from concurrent import futures
 from pathlib import Path
@@ -146,6 +147,16 @@ def test_triton_backend_matches_local_onnxruntime(repo):
             for modality in ("rgb", "ir"):
                 np.testing.assert_allclose(remote.embed(crops, modality), local.embed(crops, modality), atol=1e-6)
         assert server.requests == 2
+        from stream_helpers import make_clip
+
+        clip = make_clip(repo["root"] / "clip", seconds=2.0)
+        run = subprocess.run([sys.executable, "-m", "hicmd", "stream", "--rgb", str(clip / "rgb.mp4"), "--ir",
+                              str(clip / "ir.mp4"), "--model", str(repo["model"]), "--detections-rgb",
+                              str(clip / "det_rgb.txt"), "--detections-ir", str(clip / "det_ir.txt"), "--backend",
+                              "triton", "--url", f"grpc://127.0.0.1:{server.port}", "--events", str(clip / "ev.jsonl")],
+                             capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0 and "triton grpc://127.0.0.1" in run.stderr, run.stderr
+        assert server.requests > 2 and '"track_new"' in (clip / "ev.jsonl").read_text()  # the CLI went through it
         with pytest.raises(BackendError, match="needs --url"):
             Embedder(repo["model"], backend="triton")
         server.models.pop("hicmd_ir")  # a server that did not load the IR model

@@ -83,6 +83,7 @@ def command(
                                        "topic (needs hicmd[mqtt]); a dead broker never stalls the stream."),
 ) -> None:
     """Watch an RGB and an IR camera, track people and say which IR person is which RGB person."""
+    import contextlib
     import json
     import sys
 
@@ -126,8 +127,18 @@ def command(
                       f"{escape(embedder.describe())}\n{gates}; cues: {cues.value}", highlight=False)
         if publisher is not None:
             console.print(escape(publisher.describe()), highlight=False)
+        # a terminal gets a live status line from the stats events; elsewhere the events themselves are the progress
+        status = console.status("waiting for the first frames") if console.is_terminal else contextlib.nullcontext()
+
+        def on_event(event: dict) -> None:
+            if publisher is not None:
+                publisher.publish(event)
+            if event["event"] == "stats" and console.is_terminal:
+                status.update(_status_line(event))  # type: ignore[union-attr]
+
         try:
-            summary = run_stream(opts, embedder, on_event=publisher.publish if publisher else None)
+            with status:
+                summary = run_stream(opts, embedder, on_event=on_event)
         finally:
             if publisher is not None:
                 publisher.close()
@@ -139,6 +150,15 @@ def command(
                   f"{summary.steps} steps in {summary.duration_s:.1f} s, tracks {summary.tracks}, "
                   f"matches {summary.matches} (lost {summary.matches_lost})")
     print(json.dumps({"summary": summary.to_dict()}), file=sys.stderr)
+
+
+def _status_line(stats: dict) -> str:
+    """One line from a stats event: frame rates, live tracks, matches and the embedder's latency."""
+    cams = ", ".join(f"{cam} {c['processed_fps']:.1f}/{c['capture_fps']:.1f} fps" for cam, c in stats["cameras"].items())
+    embed = stats["stages"].get("embed")
+    latency = f", embed p50 {embed['p50']:.1f} ms" if embed else ""
+    tracks = "+".join(str(n) for n in stats["live_tracks"].values())
+    return f"{cams} (processed/captured), tracks {tracks}, matches {stats['matches']}{latency}"
 
 
 def _open_mqtt(url: str):  # noqa: ANN202

@@ -1,7 +1,7 @@
 """`train(cfg, dataset, out_dir)`: the training loop around `Trainer`, with logs, sample grids, checkpoints,
 bit-exact resume, non-finite guards and optional multi-process training (torchrun).
 
-Output folder: config.json, log.csv, samples/iter_XXXXXXX.png, checkpoints/iter_XXXXXXX.pt, last.pt
+Output folder: config.json, log.csv, results.png (its curves), samples/iter_XXXXXXX.png, checkpoints/iter_XXXXXXX.pt, last.pt
 (a hard link to the newest iteration file), eval.json when evaluated at the end.
 """
 
@@ -215,12 +215,29 @@ def train(
         }
         if board is not None:
             board.close()
+        if rank == 0:
+            summary["results_png"] = _plot(out)
         if evaluate and rank == 0:
             summary["eval"] = _evaluate(model, cfg, dataset, device, out, show_progress)
         return summary
     finally:
         if started:
             dist.destroy_process_group()
+
+
+def _plot(out: Path) -> str | None:
+    """results.png from log.csv; a missing matplotlib only costs the picture."""
+    try:
+        from hicmd.train.curves import plot_results
+    except ImportError as exc:
+        log.warning("results.png skipped: %s", exc)
+        return None
+    try:
+        written = plot_results(out / "log.csv", out / "results.png")
+    except ImportError as exc:
+        log.warning("results.png skipped: %s (pip install 'hicmd[train]')", exc)
+        return None
+    return str(written) if written else None
 
 
 def _evaluate(model: HiCMD, cfg: Config, dataset: str, device: torch.device, out: Path,
