@@ -33,6 +33,8 @@ SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "source_up": {"camera": str, "source": str, "down_s": float},
     # status: fitted | refitted | dropped | unfitted; source: self | file
     "calibration": {"t": float, "status": str, "source": str},
+    "named": {"t": float, "camera": str, "track": int, "gid": int, "name": (str, type(None)),
+              "distance": (float, type(None)), "frame": int},
 }
 
 

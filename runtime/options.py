@@ -17,7 +17,7 @@ class StreamError(HicmdError, RuntimeError):
 
 @dataclass
 class StreamOptions:
-    rgb: str
+    rgb: str | None  # None: IR only (the night scenario: people named from a gallery)
     ir: str
     detector: str | None = None  # "hog" (default) or a YOLO-style .onnx
     det_conf: float | None = None  # detector score / NMS IoU thresholds (None: HOG 0.3 / 0.5, ONNX 0.25 / 0.45)

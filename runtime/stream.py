@@ -58,7 +58,11 @@ class Pipeline:
         if opts.save and Path(opts.save).suffix.lower() not in CODECS:
             raise StreamError(f"--save {opts.save}: use a .mp4 or .webm file (VP9 or H.264, which browsers play)")
         self.opts, self.embedder = opts, embedder
-        specs = {"rgb": parse_source(opts.rgb), "ir": parse_source(opts.ir)}
+        # the night scenario: no RGB camera (or none worth watching in the dark), people named from a gallery
+        self.cams = CAMERAS if opts.rgb else ("ir",)
+        if opts.calibration and not opts.rgb:
+            raise StreamError("--calibration maps RGB to IR: it needs --rgb as well as --ir")
+        specs = {cam: parse_source(getattr(opts, cam)) for cam in self.cams}
         live = any(s.live for s in specs.values())
         if opts.realtime is False and live:
             raise StreamError("--no-realtime needs file or folder sources; cameras and streams always drop "
@@ -68,12 +72,12 @@ class Pipeline:
         given = detectors or {}
         dets_files = {"rgb": opts.detections_rgb, "ir": opts.detections_ir}
         self.detectors = {cam: given.get(cam) or make_detector(opts.detector, dets_files[cam], opts.det_conf,
-                                                                     opts.det_iou) for cam in CAMERAS}
+                                                                     opts.det_iou) for cam in self.cams}
         self.times = StageTimes()
         self.log = EventLog(opts.events, listener=on_event, overwrite=opts.overwrite_events)
         self.captures: dict[str, CaptureThread] = {}
         try:
-            for cam in CAMERAS:
+            for cam in self.cams:
                 fps = {"rgb": opts.fps_rgb, "ir": opts.fps_ir}[cam]
                 opener = (lambda spec=specs[cam], cam=cam, fps=fps:
                           open_source(spec, thermal=cam == "ir", folder_fps=fps or 30.0))
@@ -84,13 +88,13 @@ class Pipeline:
             self._close_captures()
             self.log.close()
             raise
-        rgb_fps = self.captures["rgb"].fps
+        rgb_fps = self.captures[self.cams[0]].fps  # the clock of the video and of pairing
         tolerance = (opts.pair_tolerance_ms / 1000.0) if opts.pair_tolerance_ms else 0.5 / rgb_fps
         self.pairer = Pairer(tolerance)
         # counted in frames of the camera, so a camera that is down for a while does not age its tracks
         self.trackers = {cam: IouTracker(cam, min_hits=opts.min_hits,
                                          max_misses=max(3, round(opts.max_lost_s * self.captures[cam].fps)))
-                         for cam in CAMERAS}
+                         for cam in self.cams}
         self.gates = resolve_gates(opts, embedder)
         fusion = FusionOptions(cues=opts.cues, appearance_gate=self.gates["match"], geometry_gate=opts.geometry_gate,
                                weight_geometry=opts.weight_geometry, weight_time=opts.weight_time)
@@ -155,10 +159,12 @@ class Pipeline:
 
     def _over(self, ended: set[str]) -> bool:
         """A file that ran out ends the run, once the other camera has caught up with its last frame."""
-        if ended == set(CAMERAS):
+        if set(self.cams) <= ended:
             return True
         for cam in ended & self.files:
             other = "ir" if cam == "rgb" else "rgb"
+            if other not in self.cams:
+                return True
             last, other_last = self.pairer.last_t[cam], self.pairer.last_t[other]
             if self.realtime or last is None or other_last is None or other_last > last + self.pairer.tolerance:
                 return True
@@ -175,16 +181,17 @@ class Pipeline:
                 if (frame := capture.get(0.0)) is not None:
                     self.pairer.push(frame)
                     got = True
-            if not got and (frame := self.captures["rgb"].get(0.005)) is not None:
+            if not got and (frame := self.captures[self.cams[0]].get(0.005)) is not None:
                 self.pairer.push(frame)
         else:  # in order: read from the camera that is behind, so pairing sees both clocks advance
-            waiting = [c for c in CAMERAS if not self.captures[c].exhausted]
+            waiting = [c for c in self.cams if not self.captures[c].exhausted]
             if waiting:
                 cam = min(waiting, key=lambda c: (self.pairer.last_t[c] if self.pairer.last_t[c] is not None
                                                   else -1.0))
                 if (frame := self.captures[cam].get(0.2)) is not None:
                     self.pairer.push(frame)
-        return {cam for cam, capture in self.captures.items() if capture.exhausted}
+        # an absent camera counts as ended, so the other one's frames are processed alone
+        return {cam for cam, capture in self.captures.items() if capture.exhausted} | (set(CAMERAS) - set(self.cams))
 
     # ------------------------------------------------------------------ one paired step
 
@@ -231,13 +238,16 @@ class Pipeline:
                     track.embedding = ema_update(track.embedding, emb, self.opts.ema, track.embed_count)
                     track.embed_count += 1
                     if self.gallery is not None and len(self.gallery):
-                        track.name, track.name_distance = self.gallery.identify(track.embedding)
+                        self._name(track, frames[cam])
                 self._enroll(cam, todo[cam], crops[cam])
-            with self.times.time("match"):
-                for event in self.matcher.update(self.trackers["rgb"].confirmed, self.trackers["ir"].confirmed, t):
-                    self._emit_match(event)
-        for event in self.matcher.tick(self.trackers["rgb"].confirmed, self.trackers["ir"].confirmed, t):
-            self._emit_match(event)
+            if len(self.cams) == 2:
+                with self.times.time("match"):
+                    for event in self.matcher.update(self.trackers["rgb"].confirmed, self.trackers["ir"].confirmed,
+                                                     t):
+                        self._emit_match(event)
+        if len(self.cams) == 2:
+            for event in self.matcher.tick(self.trackers["rgb"].confirmed, self.trackers["ir"].confirmed, t):
+                self._emit_match(event)
         if self.sink is not None or self.opts.show:
             self._render()
 
@@ -271,6 +281,15 @@ class Pipeline:
         self._start_track(cam, new, frame)
         new.last_embed_age = new.age
         return new
+
+    def _name(self, track: Track, frame: Frame) -> None:
+        """Gallery naming; a `named` event when a track's name changes (the night scenario's only output)."""
+        name, distance = self.gallery.identify(track.embedding)
+        if name != track.name:
+            self.log.emit({"event": "named", "t": round(frame.t, 4), "camera": track.camera, "track": track.id,
+                           "gid": track.gid, "name": name, "distance": None if distance is None else
+                           round(float(distance), 4), "frame": frame.index})
+        track.name, track.name_distance = name, distance
 
     def _emit_match(self, event: dict[str, Any]) -> None:
         """match / match_lost events say on which frame of each camera they happened (to find it in a recording)."""
@@ -308,7 +327,7 @@ class Pipeline:
             distances[m.rgb.id, "rgb"] = distances[m.ir.id, "ir"] = m.distance
         panels = []
         height = self.last_image["rgb"].shape[0] if self.last_image["rgb"] is not None else 0
-        for cam in CAMERAS:
+        for cam in self.cams:
             image = self.last_image[cam]
             if image is not None:
                 d = {tid: v for (tid, c), v in distances.items() if c == cam}
@@ -349,7 +368,7 @@ class Pipeline:
     def _finish(self) -> None:
         """End every live track (so matches end too), close outputs."""
         t = max((c.last_t for c in self.captures.values()), default=0.0)
-        for cam in CAMERAS:
+        for cam in self.cams:
             for track in self.trackers[cam].confirmed:
                 self._end_track(track, t)
             self.trackers[cam].tracks = []

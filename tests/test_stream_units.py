@@ -275,6 +275,7 @@ def test_event_log_schema_and_json_lines():
         "source_up": {"camera": "ir", "source": "udp://x", "down_s": 1.2},
         "calibration": {"t": 12.5, "status": "fitted", "source": "self", "reprojection_px": 1.7, "inliers": 20,
                         "pairs": 24},
+        "named": {"t": 3.0, "camera": "ir", "track": 2, "gid": 2, "name": "carol", "distance": 0.41, "frame": 30},
     }
     assert set(samples) == set(SCHEMA)
     for kind, fields in samples.items():

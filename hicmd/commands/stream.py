@@ -20,8 +20,9 @@ class Cues(str, Enum):
 
 
 def command(
-    rgb: str = typer.Option(..., "--rgb", help="RGB source: cam0, v4l2:///dev/videoN, csi://N, rtsp://, udp://, "
-                            "http://, gst:<pipeline>, a video file or an image folder."),
+    rgb: Optional[str] = typer.Option(None, "--rgb", help="RGB source: cam0, v4l2:///dev/videoN, csi://N, rtsp://, "
+                                      "udp://, http://, gst:<pipeline>, a video file or an image folder. Leave it out "
+                                      "at night: IR only, people named from --gallery."),
     ir: str = typer.Option(..., "--ir", help="IR source (same forms); 16-bit Y16 frames are windowed by --ir-range."),
     model: Path = typer.Option(..., "--model", help="Export folder with manifest.json (hicmd export)."),
     backend: str = typer.Option("auto", help="auto | tensorrt | onnxruntime | torch | triton (with --url)"),
@@ -113,7 +114,12 @@ def command(
             stats_every=stats_every,
             pair_tolerance_ms=pair_tolerance_ms, realtime=realtime, loop=loop, fps_rgb=fps_rgb, fps_ir=fps_ir,
         )
-        parse_source(rgb), parse_source(ir)  # a typo in a source fails before the model loads
+        parse_source(ir)  # a typo in a source fails before the model loads
+        if rgb is not None:
+            parse_source(rgb)
+        elif not gallery:
+            raise UserError("without --rgb (IR only) the stream can only name people from a gallery: give "
+                            "--gallery DIR (enrol them with --rgb ... --gallery DIR --enroll NAME by day)")
         check_thresholds(det_conf, det_iou)
         for output in (save, events):  # output files may go into folders that do not exist yet
             if output is not None:
@@ -123,7 +129,7 @@ def command(
         embedder = _open_embedder(model, backend, device, precision, threads, url)
         publisher = _open_mqtt(mqtt) if mqtt else None
         gates = describe_gates(resolve_gates(opts, embedder))
-        console.print(f"[bold]hicmd stream[/] {escape(redact(rgb))} + {escape(redact(ir))}\n"
+        console.print(f"[bold]hicmd stream[/] {escape(redact(rgb)) if rgb else '(no RGB)'} + {escape(redact(ir))}\n"
                       f"{escape(embedder.describe())}\n{gates}; cues: {cues.value}", highlight=False)
         if publisher is not None:
             console.print(escape(publisher.describe()), highlight=False)
