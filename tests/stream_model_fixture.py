@@ -1,0 +1,82 @@
+"""The trained-model fixture shared by the stream tests: the `tiny` Hi-CMD trained on person crops cut from
+SynthVI clips, exported to ONNX. Built once per fresh clone and cached in pytest's cache folder under a key of the
+sources and settings that shape it (tests/conftest.py `trained`)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from hicmd.runtime.detect import read_mot
+
+REPO = Path(__file__).resolve().parents[1]
+PIDS = list(range(1, 9))  # the SynthVI people walking through all clips, 3-4 per clip
+TRAIN_CLIPS, TEST_CLIPS = 16, 8
+WARMUP, ID_PIG = 600, 10  # shared HFL warm-up iterations (~4.4 it/s on 2 cores), then full iterations
+# The test people are the training people, so no intensity remapping: it is there to generalise to new people.
+SETTINGS = [f"train.iters={WARMUP + ID_PIG}", f"train.warmup_id={WARMUP}", f"train.step_size={WARMUP * 4 // 5}",
+            "train.pos_ids=4", "train.neg_ids=4", "train.remap_p=0", "train.save_every=100000",
+            "train.sample_every=100000"]
+SHAPING_SOURCES = ["hicmd/config.py", "hicmd/model", "hicmd/train", "hicmd/data", "hicmd/losses.py",
+                   "export", "tests/stream_model_fixture.py"]
+
+
+def cache_key() -> str:
+    digest = hashlib.sha1(json.dumps([PIDS, TRAIN_CLIPS, TEST_CLIPS, SETTINGS]).encode())
+    for entry in SHAPING_SOURCES:
+        path = REPO / entry
+        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            digest.update(file.relative_to(REPO).as_posix().encode() + file.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def crops_to_regdb(clips: list[Path], out: Path, min_height: int = 40) -> None:
+    """The gt boxes of `clips`, every frame, cut out as a re-id training set in the RegDB layout; every other
+    frame's box jittered as much as the clips' det.txt boxes are (5 % of the box per side)."""
+    rng = np.random.default_rng(0)
+    lines: dict[str, list[str]] = {"rgb": [], "ir": []}
+    for clip in clips:
+        for cam, folder in (("rgb", "Visible"), ("ir", "Thermal")):
+            gt, capture, frame = read_mot(clip / f"gt_{cam}.txt"), cv2.VideoCapture(str(clip / f"{cam}.mp4")), 0
+            while True:
+                ok, image = capture.read()
+                if not ok:
+                    break
+                frame += 1
+                for x1, y1, x2, y2, _, pid in gt.get(frame, []):
+                    if y2 - y1 < min_height:
+                        continue
+                    if frame % 2:
+                        w, h = x2 - x1, y2 - y1
+                        x1, y1, x2, y2 = np.array([x1, y1, x2, y2]) + rng.normal(0, 0.05, 4) * [w, h, w, h]
+                        x1, y1 = max(0.0, x1), max(0.0, y1)
+                    rel = f"{folder}/{int(pid)}/{clip.name}_{frame:04d}.png"
+                    (out / rel).parent.mkdir(parents=True, exist_ok=True)
+                    cv2.imwrite(str(out / rel), image[int(y1):int(y2), int(x1):int(x2)])
+                    lines[cam].append(f"{rel} {PIDS.index(int(pid))}")
+            capture.release()
+    (out / "idx").mkdir(parents=True, exist_ok=True)
+    for cam, name in (("rgb", "visible"), ("ir", "thermal")):
+        for stage in ("train", "test"):  # the reader wants both; only train is used
+            (out / "idx" / f"{stage}_{name}_1.txt").write_text("\n".join(lines[cam]) + "\n")
+
+
+def build(root: Path) -> None:
+    """root/clips (the first TRAIN_CLIPS trained on, the rest streamed) and root/model (ONNX + manifest.json)."""
+    from hicmd.config import load_config
+    from hicmd.data.synthvi_video import write_videos
+    from hicmd.export.pipeline import ExportOptions, run_export
+    from hicmd.train.loop import train
+
+    clips = write_videos(root / "clips", PIDS, seed=0, clips=TRAIN_CLIPS + TEST_CLIPS)
+    crops_to_regdb(clips[:TRAIN_CLIPS], root / "crops")
+    summary = train(load_config("tiny", SETTINGS), f"regdb:{root / 'crops'}", root / "run", show_progress=False)
+    assert summary["skipped"] == 0, summary
+    result = run_export(root / "run" / "last.pt", root / "model", ExportOptions(crops=16))
+    assert result.ok, result
+    shutil.rmtree(root / "crops")
