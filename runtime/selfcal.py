@@ -67,15 +67,22 @@ class SelfCalibrator:
             self._last[key] = t
             pair = (foot(rgb), foot(ir), key)
             self.pairs.append(pair)
-            if self.calibration is not None:
+            if self.calibration is not None and self._lands_in_ir(pair[0]):
                 error = float(reprojection_errors(self.calibration.homography, *pair[:2])[0])
                 best[rgb.id] = min(error, best.get(rgb.id, np.inf))
-        self.recent.extend(best.values())  # a moved camera puts even each person's best partner far off
+        # a moved camera puts even each person's best partner far off; people the fit maps outside the IR image
+        # have no partner there, so they say nothing
+        self.recent.extend(best.values())
         events = self._check_drift(t)
         if len(self.pairs) >= self.opts.min_pairs and len(self.pairs) - self._fitted_at >= (
                 self.opts.refit_every if self.calibration is not None else 1):
             events += self._fit(t)
         return events
+
+    def _lands_in_ir(self, rgb_foot: np.ndarray) -> bool:
+        x, y = self.calibration.rgb_to_ir(rgb_foot[None])[0]
+        w, h = self.sizes["ir"]
+        return bool(np.isfinite(x) and 0.05 * w < x < 0.95 * w and 0.05 * h < y < h)
 
     def _whole(self, track: Any) -> bool:
         w, h = self.sizes[track.camera]
@@ -96,9 +103,11 @@ class SelfCalibrator:
                 return [{"event": "calibration", "t": round(t, 4), "status": "unfitted", "source": "self",
                          "reason": str(exc), "pairs": len(self.pairs), "cues": "appearance+time"}]
             return []
-        if self.calibration is not None:  # a refit must explain the evidence at least as well as the fit in use
-            current = int((reprojection_errors(self.calibration.homography, rgb, ir) <= self.opts.ransac_px).sum())
-            if fit.inliers < current:
+        if self.calibration is not None:  # a refit must explain the evidence at least as well as the fit in use,
+            # and keep explaining the pairs that fit did (wrong pairs can line up into a rival fit of their own)
+            held = reprojection_errors(self.calibration.homography, rgb, ir) <= self.opts.ransac_px
+            kept = reprojection_errors(fit.homography, rgb[held], ir[held]) <= self.opts.ransac_px
+            if fit.inliers < held.sum() or kept.mean() < 0.8:
                 return []
         status = "fitted" if self.calibration is None else "refitted"
         self.calibration, self.fits = fit, self.fits + 1

@@ -35,7 +35,8 @@ def test_soak_10k_frames_flat_memory(tmp_path):
             sizes["capture"] = max(sizes["capture"], *(len(c.buffer) for c in pipeline.captures.values()))
             sizes["pairer"] = max(sizes["pairer"], *(len(b) for b in pipeline.pairer.buffers.values()))
             sizes["tracks"] = max(sizes["tracks"], *(len(t.tracks) for t in pipeline.trackers.values()))
-            sizes["matcher"] = max(sizes["matcher"], len(pipeline.matcher._streak) + len(pipeline.matcher._seen))
+            sizes["matcher"] = max(sizes["matcher"], len(pipeline.matcher.matcher._streak) +
+                                   len(pipeline.matcher.matcher._seen) + len(pipeline.matcher.history._points))
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()

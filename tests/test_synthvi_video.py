@@ -37,13 +37,16 @@ def test_clip_files_are_consistent(tmp_path):
     ids = {}
     for modality in ("rgb", "ir"):
         frames, fps = _frames(folder / f"{modality}.mp4")
-        assert len(frames) == meta["frames"][modality] and frames[0].shape == (96, 128, 3) and fps == meta["fps"][modality]
+        width, height = meta["sizes"][modality]  # the bi-spectrum rig's thermal sensor has fewer pixels
+        assert (width, height) == ((128, 96) if modality == "rgb" else (104, 76))
+        assert len(frames) == meta["frames"][modality] and frames[0].shape == (height, width, 3)
+        assert fps == meta["fps"][modality]
         gt, det = _mot(folder / f"gt_{modality}.txt"), _mot(folder / f"det_{modality}.txt")
         n = meta["frames"][modality]
         for rows in (gt, det):
             assert rows[:, 0].min() >= 1 and rows[:, 0].max() <= n
             assert (rows[:, 2] >= 0).all() and (rows[:, 3] >= 0).all()
-            assert (rows[:, 2] + rows[:, 4] <= 128.5).all() and (rows[:, 3] + rows[:, 5] <= 96.5).all()
+            assert (rows[:, 2] + rows[:, 4] <= width + 0.5).all() and (rows[:, 3] + rows[:, 5] <= height + 0.5).all()
         assert set(gt[:, 1].astype(int)) <= set(pids) and (det[:, 1] == -1).all()
         assert len({(f, p) for f, p in gt[:, :2].astype(int)}) == len(gt)  # one box per person and frame
         assert 0.7 * len(gt) < len(det) < 1.3 * len(gt)
@@ -55,7 +58,7 @@ def test_clip_files_are_consistent(tmp_path):
     gt_ir = _mot(folder / "gt_ir.txt")
     frame_no = int(np.bincount(gt_ir[:, 0].astype(int)).argmax())  # the busiest IR frame
     kelvin = cv2.imread(str(y16[frame_no - 1]), cv2.IMREAD_UNCHANGED)
-    assert kelvin.dtype == np.uint16 and kelvin.shape == (96, 128)
+    assert kelvin.dtype == np.uint16 and kelvin.shape == (76, 104)  # the thermal sensor's own size
     body = np.zeros(kelvin.shape, bool)
     for row in gt_ir[gt_ir[:, 0] == frame_no]:
         x, y, w, h = row[2:6].astype(int)

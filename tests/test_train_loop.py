@@ -107,7 +107,7 @@ def test_non_finite_steps_are_skipped_then_training_stops(data, tmp_path, monkey
         (["--config", "nope"], "does not exist"),
         (["--set", "train.nope=1"], "unknown key"),
         (["--set", "train.pos_ids=many"], "expected an integer"),
-        (["--amp", "fp8"], "train.amp=.fp8. is out of range: use one of none, bf16, fp16"),
+        (["--amp", "fp8"], "train.amp='fp8' is out of range: use one of none, bf16, fp16"),
         (["--device", "tpu"], "use auto, cpu, cuda or cuda:N"),
         (["--resume", "/no/such.pt"], "not found"),
         (["--pretrained", "/no/such.pth"], "not found"),
