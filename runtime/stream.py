@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import Any, Callable
 
 import cv2
 import numpy as np
@@ -31,6 +31,7 @@ from .shutdown import stop_on_signals
 from .sources import gui_available, open_source, parse_source
 from .stats import RateMeter, StageTimes
 from .track import IouTracker, Track, ema_update
+from .trackfiles import TrackFiles
 
 __all__ = ["StreamError", "StreamOptions", "Summary", "run_stream"]
 
@@ -103,13 +104,7 @@ class Pipeline:
         self.gallery = Gallery(opts.gallery, embedder, self.gates["gallery"]) if opts.gallery else None
         self.enrolled = {cam: 0 for cam in CAMERAS}
         self.sink = VideoSink(opts.save, rgb_fps) if opts.save else None
-        self.track_files: dict[str, IO[str]] = {}
-        if opts.save_tracks:
-            Path(opts.save_tracks).mkdir(parents=True, exist_ok=True)
-            # <cam>.txt: per-camera track ids; <cam>_global.txt: the global id shown at that frame (cross-camera
-            # identity metrics score these, hicmd score)
-            self.track_files = {name: open(Path(opts.save_tracks) / f"{name}.txt", "w", buffering=1)  # noqa: SIM115
-                                for cam in CAMERAS for name in (cam, f"{cam}_global")}
+        self.track_files = TrackFiles(opts.save_tracks, self.cams) if opts.save_tracks else None
         self.processed = {cam: 0 for cam in CAMERAS}
         self.track_counts = {cam: 0 for cam in CAMERAS}
         self.last_image: dict[str, np.ndarray | None] = {cam: None for cam in CAMERAS}
@@ -223,7 +218,8 @@ class Pipeline:
                     if crop is not None:
                         todo[cam].append(track)
                         crops[cam].append(crop)
-            self._write_tracks(cam, frame)
+            if self.track_files is not None:
+                self.track_files.write(cam, frame.index, self.trackers[cam].confirmed)
         if todo["rgb"] or todo["ir"]:
             with self.times.time("embed"):
                 embeddings = self._embed(crops["rgb"], crops["ir"])
@@ -310,17 +306,6 @@ class Pipeline:
             save_crop(self.opts.gallery, self.opts.enroll, crops[0], cam, f"{int(time.time() * 1000)}_{tracks[0].id}")
             self.enrolled[cam] += 1
 
-    def _write_tracks(self, cam: str, frame: Frame) -> None:
-        out = self.track_files.get(cam)
-        if out is None:
-            return
-        for tr in self.trackers[cam].confirmed:
-            if tr.visible:
-                x1, y1, x2, y2 = (float(v) for v in tr.box)
-                row = f"{x1:.1f},{y1:.1f},{x2 - x1:.1f},{y2 - y1:.1f},{tr.score:.3f},-1,-1,-1\n"
-                out.write(f"{frame.index},{tr.id},{row}")
-                self.track_files[f"{cam}_global"].write(f"{frame.index},{tr.gid},{row}")
-
     def _render(self) -> None:
         distances = {}
         for m in self.matcher.matches.values():
@@ -374,8 +359,8 @@ class Pipeline:
             self.trackers[cam].tracks = []
         if self.sink is not None:
             self.sink.close()
-        for out in self.track_files.values():
-            out.close()
+        if self.track_files is not None:
+            self.track_files.close()
         if self.opts.show:
             cv2.destroyAllWindows()
 
