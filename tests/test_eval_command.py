@@ -166,3 +166,26 @@ def test_cli_user_errors(checkpoint, args, message):
     result = CliRunner().invoke(app, ["eval", *args], standalone_mode=False)
     assert isinstance(result.exception, UserError), result.output
     assert message in str(result.exception)
+
+
+def test_regdb_ten_split_protocol_one_checkpoint_per_split(model, regdb, tmp_path):
+    """Several checkpoints: checkpoint i on split i, mean and std over them; a checkpoint scored on a split it was
+    not trained for is warned about."""
+    import shutil
+
+    data = tmp_path / "regdb"
+    shutil.copytree(regdb, data)
+    for split_file in list((data / "idx").glob("*_1.txt")):
+        shutil.copy(split_file, split_file.with_name(split_file.name.replace("_1.txt", "_2.txt")))
+    state = {"config": config_to_dict(CFG), "num_classes": 4, "model": model.state_dict(), "iteration": 0}
+    one = save_checkpoint(tmp_path / "r1.pt", {**state, "dataset": f"regdb:{data}:1"})
+    also_one = save_checkpoint(tmp_path / "r2.pt", {**state, "dataset": f"regdb:{data}:1"})
+    result = CliRunner().invoke(app, ["eval", str(one), str(also_one), "--data", f"regdb:{data}", "--out",
+                                      str(tmp_path / "ev"), "--direction", "v2t"])
+    assert result.exit_code == 0, result.output
+    assert "r2.pt was trained on RegDB split 1 but is evaluated on split 2" in " ".join(result.output.split())
+    row = json.loads((tmp_path / "ev" / "metrics.json").read_text())["settings"]["v2t"]
+    assert row["trials"] == [1, 2] and [r["checkpoint"] for r in row["per_trial"]] == [str(one), str(also_one)]
+    assert row["std"]["r1"] == pytest.approx(0.0) and row["r1"] == pytest.approx(row["per_trial"][0]["r1"])
+    wrong = CliRunner().invoke(app, ["eval", str(one), str(also_one), "--data", f"regdb:{data}", "--trials", "1"])
+    assert isinstance(wrong.exception, UserError) and "one split per checkpoint" in str(wrong.exception)

@@ -13,7 +13,8 @@ NAME = "eval"
 
 
 def command(
-    checkpoint: Path = typer.Argument(..., help="hicmd checkpoint (.pt) to evaluate."),
+    checkpoints: list[Path] = typer.Argument(..., help="hicmd checkpoint (.pt) to evaluate; RegDB's 10-split "
+                                             "protocol: one per split (runs/regdb{1..10}/last.pt), mean and std."),
     data: str = typer.Option(..., "--data", help="regdb:PATH[:trial], sysu:PATH or llcm:PATH (SynthVI: regdb:PATH)."),
     trials: Optional[str] = typer.Option(
         None, help="Trial N, a range 1-10 or a list 1,3,5. Default: RegDB the spec's split (one model per split), "
@@ -31,9 +32,16 @@ def command(
     batch: int = typer.Option(64, min=1, help="Images per forward pass."),
     device: str = typer.Option("cpu", help="cpu, cuda or cuda:N."),
 ) -> None:
-    """Evaluate a checkpoint: CMC, mAP, mINP under the RegDB / SYSU-MM01 / LLCM protocols."""
-    if not checkpoint.is_file():
-        raise UserError(f"checkpoint {checkpoint} not found; pass the .pt file 'hicmd train' wrote")
+    """Evaluate a checkpoint: CMC, mAP, mINP under the RegDB / SYSU-MM01 / LLCM protocols.
+
+    Examples:
+      hicmd eval runs/tiny/last.pt --data regdb:data/synthvi --direction both
+      hicmd eval runs/regdb{1..10}/last.pt --data regdb:/data/RegDB     # one model per split, mean +- std
+    """
+    for checkpoint in checkpoints:
+        if not checkpoint.is_file():
+            raise UserError(f"checkpoint {checkpoint} not found; pass the .pt file 'hicmd train' wrote")
+    checkpoint = checkpoints[0]
     if mode not in ("all", "indoor", "both"):
         raise UserError(f"--mode {mode!r} must be all, indoor or both")
     if direction not in ("v2t", "t2v", "both"):
@@ -51,22 +59,53 @@ def command(
         raise UserError(f"--device {device!r}: use cpu, cuda or cuda:N")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"--device {device}: no CUDA device is available here; use --device cpu")
-    try:
-        model, cfg = load_model(checkpoint, device)
-    except CheckpointError as exc:
-        raise UserError(str(exc)) from None
+    def evaluate_one(path: Path, split_trials: list[int] | None) -> dict:
+        try:
+            model, cfg = load_model(path, device)
+        except CheckpointError as exc:
+            raise UserError(str(exc)) from None
+        return evaluate(
+            model, cfg, data, trials=split_trials,
+            directions=None if direction == "both" else (direction,),  # None: every direction the protocol has
+            modes=("all", "indoor") if mode == "both" else (mode,),
+            shots=shots, perm=perm, flip=flip, batch_size=batch, device=device,
+        )
 
-    results = evaluate(
-        model, cfg, data,
-        trials=parse_trials(trials) if trials else None,
-        directions=None if direction == "both" else (direction,),  # None: every direction the protocol has
-        modes=("all", "indoor") if mode == "both" else (mode,),
-        shots=shots, perm=perm, flip=flip, batch_size=batch, device=device,
-    )
-    results["checkpoint"] = str(checkpoint)
+    if len(checkpoints) == 1:
+        results = evaluate_one(checkpoint, parse_trials(trials) if trials else None)
+        results["checkpoint"] = str(checkpoint)
+        _warn_other_splits(checkpoint, results)
+    else:
+        from hicmd.evaluation.splits import evaluate_splits
+
+        if not data.lower().startswith("regdb:"):
+            raise UserError("several checkpoints are RegDB's 10-split protocol (one model per split): use --data "
+                            "regdb:PATH")
+        splits = parse_trials(trials) if trials else list(range(1, len(checkpoints) + 1))
+        if len(splits) != len(checkpoints):
+            raise UserError(f"{len(checkpoints)} checkpoints but {len(splits)} splits in --trials: give one split "
+                            "per checkpoint, in order")
+        results = evaluate_splits(checkpoints, data, splits, lambda path, t: evaluate_one(path, [t]),
+                                  lambda text: typer.secho(f"warning: {text}", fg="yellow", err=True))
 
     out = out or checkpoint.parent / f"eval_{results['dataset']}"
     report.print_results(results, per_trial=per_trial)
     json_path = report.write_json(results, out / "metrics.json")
     png_path = report.plot_cmc(results, out / "cmc.png")
     typer.echo(f"wrote {json_path} and {png_path}")
+
+
+def _warn_other_splits(checkpoint: Path, results: dict) -> None:
+    """One RegDB checkpoint scored on splits other than its own: its training people are in those test sets."""
+    from hicmd.evaluation.splits import trained_trial
+    from hicmd.train.checkpoint import load_checkpoint
+
+    if results["dataset"] != "regdb":
+        return
+    trained = trained_trial(load_checkpoint(checkpoint).get("dataset"))
+    evaluated = sorted({t for row in results["settings"].values() for t in row["trials"]})
+    if trained is not None and evaluated != [trained]:
+        others = ", ".join(str(t) for t in evaluated if t != trained)
+        typer.secho(f"warning: {checkpoint} was trained on RegDB split {trained} and is also scored on split(s) "
+                    f"{others}, whose test people it trained on; papers report one model per split "
+                    "(hicmd eval runs/regdb{1..10}/last.pt --data regdb:PATH)", fg="yellow", err=True)

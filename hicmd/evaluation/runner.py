@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
-from typing import TYPE_CHECKING, Any, Sequence
 
 from hicmd.errors import UserError
 from hicmd.evaluation.metrics import mean_metrics
