@@ -39,6 +39,7 @@ class ConfigError(HicmdError, ValueError):
 
 BACKBONES = ("resnet50", "resnet18")
 AMP_MODES = ("none", "bf16", "fp16")
+HFL_BATCH = ("per_group", "batched")
 
 
 def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
@@ -177,6 +178,9 @@ class TrainConfig:
     max_nonfinite: int = 10  # consecutive skipped steps before training stops
     workers: int = 0
     keep_checkpoints: int = 5  # periodic checkpoints/iter_*.pt kept (newest); 0 keeps all. last.pt is always kept
+    # HFL forwards: per_group = the reference (each group G1..G8 through the encoders and H on its own, so BatchNorm
+    # statistics are per group); batched = one forward over all rows (faster, other BN statistics)
+    hfl_batch: str = "per_group"
 
     def __post_init__(self) -> None:
         t = "train"
@@ -189,6 +193,12 @@ class TrainConfig:
         _check(all(0.0 <= b < 1.0 for b in self.betas), f"{t}.betas", list(self.betas), "give two values in [0, 1)")
         _probability(self, t, "erasing_p", "gray_p", "remap_p")
         _check(self.amp in AMP_MODES, f"{t}.amp", self.amp, f"use one of {', '.join(AMP_MODES)}")
+        _check(self.hfl_batch in HFL_BATCH, f"{t}.hfl_batch", self.hfl_batch, f"use one of {', '.join(HFL_BATCH)}")
+        if self.hfl_batch == "per_group":  # BatchNorm in train mode needs 2+ rows in every group
+            _check(self.pos_ids >= 2, f"{t}.pos_ids", self.pos_ids,
+                   "per_group HFL needs 2 or more, or train.hfl_batch=batched")
+            _check(self.neg_ids == 0 or self.neg_ids >= 4, f"{t}.neg_ids", self.neg_ids,
+                   "per_group HFL needs 0 or 4 and more (2+ per modality), or train.hfl_batch=batched")
         _check(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:") and
                self.device[5:].isdigit(), f"{t}.device", self.device, "use auto, cpu, cuda or cuda:N")
 
@@ -220,7 +230,10 @@ TINY = Config(
     # (without them the encoders learn colour and IR brightness, which identify the training people but do not
     # carry across modalities to new ones) and a faster Adam.
     # channels_last: measured ~1.7x faster CPU training steps (oneDNN) than NCHW on the tiny model.
+    # hfl_batch batched: one forward over all HFL rows instead of the reference's per-group forwards (fewer, larger
+    # forwards; the BatchNorm statistics differ, which the tiny recipe was tuned with).
     train=TrainConfig(iters=1450, warmup_id=1400, warmup_shared=True, pos_ids=8, neg_ids=8, lr_gen=1e-3,
+                      hfl_batch="batched",
                       lr_id=1e-2, gray_p=0.5, remap_p=0.5, step_size=1050, log_every=10, sample_every=500,
                       save_every=500, channels_last=True),
 )
@@ -350,10 +363,13 @@ def load_config(spec: str = "paper", overrides: list[str] | tuple[str, ...] = ()
             raise ConfigError(f"{spec}: base {base_name!r} is not a preset; use one of {', '.join(PRESETS)}")
         data.setdefault("name", Path(spec).stem)
         cfg = config_from_dict(data, PRESETS[base_name])
+    merged: dict[str, Any] = {}  # all overrides at once: the result is validated as a whole, in any order
     for text in overrides:
         path, value = _parse_override(text)
-        nested: dict[str, Any] = {path[-1]: value}
-        for part in reversed(path[:-1]):
-            nested = {part: nested}
-        cfg = config_from_dict(nested, cfg)
-    return cfg
+        target = merged
+        for part in path[:-1]:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise ConfigError(f"override {text!r}: {part} is a value, not a section")
+        target[path[-1]] = value
+    return config_from_dict(merged, cfg) if merged else cfg

@@ -200,3 +200,29 @@ def test_intensity_remap_keeps_edges_not_brightness(synth):
         same = np.mean([np.corrcoef(edges(o), edges(first))[0, 1] for o in outs])
         control = np.mean([np.corrcoef(edges(o), edges(other))[0, 1] for o in outs])
         assert same > 0.3 and same > control + 0.2, (same, control)
+
+
+@pytest.mark.parametrize("mode, encoder_batches, h_batches", [
+    ("per_group", [2, 2, 2], [2, 2, 2, 2, 2, 2, 4, 4]),  # the reference: every group on its own (P=2, Na=Nb=2)
+    ("batched", [6], [20]),
+])
+def test_hfl_batchnorm_sees_the_reference_groups(mode, encoder_batches, h_batches):
+    """The batch sizes the HFL step feeds the RGB attribute encoder's first BatchNorm and H's first BatchNorm: the
+    reference runs a separate 2-image encoder forward per group and H per group G1..G8."""
+    from hicmd.train.hfl import hfl_losses
+
+    cfg = micro_config(f"train.hfl_batch={mode}", "train.pos_ids=2", "train.neg_ids=4")
+    torch.manual_seed(0)
+    model = HiCMD(cfg.model, 12).train()
+    seen: dict[str, list[int]] = {"encoder": [], "h": []}
+    first_bn = {name: next(m for m in module.modules() if isinstance(m, torch.nn.BatchNorm2d))
+                for name, module in (("encoder", model.attribute["rgb"]), ("h", model.hfl.h))}
+    for name, bn in first_bn.items():
+        bn.register_forward_pre_hook(lambda _m, args, name=name: seen[name].append(args[0].shape[0]))
+    m = cfg.model
+    images = lambda n: torch.randn(n, 3, m.height, m.width)  # noqa: E731
+    labels = torch.tensor([0, 1])
+    out = hfl_losses(model, cfg, images(2), images(2), images(2), images(2), images(2), images(2), labels,
+                     torch.tensor([2, 3]), torch.tensor([4, 5]))
+    assert seen == {"encoder": encoder_batches, "h": h_batches}
+    assert torch.isfinite(out["CE"]) and torch.isfinite(out["TRIP"])

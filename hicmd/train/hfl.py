@@ -78,6 +78,19 @@ def alternate_rows(
     return prototypes, attributes, row_labels, rows(0, 2, 6), rows(1, 3, 7)
 
 
+def _group_sizes(n_pos: int, n_neg_a: int, n_neg_b: int) -> list[int]:
+    return [n_pos, n_pos, n_pos, n_pos, n_neg_a, n_neg_b, 2 * n_pos, 2 * n_pos]
+
+
+def _encode(model: HiCMD, parts: list[Tensor], modality: str, per_group: bool):  # noqa: ANN202 - Codes
+    """Codes of [real; generated; negatives] of one modality: one encoder forward per part (the reference, whose
+    BatchNorms see each 2-image group alone) or one forward over all of them."""
+    if not per_group:
+        return model.encode(torch.cat(parts), modality)
+    codes = [model.encode(x, modality) for x in parts if x.shape[0]]
+    return type(codes[0])(*(torch.cat(field) for field in zip(*codes)))
+
+
 def hfl_losses(model: HiCMD, cfg: Config, x_a: Tensor, x_b: Tensor, x_ba: Tensor, x_ab: Tensor,
                neg_a: Tensor, neg_b: Tensor, labels: Tensor, neg_a_labels: Tensor,
                neg_b_labels: Tensor, ir_encoders: str = "ir") -> dict[str, Tensor]:
@@ -85,12 +98,19 @@ def hfl_losses(model: HiCMD, cfg: Config, x_a: Tensor, x_b: Tensor, x_ba: Tensor
     Generated images must come detached: ID gradients reach the encoders, H, alpha and the classifier, not the
     decoder. `ir_encoders="rgb"` encodes the IR rows with the RGB encoders too (the shared warm-up)."""
     w, p = cfg.loss, cfg.train.erasing_p
-    rgb_in = random_erase(torch.cat([x_a, x_ba, neg_a]), p)
-    ir_in = random_erase(torch.cat([x_b, x_ab, neg_b]), p)
-    rgb, ir = model.encode(rgb_in, "rgb"), model.encode(ir_in, ir_encoders)
+    per_group = cfg.train.hfl_batch == "per_group"
+    rgb_parts = [random_erase(x, p) for x in (x_a, x_ba, neg_a)]
+    ir_parts = [random_erase(x, p) for x in (x_b, x_ab, neg_b)]
+    rgb, ir = _encode(model, rgb_parts, "rgb", per_group), _encode(model, ir_parts, ir_encoders, per_group)
     prototypes, attributes, y, anchors1, anchors2 = alternate_rows(
         rgb, ir, x_a.shape[0], labels, neg_a_labels, neg_b_labels)
-    out = model.identify(prototypes, attributes)
+    if per_group:  # H once per group G1..G8, as the reference: BatchNorm sees each group's rows alone
+        sizes = _group_sizes(x_a.shape[0], neg_a.shape[0], neg_b.shape[0])
+        outs = [model.identify(pr, at) for pr, at in zip(prototypes.split(sizes), attributes.split(sizes))
+                if pr.shape[0]]
+        out = type(outs[0])(*(torch.cat(field) for field in zip(*outs)))
+    else:  # one encoder forward per modality and H once over all rows: faster, other BatchNorm statistics
+        out = model.identify(prototypes, attributes)
     ce = losses.cross_entropy(out.logits, y)
     f = out.triplet
     trip = sum(losses.hardest_triplet(f[a], y[a], f, y, w.margin, w.triplet_reg) for a in (anchors1, anchors2))
