@@ -130,8 +130,13 @@ def test_evaluate_sysu_modes_and_trials(model, tmp_path):
     for row in results["settings"].values():
         assert row["trials"] == [1, 2, 3]
         assert np.isclose(row["r1"], np.mean([t["r1"] for t in row["per_trial"]]))
+        assert np.isclose(row["std"]["mAP"], np.std([t["mAP"] for t in row["per_trial"]]))
         assert row["num_query"] == 8 and row["num_valid"] == 8
     assert "AGW seeded" in results["protocol"]
+    from hicmd.evaluation.report import results_table
+
+    assert results_table(results).row_count == len(results["settings"])
+    assert results_table(results, per_trial=True).row_count == len(results["settings"]) * 4  # + 3 trial rows
 
 
 def test_cli_writes_table_json_and_png(checkpoint, regdb):

@@ -24,6 +24,8 @@ def command(
         None, help="Official SYSU rand_perm_cam.mat; without it, AGW seeded draws (random.seed(trial-1))."),
     direction: str = typer.Option("both", help="v2t (visible query), t2v (IR query) or both; SYSU is t2v only."),
     flip: bool = typer.Option(False, "--flip", help="Average the features of each image and its mirror."),
+    per_trial: bool = typer.Option(False, "--per-trial", help="Also show one row per trial (metrics.json always "
+                                   "has them, with the std over trials)."),
     out: Optional[Path] = typer.Option(None, help="Folder for metrics.json and cmc.png. Default: eval_DATASET/ "
                                                   "next to the checkpoint."),
     batch: int = typer.Option(64, min=1, help="Images per forward pass."),
@@ -64,7 +66,7 @@ def command(
     results["checkpoint"] = str(checkpoint)
 
     out = out or checkpoint.parent / f"eval_{results['dataset']}"
-    report.print_results(results)
+    report.print_results(results, per_trial=per_trial)
     json_path = report.write_json(results, out / "metrics.json")
     png_path = report.plot_cmc(results, out / "cmc.png")
     typer.echo(f"wrote {json_path} and {png_path}")

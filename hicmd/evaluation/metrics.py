@@ -83,11 +83,14 @@ def evaluate_ranking(
     remove: np.ndarray | None = None,
     unique_ids: bool = False,
     max_rank: int = MAX_RANK,
+    stable: bool = False,
 ) -> Metrics:
     """CMC / mAP / mINP of a (Q, G) distance matrix (smaller = more similar).
 
     remove: optional (Q, G) boolean mask in gallery order; True drops that item from that query's ranking.
     unique_ids: compute CMC on the ranked list with repeated identities dropped (SYSU / LLCM convention).
+    stable: rank tied distances in gallery order (the official MATLAB code) instead of numpy's default quicksort
+    (the AGW evaluators, whose tie order is unspecified).
     Raises ValueError when no query has a true match in the gallery.
     """
     distmat = np.asarray(distmat)
@@ -96,7 +99,7 @@ def evaluate_ranking(
     if q_pids.shape != (num_q,) or g_pids.shape != (num_g,):
         raise ValueError(f"distmat {distmat.shape} does not match {q_pids.shape} query and {g_pids.shape} gallery ids")
 
-    order = np.argsort(distmat, axis=1)  # default kind on purpose: AGW parity, ties unspecified
+    order = np.argsort(distmat, axis=1, kind="stable" if stable else None)  # default: AGW parity
     ranked_pids = g_pids[order]
     keep = np.ones((num_q, num_g), dtype=bool) if remove is None else ~np.asarray(remove, bool)[
         np.arange(num_q)[:, None], order]
@@ -140,10 +143,12 @@ def eval_sysu(
     q_cams: np.ndarray,
     g_cams: np.ndarray,
     max_rank: int = MAX_RANK,
+    stable: bool = False,
 ) -> Metrics:
     """SYSU-MM01: cam3 (IR, room 2) queries skip every cam2 (RGB, room 2) item; ID-deduplicated CMC."""
     remove = (np.asarray(q_cams)[:, None] == 3) & (np.asarray(g_cams)[None, :] == 2)
-    return evaluate_ranking(distmat, q_pids, g_pids, remove=remove, unique_ids=True, max_rank=max_rank)
+    return evaluate_ranking(distmat, q_pids, g_pids, remove=remove, unique_ids=True, max_rank=max_rank,
+                            stable=stable)
 
 
 def eval_llcm(

@@ -54,6 +54,9 @@ class Trial:
     trial: int
     query: list[Record]
     gallery: list[Record]
+    # rank ties as the official MATLAB code does (sort is stable there, over a gallery built camera by camera);
+    # the AGW family ranks with numpy's default quicksort, where ties are unspecified
+    stable: bool = False
 
 
 def setting_label(kind: str, setting: str) -> str:
@@ -127,12 +130,14 @@ def seeded_draw(candidates: list[Record], cameras: tuple[int, ...] | None, trial
 
 def permuted_draw(candidates: list[Record], cameras: tuple[int, ...], trial: int, shots: int,
                   perm: Permutations) -> list[Record]:
-    """Official SYSU gallery: the first `shots` entries of row `trial` of each (camera, pid) permutation."""
+    """Official SYSU gallery: the first `shots` entries of row `trial` of each (camera, pid) permutation, camera by
+    camera and pid by pid within a camera, the order get_testing_set.m builds it in (it decides tied ranks)."""
     groups = group_by_pid_camera(candidates)
     gallery = []
-    for (pid, cam), files in groups.items():
-        if cam in cameras:
-            gallery += [files[i] for i in perm.pick(cam, pid, trial, shots, len(files))]
+    for camera in cameras:
+        for (pid, cam), files in groups.items():
+            if cam == camera:
+                gallery += [files[i] for i in perm.pick(cam, pid, trial, shots, len(files))]
     return gallery
 
 
@@ -177,7 +182,8 @@ def build_trials(kind: str, root: str | Path, trials: list[int], directions: tup
         query, candidates = load_split(kind, root, "query"), load_split(kind, root, "gallery")
         for mode in modes:
             setting = f"{mode}-search {shots}-shot"
-            out += [Trial(kind, setting, t, query, sysu_gallery(candidates, mode, t, shots, perm)) for t in trials]
+            out += [Trial(kind, setting, t, query, sysu_gallery(candidates, mode, t, shots, perm), perm is not None)
+                    for t in trials]
     elif kind == "llcm":
         infrared, visible = load_split(kind, root, "query"), load_split(kind, root, "gallery")
         out += [llcm_trial(visible, infrared, d, t) for d in directions for t in trials]
@@ -195,5 +201,6 @@ def score(trial: Trial, query_features: np.ndarray, gallery_features: np.ndarray
         return eval_regdb(distmat, q_pids, g_pids)
     q_cams = np.array([r.camera for r in trial.query])
     g_cams = np.array([r.camera for r in trial.gallery])
-    evaluate = eval_sysu if trial.kind == "sysu" else eval_llcm
-    return evaluate(distmat, q_pids, g_pids, q_cams, g_cams)
+    if trial.kind == "sysu":
+        return eval_sysu(distmat, q_pids, g_pids, q_cams, g_cams, stable=trial.stable)
+    return eval_llcm(distmat, q_pids, g_pids, q_cams, g_cams)

@@ -17,8 +17,9 @@ COLUMNS = ("r1", "r5", "r10", "r20", "mAP", "mINP")
 HEADERS = ("R1", "R5", "R10", "R20", "mAP", "mINP")
 
 
-def results_table(results: dict[str, Any]):
-    """rich Table: one row per setting, the mean over its trials in percent."""
+def results_table(results: dict[str, Any], per_trial: bool = False):
+    """rich Table: one row per setting, the mean over its trials in percent (± the std over trials when there are
+    several), the valid queries; with `per_trial`, one row per trial under each setting."""
     from rich.table import Table
 
     table = Table(title=f"{results['dataset']} - {results['protocol']}", title_justify="left")
@@ -26,15 +27,21 @@ def results_table(results: dict[str, Any]):
     table.add_column("trials", justify="right")
     for header in HEADERS:
         table.add_column(header, justify="right")
+    table.add_column("valid queries", justify="right")
     for row in results["settings"].values():
-        table.add_row(row["label"], str(len(row["trials"])), *(f"{row[k]:.2f}" for k in COLUMNS))
+        spread = row.get("std") if len(row["trials"]) > 1 else None
+        cells = (f"{row[k]:.2f}" + (f" ± {spread[k]:.2f}" if spread else "") for k in COLUMNS)
+        table.add_row(row["label"], str(len(row["trials"])), *cells, f"{row.get('num_valid')}/{row.get('num_query')}")
+        for trial in row.get("per_trial", []) if per_trial else []:
+            table.add_row(f"  trial {trial['trial']}", "", *(f"{trial[k]:.2f}" for k in COLUMNS),
+                          f"{trial.get('num_valid')}/{trial.get('num_query')}", style="dim")
     return table
 
 
-def print_results(results: dict[str, Any], console=None) -> None:
+def print_results(results: dict[str, Any], console=None, per_trial: bool = False) -> None:
     from rich.console import Console
 
-    (console or Console()).print(results_table(results))
+    (console or Console()).print(results_table(results, per_trial))
 
 
 def write_json(results: dict[str, Any], path: str | Path) -> Path:

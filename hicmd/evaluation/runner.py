@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+
+import numpy as np
 from typing import TYPE_CHECKING, Any, Sequence
 
 from hicmd.errors import UserError
@@ -133,8 +135,10 @@ def evaluate(
     for name, results in per_setting.items():
         mean = mean_metrics([m for _, m in results])
         per_trial = [{"trial": trial, **{k: v for k, v in m.to_dict().items() if k != "cmc"}} for trial, m in results]
+        # the spread over trials (population std, as over the 10 RegDB splits or SYSU galleries) beside the mean
+        std = {k: float(np.std([row[k] for row in per_trial])) for k in ("r1", "r5", "r10", "r20", "mAP", "mINP")}
         settings[name] = {"label": setting_label(kind, name), "trials": [trial for trial, _ in results],
-                          **mean.to_dict(), "per_trial": per_trial}
+                          **mean.to_dict(), "std": std, "per_trial": per_trial}
     return {
         "dataset": kind,
         "root": str(root),

@@ -9,22 +9,44 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torchvision.transforms import RandomErasing
 
 from hicmd import losses
 from hicmd.config import Config
 from hicmd.model import HiCMD
 
-__all__ = ["random_erase", "alternate_rows", "hfl_losses"]
+__all__ = ["erase_box", "random_erase", "alternate_rows", "hfl_losses"]
+
+
+def erase_box(height: int, width: int, sl: float = 0.02, sh: float = 0.4, r1: float = 0.3,
+              tries: int = 100) -> tuple[int, int, int, int] | None:
+    """The reference eraser's rectangle (top, left, h, w), or None when none of its `tries` fits.
+
+    As the authors' RandomErasing: the area fraction uniform in [sl, sh], the aspect ratio h/w uniform in
+    [r1, 1/r1] (not log-uniform as torchvision's), up to 100 tries for a rectangle inside the image. Rejecting
+    rectangles wider than the image makes erased patches tall more often than the ratio alone would (0.805 at
+    256x128). Draws from torch's global RNG, whose state the checkpoint keeps."""
+    for _ in range(tries):
+        area, aspect = torch.rand(2).tolist()
+        target = (sl + (sh - sl) * area) * height * width
+        ratio = r1 + (1 / r1 - r1) * aspect
+        h, w = int(round((target * ratio) ** 0.5)), int(round((target / ratio) ** 0.5))
+        if w < width and h < height:
+            top = int(torch.randint(0, height - h + 1, ()).item())
+            left = int(torch.randint(0, width - w + 1, ()).item())
+            return top, left, h, w
+    return None
 
 
 def random_erase(x: Tensor, p: float) -> Tensor:
-    """Reference random erasing (sl 0.02, sh 0.4, r1 0.3, value 0 in normalised space), per image, on a copy.
-    Draws from torch's global RNG, whose state the checkpoint keeps."""
+    """Reference random erasing (p, then erase_box; value 0 in normalised space), per image, on a copy."""
     if p <= 0 or x.shape[0] == 0:
         return x
-    erase = RandomErasing(p=p, scale=(0.02, 0.4), ratio=(0.3, 1 / 0.3), value=0)
-    return torch.stack([erase(img) for img in x.clone()])
+    out = x.clone()
+    for img in out:
+        if torch.rand(()).item() < p and (box := erase_box(img.shape[1], img.shape[2])) is not None:
+            top, left, h, w = box
+            img[:, top:top + h, left:left + w] = 0
+    return out
 
 
 def alternate_rows(
