@@ -86,7 +86,7 @@ def test_version_and_check(edge):
     assert env["optional"]["onnx"] is None  # hidden: reported as missing, not crashed on
 
 
-def test_stream_translate_synth_work_without_torch(edge):
+def test_stream_translate_calibrate_synth_work_without_torch(edge):
     clip, out = edge["clip"], edge["root"] / "out"
     run = hicmd(edge, "stream", "--rgb", str(clip / "rgb.mp4"), "--ir", str(clip / "ir.mp4"), "--model",
                 str(edge["model"]), "--detections-rgb", str(clip / "det_rgb.txt"), "--detections-ir",
@@ -98,6 +98,13 @@ def test_stream_translate_synth_work_without_torch(edge):
                 str(out / "x.png"))
     assert run.returncode == 0, run.stderr
     assert cv2.imread(str(out / "x.png")) is not None
+    points = [(100, 400, 50, 200), (500, 420, 250, 210), (120, 100, 60, 50), (520, 110, 260, 55),
+              (300, 250, 150, 125), (200, 330, 100, 165)]  # an exact 0.5x scale
+    (out / "pairs.csv").write_text("".join(f"{a},{b},{c},{d}\n" for a, b, c, d in points))
+    run = hicmd(edge, "calibrate", "--points", str(out / "pairs.csv"), "--rgb-size", "640x480", "--ir-size",
+                "320x240", "--out", str(out / "calibration.json"))
+    assert run.returncode == 0, run.stderr
+    assert (out / "calibration.json").is_file()
     run = hicmd(edge, "synth", "--out", str(out / "synth"), "--ids", "2", "--per-id", "1")
     assert run.returncode == 0, run.stderr
     assert len(list((out / "synth").rglob("*.bmp"))) + len(list((out / "synth").rglob("*.png"))) >= 4
