@@ -4,6 +4,7 @@ training-side verbs: one line, exit 2, never a traceback (issue: reliability and
 from __future__ import annotations
 
 import csv
+import json
 import re
 import subprocess
 import sys
@@ -172,3 +173,22 @@ def test_bad_inputs_of_the_training_verbs_are_one_line(data, tmp_path):
     split.write_bytes(b"\xff\xfe\x00 not text")
     _one_line(_hicmd(*base[:-6], "--data", f"regdb:{broken}", "--out", str(tmp_path / "r2"), "--iters", "1",
                      "--no-eval", "--no-progress"), "not UTF-8 text")
+
+
+def test_best_pt_follows_the_best_evaluation(tmp_path):
+    from hicmd.train.housekeeping import keep_best
+
+    def results(r1: float) -> dict:
+        return {"settings": {"v2t": {"r1": r1}}}
+
+    (tmp_path / "last.pt").write_bytes(b"first")
+    assert keep_best(tmp_path, results(10.0))
+    (tmp_path / "last.pt").unlink()
+    (tmp_path / "last.pt").write_bytes(b"second, worse")
+    assert not keep_best(tmp_path, results(8.0))
+    assert (tmp_path / "best.pt").read_bytes() == b"first"
+    (tmp_path / "last.pt").unlink()
+    (tmp_path / "last.pt").write_bytes(b"third, better")
+    assert keep_best(tmp_path, results(12.5))
+    assert (tmp_path / "best.pt").read_bytes() == b"third, better"
+    assert json.loads((tmp_path / "best.json").read_text())["r1"] == 12.5

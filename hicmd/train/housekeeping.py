@@ -5,18 +5,22 @@
   that crashed) are dropped, so every iteration appears once.
 - Periodic checkpoints are pruned to the newest `keep` (last.pt and best.pt are separate links and stay).
 - A checkpoint is never written with non-finite weights: "the last good checkpoint" must be one.
+- When a run is evaluated, best.pt links the best-scoring checkpoint so far (best.json says which and its score);
+  pruning never touches it.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 from pathlib import Path
 
 import torch
 
-__all__ = ["remove_stale_temp_files", "truncate_log", "prune_checkpoints", "finite_weights", "link_atomically"]
+__all__ = ["remove_stale_temp_files", "truncate_log", "prune_checkpoints", "finite_weights", "link_atomically",
+           "headline_rank1", "keep_best"]
 
 
 def remove_stale_temp_files(out: Path) -> list[Path]:
@@ -71,3 +75,22 @@ def link_atomically(source: Path, target: Path) -> None:
 
         shutil.copyfile(source, tmp)
     os.replace(tmp, target)
+
+
+def headline_rank1(results: dict) -> float:
+    """The first setting's rank-1 of an evaluation (RegDB visible -> thermal, SYSU all-search), in percent."""
+    return float(next(iter(results["settings"].values()))["r1"])
+
+
+def keep_best(out: Path, results: dict) -> bool:
+    """Point best.pt at last.pt when this evaluation beats the best one recorded in best.json; True if it did."""
+    score, record = headline_rank1(results), out / "best.json"
+    best = json.loads(record.read_text()) if record.is_file() else None
+    if best is not None and best["r1"] >= score:
+        return False
+    link_atomically(out / "last.pt", out / "best.pt")
+    tmp = record.with_name(".best.json.tmp")
+    tmp.write_text(json.dumps({"r1": score, "checkpoint": os.path.realpath(out / "last.pt"),
+                               "setting": next(iter(results["settings"]))}) + "\n")
+    os.replace(tmp, record)
+    return True

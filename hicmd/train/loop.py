@@ -250,4 +250,6 @@ def _evaluate(model: HiCMD, cfg: Config, dataset: str, device: torch.device, out
         return None
     results = evaluate(model.eval(), cfg, dataset, device=str(device), show_progress=show_progress)
     write_json(results, out / "eval.json")
+    if (out / "last.pt").is_file():
+        keep_best(out, results)
     return results
