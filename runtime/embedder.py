@@ -1,12 +1,14 @@
 """Crops in, L2-normalised embeddings out, through one backend per modality. Torch-free.
 
 Crops are what OpenCV hands over: BGR uint8 (H, W, 3) of any size, or 2-D gray (IR). They are resized to the
-manifest's input size (bilinear), put into the manifest's colour order, stacked into a reused uint8 NHWC buffer and
+manifest's input size with PIL bicubic (runtime/resize.py: the resize training and evaluation use, which the
+manifest records), put into the manifest's colour order, stacked into a reused uint8 NHWC buffer and
 sent to the backend in one call per modality batch; the graph does mean/std normalisation itself.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Iterable
 
@@ -14,9 +16,12 @@ import cv2
 import numpy as np
 
 from .backends import Backend, open_backend
-from .manifest import Manifest, load_manifest
+from .manifest import Manifest, ManifestError, load_manifest
+from .resize import RESIZE, resize
 
 __all__ = ["Embedder", "MODALITIES"]
+
+log = logging.getLogger(__name__)
 
 MODALITIES = ("rgb", "ir")
 # (channels, manifest colour) -> OpenCV conversion; None = already in the right order.
@@ -37,6 +42,12 @@ class Embedder:
         if spec.layout != "NHWC" or spec.dtype != "uint8" or spec.color not in ("RGB", "BGR"):
             raise ValueError(f"manifest input is {spec.layout} {spec.dtype} {spec.color}; this runtime feeds "
                              f"NHWC uint8 RGB/BGR: re-export with this hicmd version")
+        if spec.resize and spec.resize != RESIZE:
+            raise ManifestError(f"the model was exported for crops resized with {spec.resize!r}, this runtime resizes "
+                                f"with {RESIZE!r}: re-export it with this hicmd version")
+        if not spec.resize:  # exported before manifests recorded it: served as training now resizes, with a note
+            log.warning("manifest.json does not record its resize (exported by an older hicmd); crops are resized "
+                        "with %s as training and evaluation now do: re-export to record it", RESIZE)
         self.input_name, self.color = spec.name, spec.color
         self.size = (spec.height, spec.width)
         self.dim = self.manifest.embedding_dim
@@ -72,7 +83,11 @@ class Embedder:
             if (channels, self.color) not in _CONVERSIONS or crop.shape[0] == 0 or crop.shape[1] == 0:
                 raise ValueError(f"crop {i} has shape {crop.shape}; expected a non-empty HxW, HxWx1, HxWx3 (BGR) "
                                  f"or HxWx4 (BGRA) image")
-            resized = cv2.resize(crop, (width, height), interpolation=cv2.INTER_LINEAR)
+            if channels == 4:  # drop alpha first: PIL would resample RGBA with premultiplied alpha
+                crop, channels = np.ascontiguousarray(crop[..., :3]), 3
+            resized = resize(crop, height, width)
+            if resized.ndim == 3 and channels == 1:
+                resized = resized[..., 0]
             conversion = _CONVERSIONS[(channels, self.color)]
             if conversion is None:
                 self._buffer[i] = resized

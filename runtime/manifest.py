@@ -10,7 +10,8 @@ Layout (version 1):
       "config_name": "tiny", "config": {...full hicmd config...},
       "checkpoint": {"file": "last.pt", "sha256": "..."},
       "input":  {"name": "images", "layout": "NHWC", "dtype": "uint8", "color": "RGB",
-                 "height": 128, "width": 64, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
+                 "height": 128, "width": 64, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
+                 "resize": "pil-bicubic"},
       "embedding_dim": 512, "attribute_dim": 512, "prototype_shape": [64, 32, 16],
       "attribute_layout": {"chunks": 4, "style": [0, 64], "pose": [64, 96], "illumination": [96, 128]},
       "opset": 17,
@@ -39,6 +40,8 @@ from pathlib import Path
 from typing import Any
 
 from hicmd.errors import HicmdError
+
+from .resize import RESIZE
 
 __all__ = [
     "MANIFEST_NAME",
@@ -95,6 +98,7 @@ class InputSpec:
     width: int
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    resize: str = RESIZE  # how crops are resized (runtime/resize.py); "" in manifests written before it was recorded
 
 
 @dataclass(frozen=True)
@@ -193,7 +197,7 @@ class Manifest:
                 input=InputSpec(
                     name=inp["name"], layout=inp["layout"], dtype=inp["dtype"], color=inp["color"],
                     height=int(inp["height"]), width=int(inp["width"]),
-                    mean=tuple(inp["mean"]), std=tuple(inp["std"]),
+                    mean=tuple(inp["mean"]), std=tuple(inp["std"]), resize=inp.get("resize", ""),
                 ),
                 embedding_dim=int(data["embedding_dim"]),
                 attribute_dim=int(data["attribute_dim"]),

@@ -5,6 +5,7 @@ One CLI export is shared by the module (about 30 s on 2 busy cores); the other t
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -93,6 +94,7 @@ def test_export_writes_graphs_and_manifest(exported):
     assert manifest.config_name == "tiny" and manifest.opset == 17
     assert (manifest.input.height, manifest.input.width, manifest.input.dtype) == (cfg.height, cfg.width, "uint8")
     assert manifest.input.layout == "NHWC" and manifest.input.color == "RGB"
+    assert json.loads((out / "manifest.json").read_text())["input"]["resize"] == "pil-bicubic"  # training's resize
     assert manifest.embedding_dim == cfg.embedding_dim and manifest.attribute_dim == cfg.attribute_dim
     assert manifest.attribute_layout == {"chunks": 4, "chunk": 128, "style": [0, 64], "pose": [64, 96],
                                          "illumination": [96, 128]}

@@ -103,15 +103,20 @@ def _crops(seed: int = 3) -> list[np.ndarray]:
     crops = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in sizes]
     crops.append(rng.integers(0, 256, (33, 21), dtype=np.uint8))  # gray IR crop
     crops.append(rng.integers(0, 256, (25, 12, 1), dtype=np.uint8))  # HxWx1
+    crops.append(rng.integers(0, 256, (50, 30, 4), dtype=np.uint8))  # BGRA
     return crops
 
 
 def _expected(crops: list[np.ndarray], modality: str) -> np.ndarray:
-    """Numpy reference: bilinear resize, BGR -> RGB (gray -> 3 equal channels), then the graph."""
+    """The reference's preprocessing: a PIL RGB image (gray -> 3 equal channels, as its loader's convert('RGB')),
+    torchvision's Resize with PIL bicubic, then the graph."""
+    from PIL import Image
+
     rgb = []
     for crop in crops:
-        small = cv2.resize(crop, (WIDTH, HEIGHT), interpolation=cv2.INTER_LINEAR)
-        rgb.append(np.repeat(small.reshape(HEIGHT, WIDTH, 1), 3, axis=2) if small.ndim == 2 else small[..., ::-1])
+        pixels = crop.reshape(crop.shape[:2]) if crop.ndim == 2 or crop.shape[2] == 1 else crop[..., 2::-1]
+        picture = Image.fromarray(np.ascontiguousarray(pixels)).convert("RGB")
+        rgb.append(np.asarray(picture.resize((WIDTH, HEIGHT), Image.Resampling.BICUBIC)))
     return reference_embedder(np.stack(rgb), modality)["embedding"]
 
 

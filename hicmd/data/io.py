@@ -12,17 +12,15 @@ import cv2
 import numpy as np
 
 from hicmd.data.records import DataError
+from hicmd.runtime.resize import resize
 
 __all__ = ["read_image", "resize_rgb", "to_tensor_batch"]
 
 
 def resize_rgb(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Resize to (height, width). Bicubic like the reference's PIL Resize; when shrinking, area averaging
-    stands in for PIL's antialiased bicubic (plain cv2 bicubic would alias on large SYSU crops)."""
-    if image.shape[:2] == (height, width):
-        return image
-    shrink = image.shape[0] > height or image.shape[1] > width
-    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+    """Resize to (height, width) with the reference's PIL bicubic: the same function the runtime embedder calls
+    (hicmd.runtime.resize), so a model is served the pixels it was trained and evaluated on."""
+    return resize(image, height, width)
 
 
 def read_image(path: str | Path, height: int, width: int) -> np.ndarray:
