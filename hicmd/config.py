@@ -40,6 +40,7 @@ class ConfigError(HicmdError, ValueError):
 BACKBONES = ("resnet50", "resnet18")
 AMP_MODES = ("none", "bf16", "fp16")
 HFL_BATCH = ("per_group", "batched")
+SAMPLING = ("image", "identity")
 
 
 def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
@@ -181,6 +182,9 @@ class TrainConfig:
     # HFL forwards: per_group = the reference (each group G1..G8 through the encoders and H on its own, so BatchNorm
     # statistics are per group); batched = one forward over all rows (faster, other BN statistics)
     hfl_batch: str = "per_group"
+    # image = the reference: each training image is the pivot once per epoch, so identities come in proportion to
+    # their image count; identity = identities uniformly (hicmd/train/sampler.py)
+    sampling: str = "image"
 
     def __post_init__(self) -> None:
         t = "train"
@@ -193,6 +197,7 @@ class TrainConfig:
         _check(all(0.0 <= b < 1.0 for b in self.betas), f"{t}.betas", list(self.betas), "give two values in [0, 1)")
         _probability(self, t, "erasing_p", "gray_p", "remap_p")
         _check(self.amp in AMP_MODES, f"{t}.amp", self.amp, f"use one of {', '.join(AMP_MODES)}")
+        _check(self.sampling in SAMPLING, f"{t}.sampling", self.sampling, f"use one of {', '.join(SAMPLING)}")
         _check(self.hfl_batch in HFL_BATCH, f"{t}.hfl_batch", self.hfl_batch, f"use one of {', '.join(HFL_BATCH)}")
         if self.hfl_batch == "per_group":  # BatchNorm in train mode needs 2+ rows in every group
             _check(self.pos_ids >= 2, f"{t}.pos_ids", self.pos_ids,
@@ -231,9 +236,10 @@ TINY = Config(
     # carry across modalities to new ones) and a faster Adam.
     # channels_last: measured ~1.7x faster CPU training steps (oneDNN) than NCHW on the tiny model.
     # hfl_batch batched: one forward over all HFL rows instead of the reference's per-group forwards (fewer, larger
-    # forwards; the BatchNorm statistics differ, which the tiny recipe was tuned with).
+    # forwards; the BatchNorm statistics differ, which the tiny recipe was tuned with); identities drawn uniformly
+    # (SynthVI identities all have the same image count, where both samplings draw alike).
     train=TrainConfig(iters=1450, warmup_id=1400, warmup_shared=True, pos_ids=8, neg_ids=8, lr_gen=1e-3,
-                      hfl_batch="batched",
+                      hfl_batch="batched", sampling="identity",
                       lr_id=1e-2, gray_p=0.5, remap_p=0.5, step_size=1050, log_every=10, sample_every=500,
                       save_every=500, channels_last=True),
 )

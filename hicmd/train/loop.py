@@ -30,7 +30,7 @@ from hicmd.train.housekeeping import (
     truncate_log,
 )
 from hicmd.train.logs import CsvLog, TensorBoard, make_progress
-from hicmd.train.sampler import PairSampler
+from hicmd.train.sampler import PairSampler, schedule_note
 from hicmd.train.state import (
     RECOVERY_FIELDS,
     resume_mismatch,
@@ -135,6 +135,8 @@ def train(
                 raise CheckpointError(f"pretrained weights {pretrained}: {exc}") from None
         trainer = Trainer(model, cfg, device)
         sampler = PairSampler(records, cfg, seed=t.seed + 1000 * rank)
+        if rank == 0 and t.sampling == "image":
+            log.info(schedule_note(kind, len(sampler.images), iters, t.step_size))
         seed_everything(t.seed + rank)  # dropout and erasing streams differ between ranks
         start = 0
         if state is not None:
