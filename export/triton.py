@@ -54,7 +54,8 @@ def config_pbtxt(manifest: Manifest, artifact: Artifact, options: TritonOptions)
     outputs = ",\n".join(_tensor(s, image=False) for s in artifact.outputs)
     preferred = ", ".join(map(str, options.preferred))
     return (f'# hicmd {artifact.name}: {artifact.modality} embedder, {artifact.precision}, from {artifact.file}\n'
-            f'# input: {manifest.input.color} uint8 crops resized to {manifest.input.height}x{manifest.input.width}, '
+            f'# input: {manifest.input.color} uint8 crops resized to {manifest.input.height}x{manifest.input.width} '
+            f'({manifest.input.resize}, hicmd.runtime.resize), '
             f'NHWC; normalisation is inside the graph\n'
             f'name: "{model_name(artifact)}"\n'
             f'platform: "{platform}"\n'
