@@ -19,10 +19,13 @@ them (uint8 RGB at the model size). Ranges are collected a batch at a time (boun
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import onnx
@@ -31,10 +34,10 @@ from onnx import numpy_helper
 from hicmd.data.records import DataError
 
 __all__ = ["METHODS", "DEFAULT_METHOD", "DEFAULT_CROPS", "MIN_CROPS", "Int8Options", "calibration_crops",
-           "quantize_embedder", "tensorrt_int8", "quantized_ops"]
+           "quantize_embedder", "tensorrt_int8", "quantized_ops", "CalibrationError", "write_int8"]
 
 METHODS = ("max", "entropy", "percentile")
-DEFAULT_METHOD = "max"  # measured: see the README's INT8 section (entropy and percentile were no better here)
+DEFAULT_METHOD = "entropy"  # measured on the demo model: see the README's INT8 section
 DEFAULT_CROPS = 256  # per modality: NNCF's 300 / TensorRT's >= 500 guidance, trimmed for 2-core export times
 MIN_CROPS = 16  # below this the ranges are noise: refused
 CALIB_BATCH = 8
@@ -51,7 +54,7 @@ class Int8Options:
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
-            raise ValueError(f"calibration method {self.method!r}: use one of {', '.join(METHODS)}")
+            raise ValueError(f"--calib-method {self.method!r}: use one of {', '.join(METHODS)}")
         if self.crops < MIN_CROPS:
             raise ValueError(f"--calib-crops {self.crops}: at least {MIN_CROPS} crops are needed for stable ranges")
         if not 0.0 <= self.max_drop <= 100.0:
@@ -128,7 +131,7 @@ def quantize_embedder(src: str | Path, dst: str | Path, images: np.ndarray, meth
         "CalibTensorRangeSymmetric": symmetric,
         "CalibStridedMinMax": 1,  # collect one reader item (a batch) at a time: bounded memory for histograms
     }
-    with tempfile.TemporaryDirectory(prefix="hicmd-int8-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="hicmd-int8-") as tmp, _quiet():
         out = Path(tmp) / "int8.onnx"
         quantize_static(str(src), str(out), _Reader(model.graph.input[0].name, images), quant_format=QuantFormat.QDQ,
                         op_types_to_quantize=[*QUANTIZED_OPS, *(["Gemm"] if quantize_head else [])],
@@ -141,6 +144,20 @@ def quantize_embedder(src: str | Path, dst: str | Path, images: np.ndarray, meth
     check_onnx(quantized)
     onnx.save(quantized, str(dst))
     return quantized
+
+
+@contextlib.contextmanager
+def _quiet():
+    """The histogram calibrators print a line per batch and the quantizer logs a pre-processing hint on the root
+    logger: noise in a CLI that shows its own progress."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        root.setLevel(level)
 
 
 def quantized_ops(model: onnx.ModelProto) -> dict[str, Any]:
@@ -196,3 +213,34 @@ def tensorrt_int8(model: onnx.ModelProto) -> onnx.ModelProto:
     for t in [t for t in graph.initializer if t.name not in used]:
         graph.initializer.remove(t)
     return folded
+
+
+class CalibrationError(DataError):
+    """Calibration data that cannot be used (too few crops, unreadable images, no training split)."""
+
+
+def write_int8(folder: Path, cfg: Any, options: Int8Options, step: Callable[[str], None] = lambda _: None) -> dict:
+    """`rgb.int8.onnx` and `ir.int8.onnx` in `folder` from its FP32 embedder graphs; returns the manifest record
+    (calibration set, method, activation scheme, what is quantized). Raises CalibrationError for bad `--calib`."""
+    import onnxruntime
+
+    m = cfg.model
+    step(f"INT8: reading {options.crops} calibration crops per modality from {options.calib} (training split)")
+    try:
+        images, calibration = calibration_crops(options.calib, m.height, m.width, options.crops)
+    except DataError as exc:
+        raise CalibrationError(str(exc)) from None
+    record: dict[str, Any] = {
+        "tool": f"onnxruntime.quantization {onnxruntime.__version__} quantize_static, QDQ",
+        "method": options.method, "calibration": calibration,
+        "weights": "int8, symmetric, per output channel", "bias": "int32 (DequantizeLinear)",
+        "activations": "uint8 with zero point 128 (symmetric: TensorRT's int8 grid with zero point 0)",
+        "float": "uint8 input + normalisation, InstanceNorm, L2-normalisations, reductions, the BNNeck head",
+        "generator": "not quantized: stays FP32 / FP16",
+    }
+    for modality in ("rgb", "ir"):
+        step(f"INT8: quantizing {modality}.int8.onnx ({options.method} calibration)")
+        model = quantize_embedder(folder / f"{modality}.onnx", folder / f"{modality}.int8.onnx", images[modality],
+                                  options.method, options.quantize_head)
+        record[f"{modality}.int8"] = quantized_ops(model)
+    return record

@@ -18,7 +18,7 @@ __all__ = ["TRT10_OPS", "TRT10_OPSETS", "check_tensorrt"]
 TRT10_OPS = frozenset({
     "Add", "BatchNormalization", "Cast", "Clip", "Concat", "Constant", "ConstantOfShape", "Conv", "Div", "Expand",
     "Flatten", "Gather", "Gemm", "GlobalAveragePool", "Identity", "InstanceNormalization", "LeakyRelu", "MatMul",
-    "MaxPool", "Mul", "Pad", "Pow", "ReduceL2", "ReduceMean", "ReduceSum", "ReduceProd", "Relu", "Reshape", "Resize",
+    "MaxPool", "Mul", "Pad", "Pow", "QuantizeLinear", "DequantizeLinear", "ReduceL2", "ReduceMean", "ReduceSum", "ReduceProd", "Relu", "Reshape", "Resize",
     "Shape", "Slice", "Sqrt", "Squeeze", "Sub", "Transpose", "Unsqueeze",
 })
 TRT10_OPSETS = (9, 20)  # inclusive range of the 10.0/10.1 parser
@@ -36,6 +36,13 @@ def _attr(node: onnx.NodeProto, name: str, default=None):
         if a.name == name:
             return onnx.helper.get_attribute_value(a)
     return default
+
+
+def _all_zero(graph: onnx.GraphProto, name: str) -> bool:
+    from onnx import numpy_helper
+
+    init = next((t for t in graph.initializer if t.name == name), None)
+    return init is not None and not numpy_helper.to_array(init).any()
 
 
 def check_tensorrt(model: onnx.ModelProto | str | Path) -> list[str]:
@@ -56,6 +63,9 @@ def check_tensorrt(model: onnx.ModelProto | str | Path) -> list[str]:
     for n in graph.node:
         if n.op_type == "Constant":
             types[n.output[0]] = _attr(n, "value").data_type
+
+    # a DequantizeLinear output -> the initializer it dequantizes (quantized weights are constants too)
+    producers = {n.output[0]: n.input[0] for n in graph.node if n.op_type == "DequantizeLinear"}
 
     def where(node: onnx.NodeProto) -> str:
         return f"{node.op_type} {node.name or node.output[0]!r}"
@@ -101,9 +111,17 @@ def check_tensorrt(model: onnx.ModelProto | str | Path) -> list[str]:
             problems.append(f"{where(node)}: axes must be an initializer")
         if op in ("Squeeze", "Unsqueeze") and len(ins) > 1 and ins[1] not in constants:
             problems.append(f"{where(node)}: axes must be a constant")
+        if op in ("QuantizeLinear", "DequantizeLinear"):  # explicit quantization (quantization.md §2)
+            if ins[1] not in constants:
+                problems.append(f"{where(node)}: scale must be an initializer (a build-time constant)")
+            if len(ins) < 3 or dtype(ins[2]) != TensorProto.INT8 or not _all_zero(graph, ins[2]):
+                problems.append(f"{where(node)}: TensorRT takes symmetric INT8 only (int8 zero point 0)")
+            if op == "DequantizeLinear" and dtype(ins[0]) not in (TensorProto.INT8, None):
+                problems.append(f"{where(node)}: input is {_NAMES.get(dtype(ins[0]), '?')}; TensorRT dequantizes "
+                                "activation types only (fold an int32 bias into a float constant)")
         if op in ("Conv", "Gemm"):
-            if op == "Conv" and ins[1] not in constants:
-                problems.append(f"{where(node)}: weights must be an initializer")
+            if op == "Conv" and ins[1] not in constants and producers.get(ins[1]) not in constants:
+                problems.append(f"{where(node)}: weights must be an initializer (or its DequantizeLinear)")
             kinds = {dtype(i) for i in ins if i}
             if len(kinds) > 1:  # strongly typed: weights and bias in the activation's dtype
                 problems.append(f"{where(node)}: mixed input dtypes "

@@ -23,12 +23,23 @@ from hicmd.model import HiCMD
 
 __all__ = [
     "FP32_COSINE", "FP32_MAX_ABS", "GEN_FP32_MAX_ABS", "FP16_MEAN_COSINE", "FP16_MIN_COSINE", "GEN_FP16_PSNR",
+    "INT8_MEAN_COSINE", "INT8_MIN_COSINE", "INT8_RANK1", "REDUCED",
     "Gate", "Crops", "Reference", "synthvi_crops", "dataset_crops", "reference", "run_batches", "run_onnx",
     "embedder_gates", "rank1_gate", "generator_gates",
 ]
 
 FP32_COSINE, FP32_MAX_ABS, GEN_FP32_MAX_ABS = 0.99999, 1e-4, 1e-3
 FP16_MEAN_COSINE, FP16_MIN_COSINE, GEN_FP16_PSNR = 0.999, 0.995, 35.0
+# INT8 graphs and BF16 inference (OpenVINO): the issue's floor for every reduced-precision path (mean >= 0.995),
+# and rank-1 agreement on >= 95 % of queries, where a pick FP32 scores within 0.02 of its own rank-1 is a tie:
+# 8-bit activations move query-gallery similarities by ~0.005 (median) to ~0.02 (p99), measured on the demo model,
+# so they reorder FP32's near-ties (FP16 must keep every rank-1, ties of 1e-4 aside)
+INT8_MEAN_COSINE, INT8_MIN_COSINE, INT8_RANK1, INT8_RANK1_TIE = 0.995, 0.98, 0.95, 0.02
+REDUCED = {  # precision -> (cosine mean, cosine min, rank-1 agreement, rank-1 tie)
+    "fp16": (FP16_MEAN_COSINE, FP16_MIN_COSINE, 1.0, 1e-4),
+    "int8": (INT8_MEAN_COSINE, INT8_MIN_COSINE, INT8_RANK1, INT8_RANK1_TIE),
+    "bf16": (INT8_MEAN_COSINE, INT8_MIN_COSINE, INT8_RANK1, INT8_RANK1_TIE),
+}
 ENGINE_FP32_MAX_ABS = 1e-3  # FP32 TensorRT engines may use TF32 convolutions (deployment.md §10 suggestion)
 GENERATOR_SAMPLES = 16
 RANK1_TIE = 1e-4  # cosine-similarity gap below which PyTorch's own ranking is a tie
@@ -171,16 +182,18 @@ def embedder_gates(name: str, precision: str, ours: np.ndarray, ref: np.ndarray,
         gates = [Gate(name, "cosine min", float(cos.min()), FP32_COSINE, ">="),
                  Gate(name, "max |diff|", diff, ENGINE_FP32_MAX_ABS if engine else FP32_MAX_ABS, "<=")]
     else:
-        gates = [Gate(name, "cosine mean", float(cos.mean()), FP16_MEAN_COSINE, ">="),
-                 Gate(name, "cosine min", float(cos.min()), FP16_MIN_COSINE, ">=")]
+        mean, low, _, _ = REDUCED[precision]
+        gates = [Gate(name, "cosine mean", float(cos.mean()), mean, ">="),
+                 Gate(name, "cosine min", float(cos.min()), low, ">=")]
     return gates, metrics
 
 
 def rank1_gate(name: str, query: np.ndarray, gallery: np.ndarray, ref_query: np.ndarray,
-               ref_gallery: np.ndarray) -> tuple[Gate, dict]:
-    """Share of RGB queries whose rank-1 IR gallery image is the one PyTorch ranks first (must be 1.0).
+               ref_gallery: np.ndarray, threshold: float = 1.0, tie: float = RANK1_TIE) -> tuple[Gate, dict]:
+    """Share of RGB queries whose rank-1 IR gallery image is the one PyTorch ranks first (>= `threshold`: 1.0
+    for FP16, REDUCED's for INT8).
 
-    A different pick counts as agreeing only when PyTorch itself scores it within RANK1_TIE of its own rank-1
+    A different pick counts as agreeing only when PyTorch itself scores it within `tie` of its own rank-1
     (a tie no precision can be asked to break); strict agreement and the tie count are recorded too.
     """
     ref_sim = ref_query.astype(np.float64) @ ref_gallery.T.astype(np.float64)
@@ -189,10 +202,10 @@ def rank1_gate(name: str, query: np.ndarray, gallery: np.ndarray, ref_query: np.
     rows = np.arange(len(ours))
     gap = ref_sim[rows, theirs] - ref_sim[rows, ours]
     strict = ours == theirs
-    agree = float((strict | (gap <= RANK1_TIE)).mean())
+    agree = float((strict | (gap <= tie)).mean())
     metrics = {"queries": len(query), "rank1_agreement": agree, "rank1_strict": float(strict.mean()),
-               "rank1_ties": int((~strict & (gap <= RANK1_TIE)).sum())}
-    return Gate(name, "same rank-1", agree, 1.0, ">="), metrics
+               "rank1_ties": int((~strict & (gap <= tie)).sum()), "tie": tie}
+    return Gate(name, "same rank-1", agree, threshold, ">="), metrics
 
 
 def generator_gates(name: str, precision: str, ours: np.ndarray, ref: np.ndarray,

@@ -26,6 +26,7 @@ from hicmd.runtime.manifest import MANIFEST_NAME, Artifact, InputSpec, Manifest,
 __all__ = ["ExportOptions", "ExportResult", "run_export", "verify", "artifact_specs", "engine_shapes"]
 
 GRAPHS = ("rgb", "ir", "generator")
+EMBEDDERS = ("rgb", "ir")  # the INT8 precision has embedders only: the generator stays FP32 / FP16
 TIMING_CACHE = "timing.cache"
 ENGINE_NOTE = ("TensorRT engines are not portable: they run only on the GPU model (compute capability) and the "
                "TensorRT version that built them; build them on the target device")
@@ -42,6 +43,7 @@ class ExportOptions:
     workspace_gb: float = 2.0
     weak_fp16: bool = False  # TensorRT 10.x only: FP32 graph + BuilderFlag.FP16
     crops: int = 64
+    int8: Any = None  # hicmd.export.int8.Int8Options: also write rgb/ir.int8.onnx, gated
 
 
 @dataclass
@@ -119,9 +121,11 @@ def verify(model, folder: Path, precisions: list[str], crops: P.Crops,
             gates += g
         if precision != "fp32":  # ranking agreement of RGB queries against the IR gallery
             gate, extra = P.rank1_gate(f"rgb->ir.{precision}", embeddings["rgb"], embeddings["ir"],
-                                       ref.embedding["rgb"], ref.embedding["ir"])
+                                       ref.embedding["rgb"], ref.embedding["ir"], *P.REDUCED[precision][2:])
             gates.append(gate)
             metrics[f"rank1.{precision}"] = {**extra, "passed": gate.passed}
+        if precision == "int8":
+            continue
         name = "generator" if precision == "fp32" else f"generator.{precision}"
         out = run(folder / _file("generator", precision, fmt),
                   {"prototype": ref.prototype["rgb"][:n], "attribute": ref.attribute["ir"][:n]})
@@ -139,6 +143,37 @@ def _crops(cfg, options: ExportOptions) -> P.Crops:
     if options.data:
         return P.dataset_crops(options.data, m.height, m.width, options.crops)
     return P.synthvi_crops(m.height, m.width, options.crops)
+
+
+def _opcheck(path: Path, precision: str) -> list[str]:
+    """TensorRT 10 static op check; an INT8 graph is checked in the form TensorRT builds it from."""
+    if precision != "int8":
+        return check_tensorrt(path)
+    import onnx
+
+    from hicmd.export.int8 import tensorrt_int8
+
+    return check_tensorrt(tensorrt_int8(onnx.load(str(path))))
+
+
+def _int8_protocol(cfg, out: Path, options: ExportOptions, result: ExportResult,
+                   step: Callable[[str], None]) -> list[P.Gate]:
+    """R1 / mAP of the INT8 graphs vs FP32 under the dataset's protocol, when `--data` (else `--calib`) has a
+    test split; recorded either way."""
+    from hicmd.data import DataError
+    from hicmd.export.int8_gates import protocol_gates
+
+    spec = options.data or options.int8.calib
+    step(f"INT8: R1 / mAP vs FP32 under the {spec.split(':')[0]} protocol")
+    try:
+        gates, scores = protocol_gates(spec, out, "int8", options.int8.max_drop, cfg.model.height, cfg.model.width)
+    except DataError as exc:
+        result.parity["int8"]["protocol"] = {"note": f"not measured: {exc}"}
+        return []
+    scores["gates"] = [{"artifact": g.artifact, "metric": g.metric, "value": g.value, "threshold": g.threshold,
+                        "passed": g.passed} for g in gates]
+    result.parity["int8"]["protocol"] = scores
+    return gates
 
 
 def _stream_gates(cfg, out: Path, options: ExportOptions, per_modality: int = 1200) -> dict[str, Any]:
@@ -240,7 +275,7 @@ def _export(model, cfg, checkpoint: Path, out: Path, options: ExportOptions,  # 
     result = ExportResult(out)
     artifacts: list[Artifact] = []
     wrappers = {"rgb": EmbedderGraph(model, "rgb"), "ir": EmbedderGraph(model, "ir"), "generator": GeneratorGraph(model)}
-    precisions = ["fp32"] + (["fp16"] if options.fp16 else [])
+    precisions = ["fp32"] + (["fp16"] if options.fp16 else []) + (["int8"] if options.int8 else [])
     for g in GRAPHS:
         step(f"exporting {_file(g, 'fp32')}")
         path = out / _file(g, "fp32")
@@ -254,15 +289,22 @@ def _export(model, cfg, checkpoint: Path, out: Path, options: ExportOptions,  # 
             step(f"converting {_file(g, 'fp16')}")
             convert_fp16(out / _file(g, "fp32"), out / _file(g, "fp16"), fp32_scopes(wrappers[g]))
             result.files.append(out / _file(g, "fp16"))
+    if options.int8:
+        from hicmd.export.int8 import write_int8
+
+        result.parity["int8"] = write_int8(out, cfg, options.int8, step)
+        result.files += [out / _file(g, "int8") for g in EMBEDDERS]
     for p in precisions:
-        for g in GRAPHS:
-            result.opcheck[_file(g, p)] = check_tensorrt(out / _file(g, p))
+        for g in EMBEDDERS if p == "int8" else GRAPHS:
+            result.opcheck[_file(g, p)] = _opcheck(out / _file(g, p), p)
             artifacts.append(_artifact(cfg, g, p, "onnx", out / _file(g, p)))
     if options.verify:
         step("parity: ONNX Runtime (CPU) vs PyTorch")
         gates, metrics = verify(model, out, precisions, _crops(cfg, options))
         result.gates += gates
         result.parity["onnx"] = metrics
+        if options.int8 and not result.failed:
+            result.gates += _int8_protocol(cfg, out, options, result, step)
     if result.failed or any(result.opcheck.values()):
         return result
     if options.data:

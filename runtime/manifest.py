@@ -60,7 +60,7 @@ FORMAT = "hicmd-manifest"
 VERSION = 1
 ROLES = ("embedder", "generator", "detector")
 FORMATS = ("onnx", "engine")
-PRECISIONS = ("fp32", "fp16")
+PRECISIONS = ("fp32", "fp16", "int8")
 
 
 class ManifestError(HicmdError, ValueError):
@@ -140,7 +140,8 @@ class Manifest:
             what = f"{role}{'/' + modality if modality else ''}"
             raise ManifestError(
                 f"no {precision} {format} {what} in {self.root or 'the manifest'} (it has: {have}); "
-                f"re-export with the flags that produce it (e.g. hicmd export --fp16 --engine)"
+                f"re-export with the flags that produce it (e.g. hicmd export --fp16 --engine, or --int8 --calib "
+                f"regdb:DATA)"
             )
         return found[0]
 

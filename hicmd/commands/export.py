@@ -40,6 +40,15 @@ def command(
                                                    "repository of the embedders into this folder.")] = None,
     deepstream: Annotated[Optional[Path], typer.Option("--deepstream", help="Also write DeepStream nvtracker ReID "
                                                        "graphs + configs into this folder.")] = None,
+    int8: Annotated[bool, typer.Option("--int8", help="Also write INT8 Q/DQ embedder graphs (rgb/ir.int8.onnx), "
+                                       "calibrated on --calib and gated against FP32.")] = False,
+    calib: Annotated[Optional[str], typer.Option("--calib", help="INT8 calibration data: regdb:PATH, sysu:PATH or "
+                                                 "llcm:PATH (crops from its training split).")] = None,
+    calib_method: Annotated[str, typer.Option("--calib-method", help="INT8 calibration: max | entropy | "
+                                              "percentile.")] = "entropy",
+    calib_crops: Annotated[int, typer.Option("--calib-crops", help="INT8 calibration crops per modality.")] = 256,
+    int8_max_drop: Annotated[float, typer.Option("--int8-max-drop", help="Largest R1 / mAP drop (points) of INT8 "
+                                                 "vs FP32 under the dataset's protocol.")] = 1.0,
 ) -> None:
     """Export a checkpoint to ONNX (and FP16 ONNX, TensorRT engines) with parity gates and manifest.json."""
     from rich.console import Console
@@ -47,6 +56,7 @@ def command(
     from rich.table import Table
 
     from hicmd.data import DataError
+    from hicmd.export.int8 import CalibrationError
     from hicmd.export.pipeline import ExportOptions, run_export
     from hicmd.train.checkpoint import CheckpointError
 
@@ -59,12 +69,15 @@ def command(
     if no_verify:
         console.print("[yellow]warning: --no-verify: the parity gates are skipped; the manifest records that[/]")
     options = ExportOptions(fp16=fp16, engine=engine or trt_weak_fp16, batch=profile, opset=opset,
-                            verify=not no_verify, data=data, workspace_gb=workspace_gb, weak_fp16=trt_weak_fp16)
+                            verify=not no_verify, data=data, workspace_gb=workspace_gb, weak_fp16=trt_weak_fp16,
+                            int8=_int8_options(int8, calib, calib_method, calib_crops, int8_max_drop, no_verify))
     try:
         with console.status("exporting") as status:
             result = run_export(checkpoint, out, options, step=lambda text: status.update(text))
     except CheckpointError as exc:
         raise UserError(str(exc)) from None
+    except CalibrationError as exc:
+        raise UserError(f"--calib {calib}: {exc}") from None
     except DataError as exc:  # --data that cannot give the parity crops
         raise UserError(f"--data {data}: {exc}") from None
 
@@ -98,6 +111,26 @@ def command(
                       f"{result.stream_gates['split']['threshold']:.3f}", highlight=False)
     console.print(f"[green]exported[/] {len(result.files)} file(s) to {out}; manifest {result.manifest}")
     _ecosystem(out, triton, deepstream, console)
+
+
+def _int8_options(int8: bool, calib: str | None, method: str, crops: int, max_drop: float, no_verify: bool):
+    """Int8Options for --int8, or None; one clear line for each flag that cannot work."""
+    if not int8:
+        if calib is not None:
+            raise UserError("--calib is INT8 calibration data: add --int8 (or drop --calib)")
+        return None
+    if calib is None:
+        raise UserError("--int8 needs calibration data: --calib regdb:PATH (or sysu:/llcm:), crops are drawn from "
+                        "its training split")
+    if no_verify:
+        raise UserError("--int8 with --no-verify: an INT8 graph is only written with its accuracy gates; drop "
+                        "--no-verify")
+    from hicmd.export.int8 import Int8Options
+
+    try:
+        return Int8Options(calib=calib, method=method, crops=crops, max_drop=max_drop)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
 
 
 def _ecosystem(out: Path, triton: Path | None, deepstream: Path | None, console) -> None:  # noqa: ANN001

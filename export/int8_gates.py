@@ -1,0 +1,87 @@
+"""Accuracy gates of a reduced-precision embedder against FP32, the ones that stop `hicmd export --int8`.
+
+- (hicmd.export.parity, thresholds REDUCED["int8"]) cosine to FP32 on held-out crops (the parity crops: `--data`'s
+  test split or SynthVI): mean >= 0.995 (the issue's target for every reduced-precision path), min >= 0.98; and
+  rank-1 agreement with FP32: RGB queries against the IR gallery of those crops pick the same image as FP32 (or one
+  FP32 scores as a tie) for >= 95 % of queries (INT8 moves near neighbours; FP16 must agree on all of them);
+- here: under the dataset's own protocol, when the data has a test split: R1 and mAP of the INT8 graphs within `max_drop`
+  points (1.0 by default) of the FP32 graphs' in every setting (RegDB both directions, SYSU all-search, LLCM).
+Every number is recorded in manifest.json whether it passed or not. Torch-free: graphs run on ONNX Runtime.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from hicmd.export.parity import Gate
+
+__all__ = ["protocol_scores", "protocol_gates"]
+
+Embed = Callable[[np.ndarray], np.ndarray]
+
+
+def _features(records: list, embed: dict[str, Embed], height: int, width: int, batch: int = 64) -> np.ndarray:
+    """L2-normalised embeddings of `records`, each through its modality's graph, read as evaluation reads them."""
+    from hicmd.data.io import read_image
+
+    out = np.zeros((len(records), 0), np.float32)
+    rows: dict[str, list[int]] = {}
+    for i, r in enumerate(records):
+        rows.setdefault(r.modality, []).append(i)
+    for modality, idx in rows.items():
+        parts = [embed[modality](np.stack([read_image(records[i].path, height, width) for i in idx[s:s + batch]]))
+                 for s in range(0, len(idx), batch)]
+        feats = np.concatenate(parts).astype(np.float32)
+        if out.shape[1] == 0:
+            out = np.zeros((len(records), feats.shape[1]), np.float32)
+        out[idx] = feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
+    return out
+
+
+def protocol_scores(spec: str, graphs: dict[str, dict[str, Embed]], height: int, width: int) -> dict[str, Any]:
+    """R1 and mAP (percent, mean over trials) per setting of the dataset's protocol for each named set of
+    graphs ({"fp32": {"rgb": embed, "ir": embed}, "int8": ...}). Raises DataError for a dataset without a test
+    split or with unreadable images."""
+    from hicmd.data import parse_dataset_spec
+    from hicmd.evaluation.metrics import mean_metrics
+    from hicmd.evaluation.protocols import DIRECTIONS, build_trials, score
+    from hicmd.evaluation.runner import default_trials
+
+    kind, root, trial = parse_dataset_spec(spec)
+    directions = ("t2v",) if kind == "sysu" else DIRECTIONS
+    trials = build_trials(kind, root, default_trials(kind, trial), directions)
+    records = list(dict.fromkeys(r for t in trials for r in (*t.query, *t.gallery)))
+    row = {r: i for i, r in enumerate(records)}
+    result: dict[str, Any] = {"dataset": kind, "images": len(records), "settings": {}}
+    for name, embed in graphs.items():
+        features = _features(records, embed, height, width)
+        per_setting: dict[str, list] = {}
+        for t in trials:
+            q, g = features[[row[r] for r in t.query]], features[[row[r] for r in t.gallery]]
+            per_setting.setdefault(t.setting, []).append(score(t, q, g))
+        for setting, metrics in per_setting.items():
+            mean = mean_metrics(metrics).to_dict()  # percent
+            result["settings"].setdefault(setting, {})[name] = {"r1": mean["r1"], "mAP": mean["mAP"]}
+    return result
+
+
+def protocol_gates(spec: str, folder: Path, precision: str, max_drop: float, height: int, width: int,
+                   threads: int | None = None) -> tuple[list[Gate], dict[str, Any]]:
+    """R1 / mAP drop gates of the `precision` embedder graphs in `folder` against the FP32 ones."""
+    from hicmd.export.gates import onnx_embedder
+
+    graphs = {p: {m: onnx_embedder(folder / (f"{m}.onnx" if p == "fp32" else f"{m}.{p}.onnx"), threads)
+                  for m in ("rgb", "ir")} for p in ("fp32", precision)}
+    scores = protocol_scores(spec, graphs, height, width)
+    gates = []
+    for setting, by in scores["settings"].items():
+        for metric in ("r1", "mAP"):
+            drop = by["fp32"][metric] - by[precision][metric]
+            by[f"{metric}_drop"] = drop
+            gates.append(Gate(f"{precision} {scores['dataset']} {setting}", f"{metric} drop (points)", drop,
+                              max_drop, "<="))
+    scores["max_drop"] = max_drop
+    return gates, scores
