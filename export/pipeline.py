@@ -9,6 +9,7 @@ good) and reports the trtexec lines to run on the target.
 from __future__ import annotations
 
 import datetime as _dt
+import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -300,9 +301,15 @@ def _export(model, cfg, checkpoint: Path, out: Path, options: ExportOptions,  # 
             artifacts.append(_artifact(cfg, g, p, "onnx", out / _file(g, p)))
     if options.verify:
         step("parity: ONNX Runtime (CPU) vs PyTorch")
-        gates, metrics = verify(model, out, precisions, _crops(cfg, options))
+        crops = _crops(cfg, options)
+        gates, metrics = verify(model, out, precisions, crops)
         result.gates += gates
         result.parity["onnx"] = metrics
+        if importlib.util.find_spec("openvino") is not None:  # optional: recorded, gates the runtime's BF16
+            from hicmd.export.openvino_check import openvino_parity
+
+            step("parity: OpenVINO (FP32, BF16, INT8) vs ONNX Runtime FP32")
+            result.parity["openvino"] = openvino_parity(out, crops, precisions)
         if options.int8 and not result.failed:
             result.gates += _int8_protocol(cfg, out, options, result, step)
     if result.failed or any(result.opcheck.values()):

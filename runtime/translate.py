@@ -19,6 +19,7 @@ from .manifest import Manifest, load_manifest
 
 __all__ = ["SWAPS", "attribute_indices", "swap_indices", "swap_attributes", "Translator", "compose_grid"]
 
+GENERATOR_PRECISION = {"int8": "auto", "bf16": "fp32"}
 SWAPS = {"illumination": ("illumination",), "pose": ("pose",), "both": ("pose", "illumination")}
 
 
@@ -58,8 +59,9 @@ class Translator:
         self.embedder = Embedder(self.manifest, backend=backend, device=device, precision=precision,
                                  threads=threads, modalities=tuple(dict.fromkeys(modalities)))
         try:
+            # INT8 and BF16 are embedder precisions: the generator stays FP32 / FP16 (the PSNR gate is its)
             self.generator = open_backend(self.manifest, "generator", None, backend=backend, device=device,
-                                          precision=precision, threads=threads)
+                                          precision=GENERATOR_PRECISION.get(precision, precision), threads=threads)
         except BaseException:
             self.embedder.close()
             raise

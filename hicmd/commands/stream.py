@@ -25,10 +25,10 @@ def command(
                                       "at night: IR only, people named from --gallery."),
     ir: str = typer.Option(..., "--ir", help="IR source (same forms); 16-bit Y16 frames are windowed by --ir-range."),
     model: Path = typer.Option(..., "--model", help="Export folder with manifest.json (hicmd export)."),
-    backend: str = typer.Option("auto", help="auto | tensorrt | onnxruntime | torch | triton (with --url)"),
+    backend: str = typer.Option("auto", help="auto | tensorrt | onnxruntime | openvino | torch | triton (with --url)"),
     url: Optional[str] = typer.Option(None, "--url", help="Triton server for --backend triton: grpc://host:8001."),
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
-    precision: str = typer.Option("auto", help="auto | fp32 | fp16"),
+    precision: str = typer.Option("auto", help="auto | fp32 | fp16 | int8 (hicmd export --int8) | bf16 (OpenVINO)"),
     detector: Optional[str] = typer.Option(None, help="'hog' (default) or a YOLO-style person detector .onnx."),
     det_conf: Optional[float] = typer.Option(None, "--det-conf", help="Detector score threshold 0..1 (default: HOG "
                                              "0.3, ONNX 0.25)."),

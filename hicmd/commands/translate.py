@@ -25,9 +25,10 @@ def command(
     src_modality: Annotated[str, typer.Option("--src-modality", help="rgb|ir")] = "rgb",
     ref_modality: Annotated[str, typer.Option("--ref-modality", help="rgb|ir")] = "rgb",
     limit: Annotated[int, typer.Option("--limit", help="Grid mode: at most this many images per folder.")] = 8,
-    backend: Annotated[str, typer.Option("--backend", help="auto|tensorrt|onnxruntime|torch")] = "auto",
+    backend: Annotated[str, typer.Option("--backend", help="auto|tensorrt|onnxruntime|openvino|torch")] = "auto",
     device: Annotated[str, typer.Option("--device", help="auto|cpu|cuda")] = "auto",
-    precision: Annotated[str, typer.Option("--precision", help="auto|fp32|fp16")] = "auto",
+    precision: Annotated[str, typer.Option("--precision", help="auto|fp32|fp16|int8|bf16 (INT8 / BF16: "
+                                                        "the embedders; the generator stays FP32/FP16)")] = "auto",
     threads: Annotated[Optional[int], typer.Option("--threads", help="CPU threads for ONNX Runtime.")] = None,
 ) -> None:
     """Render a person with another image's ID-excluded attributes (pose, illumination).

@@ -1,8 +1,10 @@
-"""Inference backends: one small protocol, TensorRT / ONNX Runtime / PyTorch implementations.
+"""Inference backends: one small protocol, TensorRT / ONNX Runtime / OpenVINO / PyTorch implementations.
 
 `open_backend` picks one for a manifest artifact. `auto` prefers TensorRT (tensorrt importable, a CUDA device, an
-engine in the manifest built for this TensorRT and GPU), then ONNX Runtime's CUDA provider, then ONNX Runtime on
-the CPU. The chosen backend's `description` says what runs; it is also logged on "hicmd.runtime".
+engine in the manifest built for this TensorRT and GPU), then ONNX Runtime's CUDA provider, then on an Intel CPU
+OpenVINO when it is installed, then ONNX Runtime on the CPU. The chosen backend's `description` says what runs and
+why; it is also logged on "hicmd.runtime". Precisions: fp32 / fp16 / int8 name the graph; bf16 is OpenVINO's
+inference of the FP32 graph; `auto` never picks INT8 (FP32 stays the CPU default for parity).
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ from .base import Backend, BackendError
 
 __all__ = ["Backend", "BackendError", "open_backend", "cuda_device", "BACKENDS", "DEVICES", "PRECISIONS"]
 
-BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch", "triton")
+BACKENDS = ("auto", "tensorrt", "onnxruntime", "openvino", "torch", "triton")
 DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("auto", "fp32", "fp16")
+PRECISIONS = ("auto", "fp32", "fp16", "int8", "bf16")
 log = logging.getLogger("hicmd.runtime")
 
 
@@ -107,6 +109,10 @@ def open_backend(manifest: Manifest, artifact_role: str, modality: str | None = 
         return _open_torch(manifest, artifact_role, modality, device)
     if backend == "triton":
         return _open_triton(manifest, artifact_role, modality, precision, url)
+    if backend == "openvino":
+        if device == "cuda":
+            raise BackendError("--backend openvino runs on the CPU here; drop --device cuda")
+        return _open_openvino(manifest, artifact_role, modality, precision, threads, [])
 
     notes: list[str] = []
     if backend in ("auto", "tensorrt") and device != "cpu":
@@ -124,6 +130,16 @@ def open_backend(manifest: Manifest, artifact_role: str, modality: str | None = 
                            "and TensorRT is not usable; use --device cpu")
     else:
         ort_device = "cpu"
+    if backend == "auto" and ort_device == "cpu":
+        from .choice import openvino_choice
+
+        use, why = openvino_choice()
+        if use:
+            return _open_openvino(manifest, artifact_role, modality, precision, threads, [why])
+        notes.append(why)
+    if precision == "bf16":
+        raise BackendError("--precision bf16 is OpenVINO's inference of the FP32 graph: add --backend openvino "
+                           "(pip install hicmd[openvino])")
     # FP16 graphs pay for Cast nodes on the CPU provider, so auto takes FP32 there and FP16 on a GPU.
     prefer = ("fp16", "fp32") if ort_device == "cuda" else ("fp32", "fp16")
     artifact = _pick(manifest, artifact_role, modality, precision, "onnx", prefer)
@@ -164,6 +180,21 @@ def _open_tensorrt(manifest: Manifest, role: str, modality: str | None, precisio
 
     return _finish(TensorRTBackend(_existing(manifest, artifact), expected=artifact.tensorrt), manifest, role, modality,
                    artifact.file, [])
+
+
+def _open_openvino(manifest: Manifest, role: str, modality: str | None, precision: str, threads: int | None,
+                   notes: list[str]) -> Backend:
+    from .choice import openvino_inference
+    from .openvino import OpenVinoBackend
+
+    graph = "fp32" if precision in ("auto", "bf16") else precision
+    artifact = _pick(manifest, role, modality, graph, "onnx", ("fp32",))
+    # BF16 is parity-gated for the embedders; the generator's auto stays FP32
+    inference, why = openvino_inference(manifest, "fp32" if role != "embedder" and precision == "auto" else precision)
+    if why:
+        notes.append(why)
+    return _finish(OpenVinoBackend(_existing(manifest, artifact), inference=inference, threads=threads), manifest,
+                   role, modality, artifact.file, notes)
 
 
 def _open_torch(manifest: Manifest, role: str, modality: str | None, device: str) -> Backend:

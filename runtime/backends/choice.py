@@ -1,0 +1,49 @@
+"""The CPU-side choices of `open_backend`, each with the one-line reason it gives: OpenVINO or ONNX Runtime for
+`--backend auto`, and OpenVINO's inference precision (BF16 only where the CPU has it and the export's parity gates
+passed it). Torch-free."""
+
+from __future__ import annotations
+
+import importlib.util
+
+from ..cpu import cpu_info
+from ..manifest import Manifest
+from .base import BackendError
+
+__all__ = ["openvino_choice", "openvino_inference", "bf16_record"]
+
+
+def openvino_choice() -> tuple[bool, str]:
+    """(take OpenVINO, why) for `--backend auto` on the CPU: OpenVINO on Intel CPUs when it is installed."""
+    cpu = cpu_info()
+    if not cpu.intel:
+        return False, f"auto: ONNX Runtime ({cpu.vendor or 'non-Intel'} CPU; OpenVINO is picked on Intel CPUs)"
+    if importlib.util.find_spec("openvino") is None:
+        return False, "auto: ONNX Runtime (Intel CPU, but openvino is not installed: pip install hicmd[openvino])"
+    return True, "auto: OpenVINO (Intel CPU with openvino installed)"
+
+
+def bf16_record(manifest: Manifest) -> dict | None:
+    """The export's OpenVINO BF16 parity record, or None when export did not measure it."""
+    return (manifest.parity or {}).get("openvino", {}).get("bf16")
+
+
+def openvino_inference(manifest: Manifest, precision: str) -> tuple[str, str | None]:
+    """(inference precision fp32 | bf16, note) for OpenVINO running the graph `precision` names."""
+    if precision not in ("auto", "bf16"):
+        return "fp32", None  # fp32 / fp16 / int8 graphs: their float parts stay FP32
+    from .openvino import supports_bf16
+
+    record = bf16_record(manifest)
+    if precision == "bf16":
+        if record is not None and not record.get("passed"):
+            raise BackendError("--precision bf16: OpenVINO BF16 failed its parity gates at export (see manifest.json "
+                               "parity.openvino); use --precision fp32")
+        return "bf16", None if record else "BF16 not parity-checked at export (openvino was not installed there)"
+    if not supports_bf16():
+        return "fp32", "fp32: this CPU has no BF16 (AVX512-BF16 / AMX)"
+    if record is None:
+        return "fp32", "fp32: BF16 was not parity-checked at export (re-export with openvino installed)"
+    if not record.get("passed"):
+        return "fp32", "fp32: BF16 failed its parity gates at export"
+    return "bf16", "BF16: the CPU has it and it passed its parity gates at export"

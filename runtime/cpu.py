@@ -1,0 +1,57 @@
+"""What this CPU is and which low-precision instructions it has (from /proc/cpuinfo). Torch-free.
+
+Backend choice and the benchmark's peaks depend on it: VNNI makes INT8 GEMMs ~4x FP32 ones, AVX512-BF16 / AMX make
+BF16 inference worth it (OpenVINO's CPU plugin turns it on by default there), and `--backend auto` takes OpenVINO
+on Intel CPUs only.
+"""
+
+from __future__ import annotations
+
+import functools
+import platform
+from pathlib import Path
+
+__all__ = ["CpuInfo", "cpu_info", "LOW_PRECISION_FLAGS"]
+
+# the flags that decide INT8 / BF16 speed, as Linux names them
+LOW_PRECISION_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8",
+                       "amx_bf16", "avx_vnni_int8", "fma")
+
+
+class CpuInfo:
+    def __init__(self, model: str, vendor: str, flags: frozenset[str]) -> None:
+        self.model, self.vendor, self.flags = model, vendor, flags
+
+    @property
+    def intel(self) -> bool:
+        return self.vendor == "GenuineIntel"
+
+    @property
+    def vnni(self) -> bool:
+        return bool({"avx512_vnni", "avx_vnni", "amx_int8"} & self.flags)
+
+    @property
+    def bf16(self) -> bool:
+        return bool({"avx512_bf16", "amx_bf16"} & self.flags)
+
+    def summary(self) -> dict[str, object]:
+        return {"model": self.model, "vendor": self.vendor,
+                "flags": [f for f in LOW_PRECISION_FLAGS if f in self.flags]}
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_info(cpuinfo: str = "/proc/cpuinfo") -> CpuInfo:
+    model, vendor, flags = platform.processor() or platform.machine(), "", frozenset()
+    try:
+        for line in Path(cpuinfo).read_text().splitlines():
+            key, _, value = line.partition(":")
+            key, value = key.strip(), value.strip()
+            if key == "model name" and model in ("", platform.processor() or platform.machine()):
+                model = value
+            elif key == "vendor_id" and not vendor:
+                vendor = value
+            elif key == "flags" and not flags:
+                flags = frozenset(value.split())
+    except OSError:
+        pass
+    return CpuInfo(model, vendor, flags)
