@@ -338,12 +338,22 @@ def _export(model, cfg, checkpoint: Path, out: Path, options: ExportOptions,  # 
                           **{k: list(v) for k, v in layout.offsets().items()}},
         opset=options.opset, artifacts=tuple(artifacts), parity=_plain(result.parity),
         gates=_plain(result.stream_gates),
-        hicmd_version=hicmd.__version__,
+        hicmd_version=hicmd.__version__, macs_per_image=_macs(model),
         created=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
     )
     step("writing manifest.json")
     result.manifest = manifest.save(out)
     return result
+
+
+def _macs(model) -> int:  # noqa: ANN001 - torch types
+    """Multiply-adds per image of the embedder graph (recorded so a torch-free bench can give GFLOP/s)."""
+    import torch
+
+    from hicmd.model.summary import count_macs
+
+    cfg = model.cfg
+    return count_macs(EmbedderGraph(model, "rgb").eval(), torch.zeros(1, cfg.height, cfg.width, 3, dtype=torch.uint8))
 
 
 def _plain(value: Any) -> Any:

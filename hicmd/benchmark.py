@@ -1,5 +1,7 @@
-"""`hicmd bench`, the measuring part: timing policy and statistics, the machine record, the sgemm peak, and the
-embedder matrix (backend x precision x batch) with its ratio-to-eager, GFLOP/s and parity columns.
+"""`hicmd bench`, the measuring part: timing policy and statistics, the machine record, and the embedder matrix
+(backend x precision x batch) with its ratio-to-eager, GFLOP/s and parity columns (the per-precision GEMM peaks
+are hicmd.benchmark_peaks). Torch is optional: without it the torch rows are skipped with a note and parity is
+measured against ONNX Runtime FP32.
 
 Every measurement is a plain dict (one row), so the report writers (hicmd.benchmark_report) and the JSON file
 see the same numbers. Latency is the wall time of one `run` call for a batch; throughput is images per second
@@ -10,6 +12,7 @@ well as a trained one (the output says which was used).
 from __future__ import annotations
 
 import copy
+import importlib.util
 import os
 import platform
 import shutil
@@ -21,9 +24,12 @@ from typing import Any, Callable
 
 import numpy as np
 
+from hicmd.benchmark_peaks import peak_class
+from hicmd.runtime.cpu import cpu_info
+
 __all__ = [
     "TimingPolicy", "FULL", "QUICK", "time_runs", "latency_stats", "cosine_min", "default_threads",
-    "machine_info", "sgemm_peak", "Runner", "Subject", "bench_embedder", "add_ratios",
+    "machine_info", "Runner", "Subject", "bench_embedder", "add_ratios",
 ]
 
 BACKEND_NAMES = {"torch": "torch", "onnxruntime": "onnxruntime", "ort": "onnxruntime", "tensorrt": "tensorrt",
@@ -132,7 +138,8 @@ def machine_info(threads: int) -> dict[str, Any]:
         "cpu": _cpu_model(), "logical_cores": os.cpu_count(), "physical_cores": default_threads(),
         "threads": threads, "load_average": [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None,
         "os": platform.platform(), "python": platform.python_version(),
-        "versions": {m: _version(m) for m in ("numpy", "torch", "onnxruntime", "tensorrt", "cv2")},
+        "versions": {m: _version(m) for m in ("numpy", "torch", "onnxruntime", "openvino", "tensorrt", "cv2")},
+        "cpu_flags": cpu_info().summary()["flags"], "cpu_vendor": cpu_info().vendor,
         "gpu": _run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"]),
     }
     try:
@@ -146,38 +153,6 @@ def machine_info(threads: int) -> dict[str, Any]:
         info["jetson_release"] = tegra.read_text().splitlines()[0].strip()
         info["jetson_power_mode"] = _run(["nvpmodel", "-q"])
     return info
-
-
-def sgemm_peak(threads: int, n: int = 2048, repeats: int = 5) -> dict[str, Any]:
-    """Best-of-`repeats` float32 n x n x n matrix multiply on `threads` threads, the faster of torch.mm and numpy's
-    BLAS (numpy only when `threads` is every core, the thread count it uses by itself): the machine's practical
-    compute ceiling for the GFLOP/s column."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        gen = torch.Generator().manual_seed(0)
-        a, b = torch.randn(n, n, generator=gen), torch.randn(n, n, generator=gen)
-        out = torch.empty(n, n)
-        torch.mm(a, b, out=out)  # warm-up: thread pool and packing buffers
-        best = {"torch.mm": min(_timed(lambda: torch.mm(a, b, out=out)) for _ in range(repeats))}
-    finally:
-        torch.set_num_threads(previous)
-    if threads == os.cpu_count():
-        x, y = a.numpy(), b.numpy()
-        z = x @ y
-        best["numpy matmul"] = min(_timed(lambda: np.matmul(x, y, out=z)) for _ in range(repeats))
-    gflops = {k: 2.0 * n**3 / t / 1e9 for k, t in best.items()}
-    winner = max(gflops, key=gflops.get)
-    return {"gflops": gflops[winner], "n": n, "threads": threads, "best_s": best[winner], "candidates": gflops,
-            "method": f"{winner} float32 {n}x{n}x{n}, best of {repeats}"}
-
-
-def _timed(fn: Callable[[], Any]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 # --------------------------------------------------------------------------- what is measured
@@ -205,12 +180,13 @@ class Subject:
     cfg: Any  # hicmd.config.Config
     manifest: Any  # hicmd.runtime.manifest.Manifest
     model: Any  # HiCMD in eval mode, or None when no checkpoint is at hand
-    macs: int
+    macs: int | None  # None: unknown (an old export read without torch): no GFLOP/s columns
     weights: str  # "random" or the checkpoint path
     notes: list[str] = field(default_factory=list)
 
 
-def _torch_runners(model: Any, threads: int, compile_: bool) -> tuple[list[Runner], list[dict[str, str]]]:
+def _torch_runners(model: Any, threads: int, compile_: bool,
+                   precisions: list[str]) -> tuple[list[Runner], list[dict[str, str]]]:
     import torch
 
     from hicmd.export.graphs import EmbedderGraph
@@ -230,6 +206,16 @@ def _torch_runners(model: Any, threads: int, compile_: bool) -> tuple[list[Runne
     last = copy.deepcopy(eager).to(memory_format=torch.channels_last)
     runners.append(Runner("torch", "fp32", "channels_last", "cpu", f"{version}, channels_last weights", wrap(last)))
     skipped = []
+    if "bf16" in precisions:
+        if cpu_info().bf16:  # AVX512-BF16 / AMX: oneDNN's BF16 kernels under autocast, channels_last
+            def autocast(images: np.ndarray) -> np.ndarray:
+                with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+                    return last(torch.from_numpy(images))[0].float().numpy()
+            runners.append(Runner("torch", "bf16", "autocast", "cpu", f"{version}, bf16 autocast, channels_last",
+                                  autocast))
+        else:
+            skipped.append({"backend": "torch", "precision": "bf16", "variant": "autocast",
+                            "status": "skipped: this CPU has no BF16 (AVX512-BF16 / AMX)"})
     if compile_:
         runners.append(Runner("torch", "fp32", "compile", "cpu", f"{version}, torch.compile (inductor)",
                               wrap(torch.compile(eager, dynamic=False))))
@@ -268,20 +254,40 @@ def _open_runners(subject: Subject, backends: list[str], precisions: list[str], 
         skipped.append({"backend": backend, "precision": precision, "variant": variant, "status": f"skipped: {why}"})
 
     if "torch" in backends and "fp32" in precisions:
-        if subject.model is None:
+        if importlib.util.find_spec("torch") is None:
+            skip("torch", "fp32", "eager", "torch is not installed (the edge install): torch rows skipped, parity "
+                 "is against ONNX Runtime FP32")
+        elif subject.model is None:
             skip("torch", "fp32", "eager", "no checkpoint for this export folder (pass --checkpoint)")
         else:
-            more, why = _torch_runners(subject.model, threads, compile_)
+            more, why = _torch_runners(subject.model, threads, compile_, precisions)
             runners += more
             skipped += why
     plans = []
+    graphs = {a.precision for a in subject.manifest.find("embedder", "rgb", format="onnx")}
     if "onnxruntime" in backends:
-        plans += [("onnxruntime", "cpu", p) for p in precisions]
+        for p in precisions:
+            if p == "bf16":
+                skip("onnxruntime", p, "default", "BF16 inference is OpenVINO's (--backend openvino)")
+            elif p == "int8" and p not in graphs:
+                skip("onnxruntime", p, "default", "no INT8 graph in the export folder (hicmd export --int8 --calib)")
+            else:
+                plans.append(("onnxruntime", "cpu", p))
         if "CUDAExecutionProvider" in available_providers():
-            plans += [("onnxruntime", "cuda", p) for p in precisions]
+            plans += [("onnxruntime", "cuda", p) for p in precisions if p in ("fp32", "fp16")]
+    if "openvino" in backends:
+        for p in precisions:
+            if importlib.util.find_spec("openvino") is None:
+                skip("openvino", p, "default", "openvino is not installed (pip install hicmd[openvino])")
+            elif p == "bf16" and not cpu_info().bf16:
+                skip("openvino", p, "default", "this CPU has no BF16 (AVX512-BF16 / AMX)")
+            elif (p if p != "bf16" else "fp32") not in graphs:
+                skip("openvino", p, "default", f"no {p} graph in the export folder")
+            elif p != "fp16":  # an FP16 graph on a CPU runtime is FP32 maths plus casts
+                plans.append(("openvino", "cpu", p))
     if "tensorrt" in backends:
         engines = {a.precision for a in subject.manifest.find("embedder", "rgb", format="engine")}
-        for p in precisions:
+        for p in (p for p in precisions if p != "bf16"):  # TensorRT's precision is the graph's: no BF16 export
             if p not in engines:
                 skip("tensorrt", p, "default", f"no {p} engine in the export folder (hicmd export --engine)")
             elif cuda_device() is None:
@@ -302,10 +308,12 @@ def _inputs(subject: Subject, batch: int) -> np.ndarray:
     return np.random.default_rng(batch).integers(0, 256, (batch, spec.height, spec.width, 3), dtype=np.uint8)
 
 
-def _reference(subject: Subject, images: np.ndarray) -> np.ndarray | None:
-    """Torch FP32 eager embeddings of `images` (the parity reference), or None without a model."""
+def _reference(subject: Subject, images: np.ndarray, runners: list[Runner]) -> np.ndarray | None:
+    """Torch FP32 eager embeddings of `images` (the parity reference); without torch or a checkpoint, ONNX
+    Runtime FP32's; None when neither runs."""
     if subject.model is None:
-        return None
+        ort = next((r for r in runners if (r.backend, r.precision, r.device) == ("onnxruntime", "fp32", "cpu")), None)
+        return None if ort is None else ort.run(images)
     import torch
 
     from hicmd.export.graphs import EmbedderGraph
@@ -315,7 +323,7 @@ def _reference(subject: Subject, images: np.ndarray) -> np.ndarray | None:
 
 
 def bench_embedder(subject: Subject, batches: list[int], backends: list[str], precisions: list[str], threads: int,
-                   policy: TimingPolicy, peak_gflops: float, compile_: bool = False,
+                   policy: TimingPolicy, peaks: dict[str, Any], compile_: bool = False,
                    progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
     """Rows for one config: measured runners x batches, plus one row per skipped backend/variant."""
     name = subject.cfg.name
@@ -324,7 +332,7 @@ def bench_embedder(subject: Subject, batches: list[int], backends: list[str], pr
     try:
         for batch in batches:
             images = _inputs(subject, batch)
-            reference = _reference(subject, images)
+            reference = _reference(subject, images, runners)
             for runner in runners:
                 if progress:
                     progress(f"{name} {runner.backend} {runner.precision} {runner.variant} batch {batch}")
@@ -337,8 +345,10 @@ def bench_embedder(subject: Subject, batches: list[int], backends: list[str], pr
                     rows.append({**row, "status": f"failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"})
                     continue
                 stats = latency_stats(times, batch)
-                gflops = 2.0 * subject.macs * stats["images_per_s"] / 1e9
-                row.update(status="ok", **stats, gflops=gflops, peak_fraction=gflops / peak_gflops,
+                gflops = 2.0 * subject.macs * stats["images_per_s"] / 1e9 if subject.macs else None
+                peak = peaks.get(peak_class(runner.precision, runner.device)) or {}
+                row.update(status="ok", **stats, gflops=gflops,
+                           peak_fraction=gflops / peak["gflops"] if gflops and peak.get("gflops") else None,
                            parity_cosine=None if reference is None else cosine_min(out, reference))
                 if runner.stages is not None:
                     row["stages_ms"] = runner.stages(images, max(policy.floor_runs, 10))

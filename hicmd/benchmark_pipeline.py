@@ -32,9 +32,10 @@ def _macs(model: Any) -> int:
     return count_macs(EmbedderGraph(model, "rgb").eval(), torch.zeros(1, cfg.height, cfg.width, 3, dtype=torch.uint8))
 
 
-def random_subject(cfg: Any, folder: Path, fp16: bool = True) -> Subject:
-    """A random-initialised HiCMD of `cfg`, its RGB embedder exported to `folder` (ONNX FP32, FP16) with the
-    export package's graph API, and a manifest for the runtime backends."""
+def random_subject(cfg: Any, folder: Path, fp16: bool = True, int8: bool = False) -> Subject:
+    """A random-initialised HiCMD of `cfg`, its RGB embedder exported to `folder` (ONNX FP32, FP16, INT8
+    calibrated on random crops: latency does not depend on the ranges) with the export package's graph API, and a
+    manifest for the runtime backends."""
     from hicmd.config import config_to_dict
     from hicmd.export.fp16 import convert_fp16, fp32_scopes
     from hicmd.export.graphs import EMBEDDER_INPUT, EmbedderGraph, export_embedder
@@ -49,30 +50,36 @@ def random_subject(cfg: Any, folder: Path, fp16: bool = True) -> Subject:
     if fp16:
         files["fp16"] = folder / "rgb.fp16.onnx"
         convert_fp16(files["fp32"], files["fp16"], fp32_scopes(EmbedderGraph(model, "rgb")))
+    if int8:
+        from hicmd.export.int8 import quantize_embedder
+
+        files["int8"] = folder / "rgb.int8.onnx"
+        crops = np.random.default_rng(0).integers(0, 256, (16, m.height, m.width, 3), dtype=np.uint8)
+        quantize_embedder(files["fp32"], files["int8"], crops, "max")
     inputs = (TensorSpec(EMBEDDER_INPUT, (-1, m.height, m.width, 3), "uint8"),)
     outputs = (TensorSpec("embedding", (-1, m.embedding_dim), "float32"),
                TensorSpec("prototype", (-1, *m.prototype_shape), "float32"),
                TensorSpec("attribute", (-1, m.attribute_dim), "float32"))
-    artifacts = tuple(Artifact("rgb" + ("" if p == "fp32" else ".fp16"), "embedder", "rgb", p, "onnx", f.name,
+    artifacts = tuple(Artifact("rgb" + ("" if p == "fp32" else f".{p}"), "embedder", "rgb", p, "onnx", f.name,
                                sha256_file(f), inputs, outputs) for p, f in files.items())
     manifest = Manifest(
         config_name=cfg.name, config=config_to_dict(cfg), checkpoint={},
         input=InputSpec(EMBEDDER_INPUT, "NHWC", "uint8", "RGB", m.height, m.width, m.mean, m.std),
         embedding_dim=m.embedding_dim, attribute_dim=m.attribute_dim, prototype_shape=m.prototype_shape,
-        attribute_layout={}, opset=17, artifacts=artifacts, root=folder)
+        attribute_layout={}, opset=17, artifacts=artifacts, root=folder, macs_per_image=_macs(model))
     manifest.save(folder)
-    return Subject(cfg, manifest, model, _macs(model), "random",
+    return Subject(cfg, manifest, model, manifest.macs_per_image, "random",
                    ["random-initialised weights: the weights do not change latency"])
 
 
 def export_subject(folder: Path, checkpoint: Path | None) -> Subject:
     """An export folder (manifest.json) plus, for the torch rows and parity, its training checkpoint: `checkpoint`,
     or the one the manifest names if it still exists."""
+    import importlib.util
+
     from hicmd.config import config_from_dict
     from hicmd.errors import UserError
-    from hicmd.model import HiCMD
     from hicmd.runtime.manifest import ManifestError, load_manifest
-    from hicmd.train.checkpoint import CheckpointError, load_model
 
     try:
         manifest = load_manifest(folder)
@@ -87,7 +94,12 @@ def export_subject(folder: Path, checkpoint: Path | None) -> Subject:
                 break
     notes = []
     model = None
-    if checkpoint is not None:
+    has_torch = importlib.util.find_spec("torch") is not None
+    if not has_torch:
+        notes.append("torch is not installed: torch rows are skipped and parity is against ONNX Runtime FP32")
+    elif checkpoint is not None:
+        from hicmd.train.checkpoint import CheckpointError, load_model
+
         try:
             model, ckpt_cfg = load_model(checkpoint)
         except CheckpointError as exc:
@@ -96,8 +108,16 @@ def export_subject(folder: Path, checkpoint: Path | None) -> Subject:
             raise UserError(f"{checkpoint} holds a different model config than {folder}/manifest.json; "
                             f"pass the checkpoint the folder was exported from")
     else:
-        notes.append("no checkpoint found: torch rows and parity are skipped (pass --checkpoint)")
-    macs = _macs(model if model is not None else HiCMD(cfg.model, NUM_CLASSES).eval())
+        notes.append("no checkpoint found: torch rows are skipped, parity is against ONNX Runtime FP32 (pass "
+                     "--checkpoint)")
+    macs = manifest.macs_per_image or None
+    if macs is None and has_torch:
+        from hicmd.model import HiCMD
+
+        macs = _macs(model if model is not None else HiCMD(cfg.model, NUM_CLASSES).eval())
+    elif macs is None:
+        notes.append("manifest.json records no MACs per image (an older export) and torch is not here to count "
+                     "them: no GFLOP/s or % peak columns")
     return Subject(cfg, manifest, model, macs, str(checkpoint) if checkpoint else "exported", notes)
 
 
@@ -218,11 +238,19 @@ def bench_train(cfg: Any, policy: TimingPolicy, threads: int) -> dict[str, Any]:
 
 
 def targets(rows: list[dict[str, Any]], streams: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The issue's targets for the `paper` config; `met` is None where this run did not measure the case."""
+    """The issues' targets for the `paper` config; `met` is None where this run did not measure the case."""
 
-    def find(batch: int) -> dict[str, Any] | None:
+    def find(batch: int, backend: str = "onnxruntime", precision: str = "fp32") -> dict[str, Any] | None:
         return next((r for r in rows if r.get("status") == "ok" and r["config"] == "paper" and r["batch"] == batch
-                     and r["backend"] == "onnxruntime" and r["device"] == "cpu" and r["precision"] == "fp32"), None)
+                     and r["backend"] == backend and r["device"] == "cpu" and r["precision"] == precision), None)
+
+    def fastest(batch: int, backends: tuple[str, ...]) -> dict[str, Any] | None:
+        found = [r for r in rows if r.get("status") == "ok" and r["config"] == "paper" and r["batch"] == batch
+                 and r["device"] == "cpu" and r["backend"] in backends]
+        return min(found, key=lambda r: r["p50_ms"]) if found else None
+
+    def ratio(slow: dict[str, Any] | None, fast: dict[str, Any] | None) -> float | None:
+        return slow["p50_ms"] / fast["p50_ms"] if slow and fast else None
 
     def target(name: str, value: float | None, threshold: float, why: str) -> dict[str, Any]:
         met = None if value is None else bool(value >= threshold)
@@ -231,6 +259,7 @@ def targets(rows: list[dict[str, Any]], streams: list[dict[str, Any]]) -> list[d
 
     b8, b1 = find(8), find(1)
     stream = next((s for s in streams if s["config"] == "paper"), None)
+    best1 = fastest(1, ("onnxruntime", "openvino"))
     return [
         target("paper ORT FP32 batch 8: fraction of sgemm peak", b8 and b8["peak_fraction"], 0.60,
                "not measured: needs --config paper --batch 8 --backend onnxruntime --precision fp32"),
@@ -238,6 +267,16 @@ def targets(rows: list[dict[str, Any]], streams: list[dict[str, Any]]) -> list[d
                "not measured: needs --config paper --batch 1 and both torch and onnxruntime"),
         target("paper stream: processed / embedder-bound FPS", stream and stream["ratio"], 0.90,
                "not measured: needs --stream with --config paper"),
+        *[target(f"paper ORT INT8 batch {b}: speed-up over ORT FP32 (VNNI CPUs)",
+                 ratio(find(b), find(b, precision="int8")), 2.0,
+                 f"not measured: needs --config paper --batch {b} --backend onnxruntime --precision fp32,int8")
+          for b in (1, 8)],
+        target("paper fastest CPU path batch 1: speed-up over torch eager (AMX CPUs)",
+               best1 and best1.get("speedup_vs_eager"), 6.0,
+               "not measured: needs --config paper --batch 1 with torch and onnxruntime/openvino"),
+        target("paper batch 1: OpenVINO's best / ONNX Runtime's best p50 (ORT never slower)",
+               ratio(fastest(1, ("openvino",)), fastest(1, ("onnxruntime",))), 1.0,
+               "not measured: needs --config paper --batch 1 --backend onnxruntime,openvino"),
     ]
 
 
@@ -273,24 +312,31 @@ def run_bench(opts: BenchOptions, work: Path, log: Callable[[str], None] = print
               progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Everything one `hicmd bench` measures, as the result dict the report writers take. `work` holds temporary
     exports and clips."""
-    from hicmd.benchmark import FULL, QUICK, add_ratios, bench_embedder, default_threads, machine_info, sgemm_peak
+    import importlib.util
+
+    from hicmd.benchmark import FULL, QUICK, add_ratios, bench_embedder, default_threads, machine_info
+    from hicmd.benchmark_peaks import measure_peaks, peak_class
     from hicmd.config import PRESETS
+    from hicmd.errors import UserError
 
     threads = opts.threads or default_threads()
     policy = QUICK if opts.quick else FULL
     machine = machine_info(threads)
     repeats = 3 if opts.quick else 10
-    peak = timed_step("sgemm peak", lambda: sgemm_peak(threads, 2048, repeats), log)
+    peaks = timed_step("GEMM peaks (fp32, int8, bf16)", lambda: measure_peaks(threads, 2048, repeats), log)
     if opts.model is not None:
         subjects = [timed_step(f"load {opts.model}", lambda: export_subject(opts.model, opts.checkpoint), log)]
+    elif importlib.util.find_spec("torch") is None:
+        raise UserError("without torch, hicmd bench measures an export folder: pass --model DIR (hicmd export)")
     else:
         subjects = [timed_step(f"export random {name}", lambda name=name: random_subject(
-            PRESETS[name], work / name, fp16="fp16" in opts.precisions), log) for name in opts.configs]
+            PRESETS[name], work / name, fp16="fp16" in opts.precisions, int8="int8" in opts.precisions), log)
+            for name in opts.configs]
     rows: list[dict[str, Any]] = []
     if opts.embedder:
         for subject in subjects:
             rows += bench_embedder(subject, opts.batches, opts.backends, opts.precisions, threads, policy,
-                                   peak["gflops"], opts.compile, progress)
+                                   peaks, opts.compile, progress)
         add_ratios(rows)
     streams = []
     if opts.stream:
@@ -308,18 +354,23 @@ def run_bench(opts: BenchOptions, work: Path, log: Callable[[str], None] = print
                 progress(f"training step {subject.cfg.name}")
             trains.append(bench_train(subject.cfg, train_policy, threads))
     # Measured again at the end: on a busy machine the higher of the two is closer to the real ceiling.
-    again = sgemm_peak(threads, 2048, repeats)
-    best = max(peak, again, key=lambda p: p["gflops"])
-    peak = {**best, "method": best["method"] + " (higher of a run before and one after the timings)",
-            "measured_gflops": [peak["gflops"], again["gflops"]]}
+    again = measure_peaks(threads, 2048, repeats)
+    for kind, first in list(peaks.items()):
+        if first is None or again.get(kind) is None:
+            continue
+        best = max(first, again[kind], key=lambda p: p["gflops"])
+        peaks[kind] = {**best, "method": best["method"] + " (higher of a run before and one after the timings)",
+                       "measured_gflops": [first["gflops"], again[kind]["gflops"]]}
     for row in rows:
-        if row.get("status") == "ok":
+        peak = peaks.get(peak_class(row.get("precision", ""), row.get("device", ""))) or {}
+        if row.get("status") == "ok" and row.get("gflops") and peak.get("gflops"):
             row["peak_fraction"] = row["gflops"] / peak["gflops"]
+    peak = peaks["fp32"]
     return {
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "quick": opts.quick, "threads": threads,
         "policy": (f"warm-up {policy.warmup}, then until {policy.min_runs} runs or {policy.min_seconds:g} s "
                    f"(at least {policy.floor_runs} runs)"),
-        "machine": machine, "peak": peak,
+        "machine": machine, "peak": peak, "peaks": peaks,
         "weights": ", ".join(sorted({s.weights for s in subjects})) + (
             " (latency does not depend on the weights)" if any(s.weights == "random" for s in subjects) else ""),
         "configs": {s.cfg.name: {"macs_per_image": s.macs, "weights": s.weights, "notes": s.notes}

@@ -64,7 +64,11 @@ def write_markdown(result: dict[str, Any], path: Path) -> Path:
         f"- machine: {m['cpu']}, {m['physical_cores']} cores ({m['logical_cores']} logical), GPU: {m['gpu'] or 'none'}",
         f"- versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v),
         f"- load average when measured: {m['load_average']}",
+        f"- CPU flags (low precision): {', '.join(m.get('cpu_flags') or []) or 'none found'}",
         f"- threads: {result['threads']}; sgemm peak: {peak['gflops']:.1f} GFLOP/s ({peak['method']})",
+        *[f"- {kind} peak: {p['gflops']:.1f} {'GOP/s' if kind == 'int8' else 'GFLOP/s'} ({p['method']})"
+          for kind, p in (result.get("peaks") or {}).items() if kind != "fp32" and p],
+        "- % peak: INT8 and BF16 CPU rows against their own peak, the others against the sgemm peak",
         f"- timing: {result['policy']}",
         f"- weights: {result['weights']}", "",
         "## Embedder latency", "",
@@ -100,7 +104,10 @@ def write_plot(result: dict[str, Any], path: Path) -> Path | None:
     rows = [r for r in result["embedder"] if r.get("status") == "ok"]
     if not rows:
         return None
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:  # the edge install has no matplotlib: the tables say it all
+        return None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -14,7 +14,7 @@ __all__ = ["EXTRA_OF", "VERB_NEEDS", "install_hint", "missing_modules"]
 EXTRA_OF: dict[str, str] = {
     "torch": "train", "torchvision": "train", "tensorboard": "train", "matplotlib": "train",
     "onnx": "export", "onnxconverter_common": "export",
-    "tensorrt": "trt", "tritonclient": "triton", "paho": "mqtt", "jsonschema": "dev", "motmetrics": "score",
+    "tensorrt": "trt", "openvino": "openvino", "tritonclient": "triton", "paho": "mqtt", "jsonschema": "dev", "motmetrics": "score",
 }
 # import name -> what pip calls it, where they differ
 PIP_NAME = {"onnxconverter_common": "onnxconverter-common", "paho": "paho-mqtt"}

@@ -117,6 +117,7 @@ class Manifest:
     gates: dict[str, Any] = field(default_factory=dict)  # measured distance gates: {"match": {"threshold": ...}}
     hicmd_version: str = ""
     created: str = ""
+    macs_per_image: int = 0  # embedder multiply-adds per image (the bench's GFLOP/s without torch); 0 = unknown
     root: Path | None = None  # folder the manifest was read from (not serialised)
 
     # ------------------------------------------------------------------ queries
@@ -210,6 +211,7 @@ class Manifest:
                 gates=data.get("gates", {}),
                 hicmd_version=data.get("hicmd_version", ""),
                 created=data.get("created", ""),
+                macs_per_image=int(data.get("macs_per_image", 0)),
                 root=root,
             )
         except (KeyError, TypeError, ValueError) as exc:

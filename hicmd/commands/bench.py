@@ -11,8 +11,8 @@ from hicmd.errors import UserError
 
 NAME = "bench"
 
-BACKENDS = ("torch", "onnxruntime", "tensorrt")
-PRECISIONS = ("fp32", "fp16")
+BACKENDS = ("torch", "onnxruntime", "openvino", "tensorrt")
+PRECISIONS = ("fp32", "fp16", "int8", "bf16")
 
 
 def _list(text: str, what: str, allowed: tuple[str, ...], aliases: dict[str, str] | None = None) -> list[str]:
@@ -39,8 +39,11 @@ def command(
     config: str = typer.Option("paper,tiny", "--config", "-c", help="Presets to measure, comma-separated "
                                "(ignored with --model: the export folder has its config)."),
     batch: str = typer.Option("1,8,32", "--batch", help="Batch sizes, comma-separated."),
-    backend: str = typer.Option("all", "--backend", help="torch, onnxruntime, tensorrt (comma-separated) or all."),
-    precision: str = typer.Option("fp32,fp16", "--precision", help="fp32, fp16 (comma-separated)."),
+    backend: str = typer.Option("all", "--backend", help="torch, onnxruntime, openvino, tensorrt (comma-separated) "
+                                "or all."),
+    precision: str = typer.Option("all", "--precision", help="fp32, fp16, int8, bf16 (comma-separated) or all. "
+                                  "INT8 rows need an export with --int8; BF16 rows run on OpenVINO and torch "
+                                  "autocast where the CPU has BF16."),
     model: Optional[Path] = typer.Option(None, "--model", help="Export folder (hicmd export). Default: a "
                                          "random-initialised model of each config, exported to a temp folder."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Training checkpoint for the torch rows "
@@ -68,7 +71,7 @@ def command(
     configs = _list(config, "config", tuple(PRESETS))
     opts = BenchOptions(
         configs=configs, batches=_batches(batch),
-        backends=_list(backend, "backend", BACKENDS, {"ort": "onnxruntime", "trt": "tensorrt"}),
+        backends=_list(backend, "backend", BACKENDS, {"ort": "onnxruntime", "trt": "tensorrt", "ov": "openvino"}),
         precisions=_list(precision, "precision", PRECISIONS), model=model, checkpoint=checkpoint, quick=quick,
         threads=threads, compile=compile_, embedder=embedder, stream=stream, videos=videos, train=train)
     if threads is not None and threads < 1:
