@@ -34,7 +34,8 @@ from onnx import numpy_helper
 from hicmd.data.records import DataError
 
 __all__ = ["METHODS", "DEFAULT_METHOD", "DEFAULT_CROPS", "MIN_CROPS", "Int8Options", "calibration_crops",
-           "quantize_embedder", "tensorrt_int8", "quantized_ops", "CalibrationError", "write_int8"]
+           "quantize_embedder", "tensorrt_int8", "quantized_ops", "CalibrationError", "read_calibration", "write_int8",
+           "write_tensorrt_form"]
 
 METHODS = ("max", "entropy", "percentile")
 DEFAULT_METHOD = "entropy"  # measured on the demo model: see the README's INT8 section
@@ -215,24 +216,36 @@ def tensorrt_int8(model: onnx.ModelProto) -> onnx.ModelProto:
     return folded
 
 
+def write_tensorrt_form(path: Path) -> Path:
+    """`x.int8.onnx` -> `x.int8.trt.onnx`, the graph TensorRT (and trtexec --stronglyTyped) builds from."""
+    dst = path.with_name(path.name.replace(".int8.onnx", ".int8.trt.onnx"))
+    onnx.save(tensorrt_int8(onnx.load(str(path))), str(dst))
+    return dst
+
+
 class CalibrationError(DataError):
     """Calibration data that cannot be used (too few crops, unreadable images, no training split)."""
 
 
-def write_int8(folder: Path, cfg: Any, options: Int8Options, step: Callable[[str], None] = lambda _: None) -> dict:
-    """`rgb.int8.onnx` and `ir.int8.onnx` in `folder` from its FP32 embedder graphs; returns the manifest record
-    (calibration set, method, activation scheme, what is quantized). Raises CalibrationError for bad `--calib`."""
-    import onnxruntime
-
-    m = cfg.model
-    step(f"INT8: reading {options.crops} calibration crops per modality from {options.calib} (training split)")
+def read_calibration(options: Int8Options, height: int, width: int) -> tuple[dict[str, np.ndarray], dict]:
+    """The calibration crops of `options` (read before any graph is exported, so a bad --calib fails at once)."""
     try:
-        images, calibration = calibration_crops(options.calib, m.height, m.width, options.crops)
+        return calibration_crops(options.calib, height, width, options.crops)
     except DataError as exc:
         raise CalibrationError(str(exc)) from None
+
+
+def write_int8(folder: Path, options: Int8Options, calibration: tuple[dict[str, np.ndarray], dict],
+               step: Callable[[str], None] = lambda _: None) -> dict:
+    """`rgb.int8.onnx` and `ir.int8.onnx` in `folder` from its FP32 embedder graphs and `calibration`
+    (read_calibration); returns the manifest record (calibration set, method, activation scheme, what is
+    quantized)."""
+    import onnxruntime
+
+    images, record_of_crops = calibration
     record: dict[str, Any] = {
         "tool": f"onnxruntime.quantization {onnxruntime.__version__} quantize_static, QDQ",
-        "method": options.method, "calibration": calibration,
+        "method": options.method, "calibration": record_of_crops,
         "weights": "int8, symmetric, per output channel", "bias": "int32 (DequantizeLinear)",
         "activations": "uint8 with zero point 128 (symmetric: TensorRT's int8 grid with zero point 0)",
         "float": "uint8 input + normalisation, InstanceNorm, L2-normalisations, reductions, the BNNeck head",

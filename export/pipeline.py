@@ -157,26 +157,6 @@ def _opcheck(path: Path, precision: str) -> list[str]:
     return check_tensorrt(tensorrt_int8(onnx.load(str(path))))
 
 
-def _int8_protocol(cfg, out: Path, options: ExportOptions, result: ExportResult,
-                   step: Callable[[str], None]) -> list[P.Gate]:
-    """R1 / mAP of the INT8 graphs vs FP32 under the dataset's protocol, when `--data` (else `--calib`) has a
-    test split; recorded either way."""
-    from hicmd.data import DataError
-    from hicmd.export.int8_gates import protocol_gates
-
-    spec = options.data or options.int8.calib
-    step(f"INT8: R1 / mAP vs FP32 under the {spec.split(':')[0]} protocol")
-    try:
-        gates, scores = protocol_gates(spec, out, "int8", options.int8.max_drop, cfg.model.height, cfg.model.width)
-    except DataError as exc:
-        result.parity["int8"]["protocol"] = {"note": f"not measured: {exc}"}
-        return []
-    scores["gates"] = [{"artifact": g.artifact, "metric": g.metric, "value": g.value, "threshold": g.threshold,
-                        "passed": g.passed} for g in gates]
-    result.parity["int8"]["protocol"] = scores
-    return gates
-
-
 def _stream_gates(cfg, out: Path, options: ExportOptions, per_modality: int = 1200) -> dict[str, Any]:
     """The match / split / gallery gates of this model, measured with its exported FP32 graphs (export/gates.py)."""
     from hicmd.data import load_split, parse_dataset_spec
@@ -207,6 +187,13 @@ def _build_engines(model, cfg, out: Path, options: ExportOptions, result: Export
     result.trtexec = [trtexec_command(_file(g, source), _file(g, precision, "engine"),
                                       engine_shapes(cfg, g, options.batch), TIMING_CACHE, options.workspace_gb,
                                       options.weak_fp16) for g in GRAPHS]
+    if options.int8:  # the Q/DQ graphs in the form TensorRT parses, for the builder here or trtexec on the target
+        from hicmd.export.int8 import write_tensorrt_form
+
+        forms = [write_tensorrt_form(out / _file(g, "int8")) for g in EMBEDDERS]
+        result.files += forms
+        result.trtexec += [trtexec_command(f.name, _file(g, "int8", "engine"), engine_shapes(cfg, g, options.batch),
+                                           TIMING_CACHE, options.workspace_gb) for g, f in zip(EMBEDDERS, forms)]
     result.engine_problem = tensorrt_problem()
     if result.engine_problem:
         return []
@@ -222,6 +209,10 @@ def _build_engines(model, cfg, out: Path, options: ExportOptions, result: Export
                 "profile": dict(zip(("min", "opt", "max"), options.batch)), "strongly_typed": built.strongly_typed,
                 "layer_precisions": built.precisions, "portable": False, "note": ENGINE_NOTE}
         artifacts.append(_artifact(cfg, g, precision, "engine", path, info))
+    if options.int8:
+        from hicmd.export.int8_stage import engine_stage
+
+        artifacts += engine_stage(cfg, out, options, result, step)
     if options.verify:
         from hicmd.runtime.backends.tensorrt import TensorRTBackend
 
@@ -233,7 +224,8 @@ def _build_engines(model, cfg, out: Path, options: ExportOptions, result: Export
             return opened[-1].run
 
         try:
-            gates, metrics = verify(model, out, [precision], _crops(cfg, options), runner, fmt="engine")
+            built = [precision] + (["int8"] if options.int8 else [])
+            gates, metrics = verify(model, out, built, _crops(cfg, options), runner, fmt="engine")
         finally:
             for backend in opened:
                 backend.close()
@@ -277,6 +269,11 @@ def _export(model, cfg, checkpoint: Path, out: Path, options: ExportOptions,  # 
     artifacts: list[Artifact] = []
     wrappers = {"rgb": EmbedderGraph(model, "rgb"), "ir": EmbedderGraph(model, "ir"), "generator": GeneratorGraph(model)}
     precisions = ["fp32"] + (["fp16"] if options.fp16 else []) + (["int8"] if options.int8 else [])
+    if options.int8:  # read first: a bad --calib fails before minutes of export
+        from hicmd.export.int8 import read_calibration
+
+        step(f"INT8: reading {options.int8.crops} calibration crops per modality from {options.int8.calib}")
+        calibration = read_calibration(options.int8, cfg.model.height, cfg.model.width)
     for g in GRAPHS:
         step(f"exporting {_file(g, 'fp32')}")
         path = out / _file(g, "fp32")
@@ -293,7 +290,7 @@ def _export(model, cfg, checkpoint: Path, out: Path, options: ExportOptions,  # 
     if options.int8:
         from hicmd.export.int8 import write_int8
 
-        result.parity["int8"] = write_int8(out, cfg, options.int8, step)
+        result.parity["int8"] = write_int8(out, options.int8, calibration, step)
         result.files += [out / _file(g, "int8") for g in EMBEDDERS]
     for p in precisions:
         for g in EMBEDDERS if p == "int8" else GRAPHS:
@@ -311,7 +308,9 @@ def _export(model, cfg, checkpoint: Path, out: Path, options: ExportOptions,  # 
             step("parity: OpenVINO (FP32, BF16, INT8) vs ONNX Runtime FP32")
             result.parity["openvino"] = openvino_parity(out, crops, precisions)
         if options.int8 and not result.failed:
-            result.gates += _int8_protocol(cfg, out, options, result, step)
+            from hicmd.export.int8_stage import protocol_stage
+
+            result.gates += protocol_stage(cfg, out, options, result, step)
     if result.failed or any(result.opcheck.values()):
         return result
     if options.data:

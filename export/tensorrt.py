@@ -6,6 +6,9 @@
 - One optimisation profile over the batch axis; a workspace pool limit; a timing cache file reused across builds.
 - After each build the engine inspector (profiling verbosity DETAILED) reports every layer's output formats; an FP16
   request whose engine has no FP16 layer raises EngineError (TensorRT 11 silently builds FP32 from an FP32 graph).
+- INT8: explicit quantization from the Q/DQ graph in its TensorRT form (`*.int8.trt.onnx`, hicmd.export.int8
+  `tensorrt_int8`), strongly typed on 10.x and 11.x alike, no INT8 flag or calibrator; after the build every
+  convolution layer must take INT8 input, or EngineError names the ones TensorRT left in float.
 
 Engines are not portable: they are tied to the GPU (compute capability) and the TensorRT version that built them.
 """
@@ -73,6 +76,8 @@ def trtexec_command(onnx_file: str, engine_file: str, shapes: Shapes, timing_cac
 
 def _precision_of(fmt: str) -> str:
     text = fmt.lower()
+    if "int8" in text:
+        return "int8"
     if "half" in text or "fp16" in text:
         return "fp16"
     if "float" in text or "fp32" in text:
@@ -96,8 +101,20 @@ def layer_precisions(info: dict[str, Any]) -> dict[str, int]:
     return dict(counts)
 
 
+def float_convolutions(info: dict[str, Any]) -> list[str]:
+    """Convolution layers of an engine whose input is not INT8 (inspector JSON at DETAILED verbosity)."""
+    found = []
+    for layer in info.get("Layers", []):
+        if isinstance(layer, dict) and "convolution" in str(layer.get("LayerType", "")).lower():
+            inputs = layer.get("Inputs") or []
+            fmt = inputs[0].get("Format/Datatype", "") if inputs and isinstance(inputs[0], dict) else ""
+            if _precision_of(fmt) != "int8":
+                found.append(f"{layer.get('Name', '?')} ({fmt or 'format unknown'})")
+    return found
+
+
 def build_engine(onnx_path: Path, engine_path: Path, shapes: Shapes, *, fp16: bool, workspace_gb: float = 2.0,
-                 timing_cache: Path | None = None, weak_fp16: bool = False) -> BuiltEngine:
+                 timing_cache: Path | None = None, weak_fp16: bool = False, int8: bool = False) -> BuiltEngine:
     """Parse, build, save and inspect one engine. Raises EngineError with the parser/builder's own words."""
     import tensorrt as trt
     from hicmd.runtime.backends import cuda_device
@@ -140,6 +157,11 @@ def build_engine(onnx_path: Path, engine_path: Path, shapes: Shapes, *, fp16: bo
         raise EngineError(f"the engine just built ({engine_path.name}) does not deserialise")
     info = json.loads(engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON))
     precisions = layer_precisions(info)
+    if int8:
+        floats = float_convolutions(info)
+        if floats or not precisions.get("int8"):
+            raise EngineError(f"{engine_path.name}: the Q/DQ graph asks for INT8 convolutions but TensorRT "
+                              f"{trt.__version__} runs {len(floats)} in float ({'; '.join(floats[:3]) or precisions})")
     if fp16 and not precisions.get("fp16"):
         raise EngineError(f"{engine_path.name}: FP16 was requested but the engine has no FP16 layer "
                           f"({precisions}); TensorRT built it in FP32 - check the FP16 graph / flags")
