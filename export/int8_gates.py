@@ -23,21 +23,25 @@ __all__ = ["protocol_scores", "protocol_gates"]
 Embed = Callable[[np.ndarray], np.ndarray]
 
 
-def _features(records: list, embed: dict[str, Embed], height: int, width: int, batch: int = 64) -> np.ndarray:
-    """L2-normalised embeddings of `records`, each through its modality's graph, read as evaluation reads them."""
+def _features(records: list, graphs: dict[str, dict[str, Embed]], height: int, width: int,
+              batch: int = 64) -> dict[str, np.ndarray]:
+    """L2-normalised embeddings of `records` for each named set of graphs, each record through its modality's
+    graph; every image is read once (as evaluation reads it) and fed to all the sets."""
     from hicmd.data.io import read_image
 
-    out = np.zeros((len(records), 0), np.float32)
+    out: dict[str, np.ndarray] = {}
     rows: dict[str, list[int]] = {}
     for i, r in enumerate(records):
         rows.setdefault(r.modality, []).append(i)
     for modality, idx in rows.items():
-        parts = [embed[modality](np.stack([read_image(records[i].path, height, width) for i in idx[s:s + batch]]))
-                 for s in range(0, len(idx), batch)]
-        feats = np.concatenate(parts).astype(np.float32)
-        if out.shape[1] == 0:
-            out = np.zeros((len(records), feats.shape[1]), np.float32)
-        out[idx] = feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
+        for start in range(0, len(idx), batch):
+            chunk = idx[start:start + batch]
+            images = np.stack([read_image(records[i].path, height, width) for i in chunk])
+            for name, embed in graphs.items():
+                feats = np.asarray(embed[modality](images), np.float32)
+                if name not in out:
+                    out[name] = np.zeros((len(records), feats.shape[1]), np.float32)
+                out[name][chunk] = feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
     return out
 
 
@@ -56,8 +60,9 @@ def protocol_scores(spec: str, graphs: dict[str, dict[str, Embed]], height: int,
     records = list(dict.fromkeys(r for t in trials for r in (*t.query, *t.gallery)))
     row = {r: i for i, r in enumerate(records)}
     result: dict[str, Any] = {"dataset": kind, "images": len(records), "settings": {}}
-    for name, embed in graphs.items():
-        features = _features(records, embed, height, width)
+    features_of = _features(records, graphs, height, width)
+    for name in graphs:
+        features = features_of[name]
         per_setting: dict[str, list] = {}
         for t in trials:
             q, g = features[[row[r] for r in t.query]], features[[row[r] for r in t.gallery]]

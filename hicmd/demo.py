@@ -56,8 +56,9 @@ def _steps(plan: DemoPlan) -> list[Step]:
         Step("evaluate (RegDB protocol, both directions)",
              ["eval", str(run / "last.pt"), "--data", f"regdb:{data}", "--direction", "both", "--out", str(o / "eval")],
              o / "eval" / "metrics.json"),
-        Step("export FP32 + FP16 ONNX with parity gates",
-             ["export", str(run / "last.pt"), "--out", str(model), "--fp16", "--data", f"regdb:{data}"],
+        Step("export FP32 + FP16 + INT8 ONNX with parity and accuracy gates",
+             ["export", str(run / "last.pt"), "--out", str(model), "--fp16", "--data", f"regdb:{data}",
+              "--int8", "--calib", f"regdb:{data}"],
              model / "manifest.json"),
         Step("stream the SynthVI clip (RGB + IR cameras)",
              ["stream", "--rgb", str(clip / "rgb.mp4"), "--ir", str(clip / "ir.mp4"), "--model", str(model),
@@ -133,6 +134,12 @@ def write_report(plan: DemoPlan) -> tuple[Path, Path]:
     manifest = o / "model" / "manifest.json"
     if manifest.is_file():
         parity = json.loads(manifest.read_text()).get("parity", {})
+        protocol = parity.get("int8", {}).get("protocol", {}).get("settings")
+        if protocol:
+            rows = "\n".join(f"| {name} | {v['fp32']['r1']:.2f} | {v['int8']['r1']:.2f} | {v['fp32']['mAP']:.2f} | "
+                             f"{v['int8']['mAP']:.2f} |" for name, v in protocol.items())
+            parts.append(("md", "## INT8 vs FP32 (RegDB protocol, held-out identities, ONNX Runtime)\n\n"
+                                "| setting | R1 FP32 | R1 INT8 | mAP FP32 | mAP INT8 |\n|---|---|---|---|---|\n" + rows))
         parts.append(("md", "## Export parity (ONNX Runtime vs PyTorch)\n\n```json\n"
                             + json.dumps(parity, indent=1)[:3000] + "\n```"))
     score = o / "stream" / "score.json"
