@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from hicmd.benchmark import FULL, QUICK, default_threads, latency_stats, sgemm_peak, time_runs
+from hicmd.benchmark import FULL, QUICK, default_threads, latency_stats, time_runs
+from hicmd.benchmark_peaks import sgemm_peak
 from hicmd.benchmark_pipeline import random_subject
 from hicmd.config import PRESETS
 

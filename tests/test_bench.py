@@ -87,9 +87,18 @@ def test_ratios_and_targets():
     assert rows[2]["speedup_vs_eager"] == pytest.approx(500 / 300)
     assert rows[4]["speedup_vs_eager"] is None  # no tiny eager row to compare with
     result = targets(rows, [{"config": "paper", "ratio": 0.95}])
-    assert [t["met"] for t in result] == [False, True, True]
+    # sgemm share, ORT vs eager, stream; INT8 vs FP32 at 1 and 8; fastest CPU path vs eager; OpenVINO vs ORT
+    assert [t["met"] for t in result] == [False, True, True, None, None, False, None]
     assert result[0]["value"] == pytest.approx(0.55)
-    assert [t["met"] for t in targets(rows[4:], [])] == [None, None, None]
+    assert [t["met"] for t in targets(rows[4:], [])] == [None] * 7
+    int8 = [_row("onnxruntime", "default", 1, 16.0, precision="int8"),
+            _row("onnxruntime", "default", 8, 200.0, precision="int8"), _row("openvino", "default", 1, 20.0)]
+    add_ratios(rows + int8)
+    result = targets(rows + int8, [])
+    assert result[3]["value"] == pytest.approx(40 / 16) and result[3]["met"]  # ORT INT8 2.5x ORT FP32 at batch 1
+    assert result[4]["value"] == pytest.approx(300 / 200) and not result[4]["met"]
+    assert result[5]["value"] == pytest.approx(100 / 16)  # the fastest CPU path (INT8) vs torch eager
+    assert result[6]["value"] == pytest.approx(20 / 16)  # OpenVINO's best is slower than ONNX Runtime's
 
 
 def _result(rows: list[dict]) -> dict:
