@@ -41,7 +41,7 @@ BACKBONES = ("resnet50", "resnet18", "efficientnet_lite0")
 # (attribute code a, H(p)) widths per backbone: ResNet layer4 / layer3 outputs; Lite0's head / stride-16 stage
 # (hicmd/model/backbones.py says why H ends there)
 BACKBONE_DIMS = {"resnet50": (2048, 1024), "resnet18": (512, 256), "efficientnet_lite0": (1280, 112)}
-# ImageNet weights shipped inside a pip package (hicmd/model/pretrained.py), per backbone they fit
+# ImageNet weights shipped inside a pip package (hicmd/pretrained.py), per backbone they fit
 PRETRAINED = {"none": BACKBONES, "imagenet-lite": ("efficientnet_lite0",)}
 AMP_MODES = ("none", "bf16", "fp16")
 HFL_BATCH = ("per_group", "batched")

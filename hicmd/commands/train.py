@@ -51,7 +51,7 @@ def command(
         raise UserError(f"--pretrained {pretrained} not found; pass imagenet-lite, none, a torchvision ResNet .pth "
                         "file or 'torchvision'")
     if cfg.model.pretrained != "none" and resume is None:
-        from hicmd.model.pretrained import packaged_weights_path
+        from hicmd.pretrained import packaged_weights_path
 
         packaged_weights_path(cfg.model.pretrained)  # package installed and file intact, before any data is read
     if out.exists() and not out.is_dir():

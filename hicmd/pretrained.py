@@ -14,11 +14,13 @@ import hashlib
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from hicmd.errors import UserError
+
+if TYPE_CHECKING:  # torch is imported where tensors are read: the CLI checks the file before paying for torch
+    import torch
+    from torch import nn
 
 __all__ = ["PACKAGED", "Packaged", "PretrainedError", "packaged_weights_path", "read_packaged", "load_packaged",
            "load_into"]
@@ -77,6 +79,8 @@ def packaged_weights_path(name: str) -> Path:
 
 def read_packaged(name: str) -> dict[str, torch.Tensor]:
     """The verified state dict of `name` (tensors only: weights_only loading)."""
+    import torch
+
     path = packaged_weights_path(name)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
