@@ -11,7 +11,7 @@ outputs stay float32 / uint8). What stays FP32, and why:
   blocked again, without end);
 - node scopes: every node of the custom MUNIT LayerNorm modules (Sub/Mul/Add around the reductions too), the
   uint8 -> float normalisation prefix, and modules that set `keep_fp32 = True` (EfficientNet-Lite0's depthwise
-  convolutions: with BatchNorm folded in, their FP16 rounding made 40x the embedding error of everything else).
+  convolutions: with BatchNorm folded in, their FP16 rounding made two thirds of the edge embedder's FP16 error).
 
 Convolutions, Gemm, LeakyReLU/ReLU, Pad, Add/Mul of the residual and AdaIN affine paths run in FP16.
 The result must pass onnx.checker full_check and strict typed shape inference, or the conversion fails.
