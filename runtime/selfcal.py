@@ -57,6 +57,8 @@ class SelfCalibrator:
         returns calibration events."""
         from .fusion import foot
 
+        if len(self._last) > 4096:  # a long run meets many track pairs: forget those not seen for a while
+            self._last = {k: v for k, v in self._last.items() if t - v < 30.0}
         best: dict[int, float] = {}  # per RGB person: the residual of their best IR partner under the fit in use
         for rgb, ir, distance in candidates:
             key = (rgb.id, ir.id)

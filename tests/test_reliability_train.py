@@ -192,3 +192,20 @@ def test_best_pt_follows_the_best_evaluation(tmp_path):
     assert keep_best(tmp_path, results(12.5))
     assert (tmp_path / "best.pt").read_bytes() == b"third, better"
     assert json.loads((tmp_path / "best.json").read_text())["r1"] == 12.5
+
+
+def test_a_checkpoint_from_before_hfl_batch_loads_as_the_batched_run_it_was(tmp_path):
+    import torch
+
+    from hicmd.config import PRESETS, config_to_dict
+    from hicmd.model import HiCMD
+
+    cfg = load_config("tiny", ["train.neg_ids=2", "train.hfl_batch=batched"])
+    saved = config_to_dict(cfg)
+    del saved["train"]["hfl_batch"]  # written by an older hicmd
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "old.pt", {"config": saved, "num_classes": 4,
+                                          "model": HiCMD(cfg.model, 4).state_dict(), "iteration": 1})
+    model, loaded = load_model(tmp_path / "old.pt")
+    assert loaded.train.hfl_batch == "batched" and loaded.train.neg_ids == 2
+    assert PRESETS["paper"].train.hfl_batch == "per_group"

@@ -64,6 +64,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if missing:
         raise CheckpointError(f"{path} lacks {', '.join(missing)}: it is incomplete or not written by hicmd; use a "
                               "checkpoint a training run saved (runs/NAME/last.pt)")
+    train = state["config"].get("train") if isinstance(state["config"], dict) else None
+    if isinstance(train, dict):
+        # checkpoints from before train.hfl_batch existed were trained with the batched HFL forward
+        train.setdefault("hfl_batch", "batched")
     return state
 
 
