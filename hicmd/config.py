@@ -255,7 +255,10 @@ EDGE = Config(
     model=replace(TINY.model, backbone="efficientnet_lite0", pretrained="imagenet-lite", mean=(0.5, 0.5, 0.5),
                   std=(0.5, 0.5, 0.5)),
     loss=TINY.loss,
-    train=TINY.train,
+    # tiny's recipe (the shared HFL warm-up still matters: without it 6 % instead of 15 % rank-1 after 300
+    # iterations) without the random intensity remap, which the ImageNet start does not need: 15.0 / 16.0 % vs
+    # 12.4 / 12.6 % with it (two seeds, 300 iterations, held-out SynthVI; README "The edge preset")
+    train=replace(TINY.train, remap_p=0.0),
 )
 
 PRESETS: dict[str, Config] = {"paper": Config(), "tiny": TINY, "edge": EDGE}
