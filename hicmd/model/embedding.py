@@ -5,7 +5,8 @@
     logits = classifier(dropout(f1)),  f_triplet = Linear(dropout(f1))
 
 H is the backbone's layer2 + layer3 applied to the prototype tensor (it stands in for conv1..layer1), so its
-submodules keep torchvision's names and load ImageNet weights by key.
+submodules keep torchvision's names and load ImageNet weights by key. With the EfficientNet-Lite0 backbone H is
+Lite0's blocks after its stride-4 stage behind a channel adapter (hicmd/model/backbones.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from torch import Tensor, nn
 
 from hicmd.config import ModelConfig
 from hicmd.model.attribute import make_resnet
+from hicmd.model.backbones import LiteFeatureEmbedder, is_lite
 
 __all__ = ["FeatureEmbedder", "HFLHead", "HFLOutput"]
 
@@ -45,7 +47,7 @@ class HFLHead(nn.Module):
     def __init__(self, cfg: ModelConfig, num_classes: int):
         super().__init__()
         e = cfg.embedding_dim
-        self.h = FeatureEmbedder(cfg)
+        self.h = LiteFeatureEmbedder(cfg) if is_lite(cfg.backbone) else FeatureEmbedder(cfg)
         self.alpha = nn.Parameter(torch.tensor(float(cfg.alpha_init)))
         self.bottleneck = nn.Linear(e, e)
         self.bn = nn.BatchNorm1d(e)

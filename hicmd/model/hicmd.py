@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from hicmd.config import ModelConfig
 from hicmd.model.attribute import AttributeEncoder, AttributeLayout
+from hicmd.model.backbones import LiteAttributeEncoder, is_lite
 from hicmd.model.decoder import Decoder
 from hicmd.model.discriminator import MultiScaleDiscriminator
 from hicmd.model.embedding import HFLHead, HFLOutput
@@ -42,7 +43,7 @@ class HiCMD(nn.Module):
         self.num_classes = num_classes
         self.layout = AttributeLayout(cfg.attribute_dim, cfg.encoder_residual)
         self.prototype = _pair(PrototypeEncoder(cfg))
-        self.attribute = _pair(AttributeEncoder(cfg))
+        self.attribute = _pair(LiteAttributeEncoder(cfg) if is_lite(cfg.backbone) else AttributeEncoder(cfg))
         self.decoder = Decoder(cfg)
         self.discriminator = _pair(MultiScaleDiscriminator(cfg))
         self.hfl = HFLHead(cfg, num_classes)

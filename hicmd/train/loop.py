@@ -21,6 +21,7 @@ from hicmd.config import Config, config_to_dict
 from hicmd.data import load_train, parse_dataset_spec
 from hicmd.errors import HicmdError
 from hicmd.model import HiCMD, load_imagenet_weights
+from hicmd.pretrained import load_packaged
 from hicmd.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from hicmd.train.housekeeping import (
     finite_weights,
@@ -127,7 +128,9 @@ def train(
 
         seed_everything(t.seed)  # identical initial weights on every rank
         model = HiCMD(cfg.model, len(original_ids))
-        if pretrained is not None and state is None:
+        if pretrained is None and state is None and cfg.model.pretrained != "none":
+            load_packaged(model, cfg.model.pretrained)  # weights inside an installed package, sha256-checked
+        elif pretrained is not None and state is None:
             try:
                 for module in (model.attribute["rgb"], model.attribute["ir"], model.hfl.h):
                     load_imagenet_weights(module, pretrained)

@@ -1,0 +1,113 @@
+"""`edge` vs `tiny` on held-out SynthVI people, each trained for the same CPU time, plus embedder latency.
+
+The issue-17 comparison, as a sequence of CLI verbs (each printed before it runs):
+
+1. `hicmd synth --ids 200 --seed 2027`: 100 training and 100 held-out identities from a universe no test uses.
+2. For each preset: a short calibration run (`--iters` warm-up + 5 full iterations) measures the seconds of a
+   warm-up (HFL-only) and of a full (ID-PIG + HFL) iteration on this machine; the real run then gets as many
+   warm-up iterations as fit in `--minutes` after the preset's full iterations (step_size kept in proportion).
+3. `hicmd eval --direction v2t`: visible -> thermal rank-1 / mAP on the held-out people.
+4. `hicmd bench --config tiny,edge,paper --backend onnxruntime --precision fp32`: embedder latency (random
+   weights: they do not change latency).
+
+    .venv/bin/python benchmarks/edge_vs_tiny.py --out bench-edge                 # the full 2 x 10 minutes
+    .venv/bin/python benchmarks/edge_vs_tiny.py --out bench-edge --minutes 2.5   # a scaled-down, indicative run
+
+Results: OUT/comparison.json and OUT/comparison.md. Run it on a quiet machine: the training budget is wall-clock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from hicmd.config import load_config
+
+
+def hicmd(*args: str, threads: int) -> None:
+    print(f"$ hicmd {shlex.join(args)}", flush=True)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    subprocess.run([sys.executable, "-m", "hicmd", *args], check=True, env=env)
+
+
+def phase_seconds(log: Path, warmup: int) -> tuple[float, float]:
+    """Mean seconds of a warm-up and of a full iteration from a run's log.csv (first 3 rows skipped: start-up)."""
+    rows = list(csv.DictReader(log.open()))
+    times = {int(r["iteration"]): float(r["time"]) for r in rows}
+    warm = (times[warmup] - times[3]) / (warmup - 3)
+    full = (times[max(times)] - times[warmup]) / (max(times) - warmup)
+    return warm, full
+
+
+def budget_iterations(preset: str, data: str, out: Path, seconds: float, threads: int) -> tuple[int, int, int]:
+    """(iters, warmup_id, step_size) that fill `seconds` with the preset's shape of training."""
+    t = load_config(preset).train
+    probe_warm = 40
+    probe = out / f"{preset}-probe"
+    hicmd("train", "--config", preset, "--data", data, "--out", str(probe), "--iters", str(probe_warm + 5),
+          "--set", f"train.warmup_id={probe_warm}", "--set", "train.log_every=1", "--set", "train.save_every=100000",
+          "--no-eval", "--no-progress", threads=threads)
+    warm, full = phase_seconds(probe / "log.csv", probe_warm)
+    pig = t.iters - t.warmup_id  # the preset's full iterations after the warm-up
+    warmup = max(1, int((seconds - pig * full) / warm))
+    iters = warmup + pig
+    return iters, warmup, max(1, round(iters * t.step_size / t.iters))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("bench-edge"))
+    parser.add_argument("--minutes", type=float, default=10.0, help="training budget per preset (wall-clock)")
+    parser.add_argument("--presets", default="tiny,edge")
+    parser.add_argument("--seed", type=int, default=2027, help="SynthVI universe (no test uses 2027)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-latency", action="store_true")
+    args = parser.parse_args()
+    out, threads = args.out, args.threads
+    out.mkdir(parents=True, exist_ok=True)
+    data = out / "data"
+    if not (data / "synthvi.json").is_file():
+        hicmd("synth", "--out", str(data), "--ids", "200", "--seed", str(args.seed), threads=threads)
+    spec = f"regdb:{data}"
+    results: dict[str, dict] = {}
+    for preset in args.presets.split(","):
+        iters, warmup, step = budget_iterations(preset, spec, out, args.minutes * 60, threads)
+        run = out / preset
+        hicmd("train", "--config", preset, "--data", spec, "--out", str(run), "--iters", str(iters),
+              "--set", f"train.warmup_id={warmup}", "--set", f"train.step_size={step}", "--no-eval",
+              "--no-progress", threads=threads)
+        rows = list(csv.DictReader((run / "log.csv").open()))
+        hicmd("eval", str(run / "last.pt"), "--data", spec, "--direction", "v2t", "--out", str(out / f"{preset}-eval"),
+              threads=threads)
+        v2t = json.loads((out / f"{preset}-eval" / "metrics.json").read_text())["settings"]["v2t"]
+        results[preset] = {"iters": iters, "warmup_id": warmup, "train_seconds": float(rows[-1]["time"]),
+                           "r1": v2t["r1"], "r5": v2t["r5"], "mAP": v2t["mAP"]}
+    latency: dict[str, dict[int, float]] = {}
+    if not args.no_latency:
+        hicmd("bench", "--config", "tiny,edge,paper", "--batch", "1,8", "--backend", "onnxruntime", "--precision",
+              "fp32", "--threads", str(threads), "--out", str(out / "latency"), threads=threads)
+        for row in json.loads((out / "latency" / "bench.json").read_text())["embedder"]:
+            if row["status"] == "ok":
+                latency.setdefault(row["config"], {})[row["batch"]] = row["p50_ms"]
+    report = {"minutes": args.minutes, "threads": threads, "seed": args.seed, "accuracy": results,
+              "latency_p50_ms_ort_fp32": latency}
+    (out / "comparison.json").write_text(json.dumps(report, indent=1))
+    lines = ["| preset | iterations (warm-up) | train s | v->t R1 | R5 | mAP | ORT FP32 p50 ms b1 | b8 |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name in dict.fromkeys([*results, *latency]):
+        r, lat = results.get(name, {}), latency.get(name, {})
+        cells = [f"{r['iters']} ({r['warmup_id']})", f"{r['train_seconds']:.0f}", f"{r['r1']:.1f}", f"{r['r5']:.1f}",
+                 f"{r['mAP']:.1f}"] if r else ["-"] * 5
+        lines.append(f"| {name} | " + " | ".join(cells + [f"{lat.get(b, float('nan')):.2f}" for b in (1, 8)]) + " |")
+    (out / "comparison.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
