@@ -2,9 +2,10 @@
 
 One artifact serves ONNX Runtime's CPU provider, OpenVINO and TensorRT (10.3 explicit quantization, 11.x strongly
 typed): ONNX Runtime's `quantize_static` in QDQ format with
-- symmetric signed INT8 activations (zero point 0, what TensorRT accepts) and per-channel symmetric INT8 weights;
-  x86 ONNX Runtime turns the s8 activations into u8 internally (QDQS8ToU8Transformer, exact), so a u8 graph buys
-  no CPU speed and would lock TensorRT out (the measurements behind this are in the README's INT8 section);
+- symmetric activations stored as uint8 with zero point 128 and per-channel symmetric INT8 weights. That is the
+  very grid of TensorRT's signed INT8 with zero point 0 (q - 128, same scale), so `tensorrt_int8` rewrites it
+  exactly, and it is the form x86 ONNX Runtime fuses into QLinearConv for every convolution (an s8 graph left 16
+  of 38 unfused; the measurements behind the choice are in the README's INT8 section);
 - int32 bias DequantizeLinear and Q/DQ on convolution outputs, so ONNX Runtime fuses every convolution into
   QLinearConv; TensorRT's parser refuses an int32 DequantizeLinear, so its build folds those biases back into
   float constants first (`fold_bias_dequantize`, exact: bias = int32 * scale);
