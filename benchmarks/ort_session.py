@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from hicmd.benchmark import FULL, QUICK, default_threads, latency_stats, time_runs
-from hicmd.benchmark_peaks import sgemm_peak
-from hicmd.benchmark_pipeline import random_subject
+from hicmd.bench.machine import default_threads
+from hicmd.bench.peaks import sgemm_peak
+from hicmd.bench.subjects import random_subject
+from hicmd.bench.timing import FULL, QUICK, latency_stats, time_runs
 from hicmd.config import PRESETS
 
 LEVELS = {"basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
@@ -62,7 +63,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     policy = QUICK if args.quick else FULL
-    peak = sgemm_peak(args.threads)["gflops"]
+    peak = sgemm_peak(args.threads).gflops
     with tempfile.TemporaryDirectory() as tmp:
         subject = random_subject(PRESETS[args.config], Path(tmp), fp16=False)
         path = args.onnx or Path(tmp) / "rgb.onnx"
@@ -74,9 +75,9 @@ def main() -> None:
                 sess = session(path, **settings)
                 times, _ = time_runs(lambda: sess.run(["embedding"], {"images": images}), policy)
                 stats = latency_stats(times, batch)
-                gflops = 2 * subject.macs * stats["images_per_s"] / 1e9
-                print(f"batch {batch:3d}  {name:38s} p50 {stats['p50_ms']:9.2f} ms  "
-                      f"{stats['images_per_s']:7.2f} img/s  {gflops:6.1f} GFLOP/s  {gflops / peak:5.0%} of peak")
+                gflops = 2 * subject.macs * stats.images_per_s / 1e9
+                print(f"batch {batch:3d}  {name:38s} p50 {stats.p50_ms:9.2f} ms  "
+                      f"{stats.images_per_s:7.2f} img/s  {gflops:6.1f} GFLOP/s  {gflops / peak:5.0%} of peak")
 
 
 if __name__ == "__main__":

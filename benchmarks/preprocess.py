@@ -47,7 +47,7 @@ def main() -> None:
     label = str(args.model) if args.model else f"{args.config} (random weights)"
     with tempfile.TemporaryDirectory() as tmp:
         if args.model is None:
-            from hicmd.benchmark_pipeline import random_subject
+            from hicmd.bench.subjects import random_subject
             from hicmd.config import PRESETS
 
             args.model = random_subject(PRESETS[args.config], Path(tmp), fp16=False).manifest.root

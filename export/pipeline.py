@@ -238,7 +238,7 @@ def run_export(checkpoint: str | Path, out: str | Path, options: ExportOptions =
                step: Callable[[str], None] = lambda _: None) -> ExportResult:
     """Export `checkpoint` into folder `out`. Raises CheckpointError for a bad checkpoint; gate failures and a
     missing TensorRT are reported in the result (check `result.ok`)."""
-    from hicmd.train.checkpoint import load_model
+    from hicmd.checkpoint import load_model
 
     checkpoint, final = Path(checkpoint), Path(out)
     step(f"loading {checkpoint}")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hicmd.errors import UserError
+from hicmd.errors import HicmdError
 
 if TYPE_CHECKING:  # torch is imported where tensors are read: the CLI checks the file before paying for torch
     import torch
@@ -26,7 +26,7 @@ __all__ = ["PACKAGED", "Packaged", "PretrainedError", "packaged_weights_path", "
            "load_into"]
 
 
-class PretrainedError(UserError, ValueError):
+class PretrainedError(HicmdError, ValueError):
     """Packaged weights that cannot be used: package missing, file altered, or weights for another network."""
 
 

@@ -40,7 +40,7 @@ class Embedder:
         self.manifest = manifest if isinstance(manifest, Manifest) else load_manifest(manifest)
         spec = self.manifest.input
         if spec.layout != "NHWC" or spec.dtype != "uint8" or spec.color not in ("RGB", "BGR"):
-            raise ValueError(f"manifest input is {spec.layout} {spec.dtype} {spec.color}; this runtime feeds "
+            raise ManifestError(f"manifest input is {spec.layout} {spec.dtype} {spec.color}; this runtime feeds "
                              f"NHWC uint8 RGB/BGR: re-export with this hicmd version")
         if spec.resize and spec.resize != RESIZE:
             raise ManifestError(f"the model was exported for crops resized with {spec.resize!r}, this runtime resizes "

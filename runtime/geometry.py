@@ -24,7 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from hicmd.errors import UserError
+from hicmd.errors import HicmdError
 
 __all__ = ["Calibration", "CalibrationError", "fit_calibration", "foot_points", "reprojection_errors"]
 
@@ -34,7 +34,7 @@ MIN_PAIRS = 4
 MIN_SPREAD_RATIO = 0.02
 
 
-class CalibrationError(UserError):
+class CalibrationError(HicmdError, ValueError):
     """A calibration that cannot be made or used: too few or collinear pairs, a singular or malformed matrix,
     a file made for other image sizes. The message says what to do."""
 

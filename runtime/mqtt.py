@@ -20,10 +20,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from hicmd.errors import HicmdError
+
 __all__ = ["MqttError", "MqttTarget", "MqttPublisher", "parse_mqtt_url"]
 
 
-class MqttError(ValueError):
+class MqttError(HicmdError, ValueError):
     """A --mqtt URL that cannot be used."""
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from .backends import open_backend
 from .embedder import Embedder
-from .manifest import Manifest, load_manifest
+from .manifest import Manifest, ManifestError, load_manifest
 
 __all__ = ["SWAPS", "attribute_indices", "swap_indices", "swap_attributes", "Translator", "compose_grid"]
 
@@ -27,11 +27,11 @@ def attribute_indices(layout: dict[str, Any], attribute_dim: int, part: str) -> 
     """Absolute indices of `part` (style | pose | illumination) in every chunk, ascending."""
     chunks = int(layout["chunks"])
     if chunks < 1 or attribute_dim % chunks:
-        raise ValueError(f"attribute_layout has {chunks} chunks, which do not divide attribute_dim {attribute_dim}")
+        raise ManifestError(f"manifest.json attribute_layout has {chunks} chunks, which do not divide attribute_dim {attribute_dim}")
     size = attribute_dim // chunks
     start, end = (int(v) for v in layout[part])
     if not 0 <= start < end <= size:
-        raise ValueError(f"attribute_layout {part} range [{start}, {end}) does not fit a {size}-wide chunk")
+        raise ManifestError(f"manifest.json attribute_layout {part} range [{start}, {end}) does not fit a {size}-wide chunk")
     return (np.arange(chunks)[:, None] * size + np.arange(start, end)[None, :]).reshape(-1)
 
 

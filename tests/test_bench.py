@@ -12,9 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hicmd.benchmark import TimingPolicy, add_ratios, cosine_min, latency_stats, time_runs
-from hicmd.benchmark_pipeline import targets
-from hicmd.benchmark_report import write_json, write_markdown, write_plot
+from hicmd.bench.embedder import add_ratios
+from hicmd.bench.report import write_json, write_markdown, write_plot
+from hicmd.bench.rows import BenchResult, EmbedderRow, Peak, StreamRow, TrainRow
+from hicmd.bench.targets import targets
+from hicmd.bench.timing import TimingPolicy, cosine_min, latency_stats, time_runs
 
 HICMD = [sys.executable, "-m", "hicmd"]
 
@@ -52,12 +54,12 @@ def test_time_runs_stops_at_min_seconds_but_not_before_floor():
 def test_latency_stats_percentiles_and_throughput():
     times = np.arange(1, 101) / 1000.0  # 1..100 ms
     stats = latency_stats(np.random.default_rng(0).permutation(times), batch=8)
-    assert stats["runs"] == 100
-    assert stats["p50_ms"] == pytest.approx(50.5)
-    assert stats["p90_ms"] == pytest.approx(90.1)
-    assert stats["p99_ms"] == pytest.approx(99.01)
-    assert stats["mean_ms"] == pytest.approx(50.5)
-    assert stats["images_per_s"] == pytest.approx(8 * 100 / times.sum())
+    assert stats.runs == 100
+    assert stats.p50_ms == pytest.approx(50.5)
+    assert stats.p90_ms == pytest.approx(90.1)
+    assert stats.p99_ms == pytest.approx(99.01)
+    assert stats.mean_ms == pytest.approx(50.5)
+    assert stats.images_per_s == pytest.approx(8 * 100 / times.sum())
     with pytest.raises(ValueError):
         latency_stats([], batch=1)
 
@@ -69,61 +71,60 @@ def test_cosine_min():
 
 
 def _row(backend: str, variant: str, batch: int, p50: float, precision: str = "fp32", config: str = "paper",
-         **extra: float) -> dict:
-    return {"config": config, "backend": backend, "precision": precision, "variant": variant, "device": "cpu",
-            "batch": batch, "status": "ok", "runs": 10, "p50_ms": p50, "p90_ms": p50 * 1.1, "p99_ms": p50 * 1.2,
-            "mean_ms": p50, "images_per_s": 1000.0 * batch / p50, "gflops": 10.0, "peak_fraction": 0.5,
-            "parity_cosine": 0.99999, **extra}
+         **extra: float) -> EmbedderRow:
+    fields = dict(runs=10, p50_ms=p50, p90_ms=p50 * 1.1, p99_ms=p50 * 1.2, mean_ms=p50,
+                  images_per_s=1000.0 * batch / p50, gflops=10.0, peak_fraction=0.5, parity_cosine=0.99999)
+    return EmbedderRow(config, backend, precision, variant, "cpu", batch, **{**fields, **extra})
+
+
+def _stream(ratio: float) -> StreamRow:
+    return StreamRow("paper", "clip", 20, 2.1, 9.5, 2.0, 40, 100.0, 10.0, ratio,
+                     {"embed": {"p50": 80.0, "p99": 90.0, "n": 5}}, {}, "onnxruntime fp32")
 
 
 def test_ratios_and_targets():
     rows = [_row("torch", "eager", 1, 100.0), _row("onnxruntime", "default", 1, 40.0),
             _row("onnxruntime", "default", 8, 300.0, peak_fraction=0.55), _row("torch", "eager", 8, 500.0),
             _row("onnxruntime", "default", 1, 10.0, config="tiny"),
-            {"config": "paper", "backend": "tensorrt", "precision": "fp16", "variant": "default", "batch": None,
-             "device": "-", "status": "skipped: no engine"}]
+            EmbedderRow.skipped("paper", "tensorrt", "fp16", "default", "no engine")]
     add_ratios(rows)
-    assert rows[1]["speedup_vs_eager"] == pytest.approx(2.5)
-    assert rows[2]["speedup_vs_eager"] == pytest.approx(500 / 300)
-    assert rows[4]["speedup_vs_eager"] is None  # no tiny eager row to compare with
-    result = targets(rows, [{"config": "paper", "ratio": 0.95}])
+    assert rows[1].speedup_vs_eager == pytest.approx(2.5)
+    assert rows[2].speedup_vs_eager == pytest.approx(500 / 300)
+    assert rows[4].speedup_vs_eager is None  # no tiny eager row to compare with
+    result = targets(rows, [_stream(0.95)])
     # sgemm share, ORT vs eager, stream; INT8 vs FP32 at 1 and 8; fastest CPU path vs eager; OpenVINO vs ORT
-    assert [t["met"] for t in result] == [False, True, True, None, None, False, None]
-    assert result[0]["value"] == pytest.approx(0.55)
-    assert [t["met"] for t in targets(rows[4:], [])] == [None] * 7
+    assert [t.met for t in result] == [False, True, True, None, None, False, None]
+    assert result[0].value == pytest.approx(0.55)
+    assert [t.met for t in targets(rows[4:], [])] == [None] * 7
     int8 = [_row("onnxruntime", "default", 1, 16.0, precision="int8"),
             _row("onnxruntime", "default", 8, 200.0, precision="int8"), _row("openvino", "default", 1, 20.0)]
     add_ratios(rows + int8)
     result = targets(rows + int8, [])
-    assert result[3]["value"] == pytest.approx(40 / 16) and result[3]["met"]  # ORT INT8 2.5x ORT FP32 at batch 1
-    assert result[4]["value"] == pytest.approx(300 / 200) and not result[4]["met"]
-    assert result[5]["value"] == pytest.approx(100 / 16)  # the fastest CPU path (INT8) vs torch eager
-    assert result[6]["value"] == pytest.approx(20 / 16)  # OpenVINO's best is slower than ONNX Runtime's
+    assert result[3].value == pytest.approx(40 / 16) and result[3].met  # ORT INT8 2.5x ORT FP32 at batch 1
+    assert result[4].value == pytest.approx(300 / 200) and not result[4].met
+    assert result[5].value == pytest.approx(100 / 16)  # the fastest CPU path (INT8) vs torch eager
+    assert result[6].value == pytest.approx(20 / 16)  # OpenVINO's best is slower than ONNX Runtime's
 
 
-def _result(rows: list[dict]) -> dict:
-    return {
-        "created": "now", "quick": True, "threads": 2, "policy": "warm-up 1", "weights": "random",
-        "machine": {"cpu": "Test CPU", "physical_cores": 2, "logical_cores": 2, "gpu": None, "load_average": [1.0],
-                    "versions": {"numpy": "2"}},
-        "peak": {"gflops": 100.0, "method": "torch.mm"}, "embedder": rows,
-        "stream": [{"config": "paper", "steps": 20, "processed_fps": 9.5, "embedder_bound_fps": 10.0, "ratio": 0.95,
-                    "stages": {"embed": {"p50": 80.0, "p99": 90.0, "n": 5}}}],
-        "train": [{"config": "tiny", "device": "cpu", "threads": 2, "runs": 2, "p50_s": 1.5, "iters_per_s": 0.66,
-                   "images_per_s": 8.0}],
-        "targets": targets(rows, []),
-    }
+def _result(rows: list[EmbedderRow]) -> BenchResult:
+    return BenchResult(
+        created="now", quick=True, threads=2, policy="warm-up 1", weights="random",
+        machine={"cpu": "Test CPU", "physical_cores": 2, "logical_cores": 2, "gpu": None, "load_average": [1.0],
+                 "versions": {"numpy": "2"}},
+        peaks={"fp32": Peak(100.0, 2048, 2, 0.17, {"torch.mm": 100.0}, "torch.mm"), "int8": None, "bf16": None},
+        configs={}, embedder=rows, stream=[_stream(0.95)],
+        train=[TrainRow("tiny", "cpu", 2, 2, 1.5, 0.66, 12, 8.0)], targets=targets(rows, []))
 
 
 def test_report_writers(tmp_path: Path):
     rows = [_row("torch", "eager", b, 10.0 * b) for b in (1, 8)] + \
            [_row("onnxruntime", "default", b, 4.0 * b, stages_ms={"compute": 1.0}) for b in (1, 8)] + \
-           [{"config": "paper", "backend": "tensorrt", "precision": "fp16", "variant": "default", "batch": None,
-             "device": "-", "status": "skipped: no fp16 engine"}]
+           [EmbedderRow.skipped("paper", "tensorrt", "fp16", "default", "no fp16 engine")]
     add_ratios(rows)
     result = _result(rows)
     data = json.loads(write_json(result, tmp_path / "bench.json").read_text())
     assert [r["p50_ms"] for r in data["embedder"] if r["status"] == "ok"] == [10.0, 80.0, 4.0, 32.0]
+    assert data["peak"]["gflops"] == 100.0 and data["stream"][0]["ratio"] == 0.95
     text = write_markdown(result, tmp_path / "bench.md").read_text()
     table = [line for line in text.split("## Stream")[0].splitlines() if line.startswith("| paper")]
     assert len(table) == 5 and "skipped: no fp16 engine" in table[-1]
@@ -145,7 +146,7 @@ def test_bench_rejects_bad_options(tmp_path: Path):
 
 @pytest.mark.slow  # builds and runs the whole tiny model (decoder, discriminators) for summarise(): 4-15 s
 def test_macs_match_the_model_summary():
-    from hicmd.benchmark_pipeline import _macs
+    from hicmd.bench.subjects import _macs
     from hicmd.config import PRESETS
     from hicmd.model import HiCMD
     from hicmd.model.summary import summarise

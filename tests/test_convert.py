@@ -20,11 +20,11 @@ import torch
 
 from hicmd.commands.convert import command as convert_command
 from hicmd.config import PRESETS
-from hicmd.convert import ConversionError, OriginalFiles, convert_original, find_original_files, save_converted, \
+from hicmd.authors_checkpoint import ConversionError, OriginalFiles, convert_original, find_original_files, save_converted, \
     to_original
-from hicmd.errors import UserError
+from hicmd.errors import HicmdError
 from hicmd.model import HiCMD
-from hicmd.train.checkpoint import load_checkpoint, load_model
+from hicmd.checkpoint import load_checkpoint, load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = 206
@@ -200,7 +200,7 @@ def test_cli_rejects_a_non_checkpoint(tiny, tmp_path):
     assert str(junk) in line and "not a PyTorch checkpoint" in line
     with pytest.raises(ConversionError, match="not the authors' gen_XXXXXXX.pt"):
         convert_original(OriginalFiles(ident, ident))
-    with pytest.raises(UserError, match="either"):
+    with pytest.raises(HicmdError, match="either"):
         convert_command(out=tmp_path / "o.pt", gen=junk, id_=None, dis=None, opts=None, directory=tmp_path,
                         iteration=None)
 

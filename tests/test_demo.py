@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from hicmd.cli import app
-from hicmd.demo import DemoPlan, _steps, write_report
+from hicmd.walkthrough import DemoPlan, _steps, write_report
 
 
 @pytest.mark.parametrize("step", _steps(DemoPlan(out=Path("demo-out"))), ids=lambda s: s.args[0])

@@ -17,11 +17,11 @@ from hicmd.cli import app
 from hicmd.config import PRESETS, config_to_dict
 from hicmd.data import Record, load_split
 from hicmd.data.io import read_image, to_tensor_batch
-from hicmd.errors import UserError
+from hicmd.errors import HicmdError
 from hicmd.evaluation import eval_regdb, evaluate
 from hicmd.evaluation.extract import embed_batch, extract_features
 from hicmd.model import HiCMD
-from hicmd.train.checkpoint import save_checkpoint
+from hicmd.checkpoint import save_checkpoint
 
 # the tiny preset, smaller still so these tests stay quick on a busy 2-core machine
 CFG = replace(PRESETS["tiny"], model=replace(PRESETS["tiny"].model, height=96, width=48, encoder_residual=1))
@@ -164,7 +164,7 @@ def test_cli_writes_table_json_and_png(checkpoint, regdb):
 def test_cli_user_errors(checkpoint, args, message):
     args = [str(checkpoint) if a == "CKPT" else a for a in args]
     result = CliRunner().invoke(app, ["eval", *args], standalone_mode=False)
-    assert isinstance(result.exception, UserError), result.output
+    assert isinstance(result.exception, HicmdError), result.output
     assert message in str(result.exception)
 
 
@@ -188,4 +188,4 @@ def test_regdb_ten_split_protocol_one_checkpoint_per_split(model, regdb, tmp_pat
     assert row["trials"] == [1, 2] and [r["checkpoint"] for r in row["per_trial"]] == [str(one), str(also_one)]
     assert row["std"]["r1"] == pytest.approx(0.0) and row["r1"] == pytest.approx(row["per_trial"][0]["r1"])
     wrong = CliRunner().invoke(app, ["eval", str(one), str(also_one), "--data", f"regdb:{data}", "--trials", "1"])
-    assert isinstance(wrong.exception, UserError) and "one split per checkpoint" in str(wrong.exception)
+    assert isinstance(wrong.exception, HicmdError) and "one split per checkpoint" in str(wrong.exception)

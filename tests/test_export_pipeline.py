@@ -17,13 +17,13 @@ from onnx import TensorProto, helper, numpy_helper
 from typer.testing import CliRunner
 
 from hicmd.config import PRESETS, config_to_dict
-from hicmd.errors import UserError
+from hicmd.errors import HicmdError
 from hicmd.export import parity as P
 from hicmd.export.opcheck import check_tensorrt
 from hicmd.export.pipeline import ExportOptions, run_export, verify
 from hicmd.model import HiCMD
 from hicmd.runtime.manifest import load_manifest, sha256_file
-from hicmd.train.checkpoint import load_model, save_checkpoint
+from hicmd.checkpoint import load_model, save_checkpoint
 
 GRAPHS = ("rgb", "ir", "generator")
 
@@ -219,9 +219,9 @@ def test_no_verify_is_recorded_and_bad_checkpoint_is_a_user_error(tmp_path, expo
 
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(UserError, match="not a readable checkpoint"):
+    with pytest.raises(HicmdError, match="not a readable checkpoint"):
         command(bad, out=tmp_path / "x")
-    with pytest.raises(UserError, match="--batch"):
+    with pytest.raises(HicmdError, match="--batch"):
         command(exported["ckpt"], out=tmp_path / "x", batch="8")
 
 

@@ -114,7 +114,7 @@ def test_broken_calibration_is_refused_by_the_gates(int8_model, tmp_path):
     """Calibrated on black images, the ranges cannot hold real crops: the cosine and rank-1 gates must fail."""
     from hicmd.export.parity import synthvi_crops
     from hicmd.export.pipeline import verify
-    from hicmd.train.checkpoint import load_model
+    from hicmd.checkpoint import load_model
 
     for g in ("rgb", "ir"):
         shutil.copy(int8_model["out"] / f"{g}.onnx", tmp_path / f"{g}.onnx")
@@ -133,7 +133,7 @@ def test_int8_export_bad_input_is_one_line(int8_model, tmp_path):
     import typer
 
     from hicmd.commands.export import command
-    from hicmd.errors import UserError
+    from hicmd.errors import HicmdError
 
     app = typer.Typer()
     app.command()(command)
@@ -155,7 +155,7 @@ def test_int8_export_bad_input_is_one_line(int8_model, tmp_path):
              (["--int8", "--calib", f"regdb:{small}", "--calib-method", "median"], "--calib-method")]
     for extra, words in cases:
         result = CliRunner().invoke(app, [str(int8_model["ckpt"]), "--out", str(out), *extra])
-        assert isinstance(result.exception, UserError) and words in str(result.exception), (extra, result.output)
+        assert isinstance(result.exception, HicmdError) and words in str(result.exception), (extra, result.output)
     assert (out / "manifest.json").read_bytes() == before
 
 
@@ -239,12 +239,12 @@ def test_bench_runs_without_torch(int8_model, tmp_path):
 
 
 def test_shipped_peak_graphs_are_the_generated_ones(tmp_path):
-    from hicmd.benchmark_peaks import PEAK_GRAPHS, int8_peak, write_peak_graphs
+    from hicmd.bench.peaks import PEAK_GRAPHS, int8_peak, write_peak_graphs
 
     for kind, path in write_peak_graphs(tmp_path).items():
         assert path.read_bytes() == PEAK_GRAPHS[kind].read_bytes(), kind
     peak = int8_peak(1, 256, 2)
-    assert peak["gflops"] > 0 and "MatMulInteger" in peak["method"]
+    assert peak.gflops > 0 and "MatMulInteger" in peak.method
 
 
 @pytest.mark.gpu
@@ -268,7 +268,7 @@ def test_tensorrt_int8_engines_build_from_the_qdq_graphs(trained, tmp_path):
 
 
 def test_demo_report_shows_the_int8_table(tmp_path):
-    from hicmd.demo import DemoPlan, write_report
+    from hicmd.walkthrough import DemoPlan, write_report
 
     (tmp_path / "model").mkdir()
     settings = {"v2t": {"fp32": {"r1": 13.0, "mAP": 10.73}, "int8": {"r1": 12.8, "mAP": 10.67}}}

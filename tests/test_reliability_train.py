@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from hicmd.config import ConfigError, load_config
-from hicmd.train.checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
+from hicmd.checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
 from hicmd.train.housekeeping import prune_checkpoints, truncate_log
 from hicmd.train.loop import TrainingStopped, train
 

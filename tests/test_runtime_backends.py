@@ -294,7 +294,7 @@ def test_torch_backend_matches_exported_onnx(tmp_path):
     from hicmd.export.graphs import export_embedder, export_generator
     from hicmd.model import HiCMD
     from hicmd.runtime.manifest import Artifact, InputSpec, Manifest, sha256_file
-    from hicmd.train.checkpoint import save_checkpoint
+    from hicmd.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
     cfg = TINY  # the prototype encoder's wide reflect padding needs at least 80 x 40

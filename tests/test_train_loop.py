@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 import hicmd.losses
 from hicmd.cli import app
-from hicmd.errors import UserError
-from hicmd.train.checkpoint import load_checkpoint
+from hicmd.errors import HicmdError
+from hicmd.checkpoint import load_checkpoint
 from hicmd.train.loop import TrainingStopped, train
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -64,7 +64,7 @@ def test_resume_in_a_fresh_process_is_bit_exact(data, tmp_path):
     argv = ["train", "--config", "tiny", *sets, "--set", "model.mlp_dim=16", "--set", "train.gamma=0.3",
             "--data", data, "--out", str(half), "--iters", "3", "--resume", str(half / "last.pt"), "--no-eval"]
     result = CliRunner().invoke(app, argv)
-    assert isinstance(result.exception, UserError), result.output
+    assert isinstance(result.exception, HicmdError), result.output
     message = str(result.exception)
     assert "model.mlp_dim: checkpoint 32 != config 16" in message and "train.gamma" in message
     assert "train.iters" not in message
@@ -119,5 +119,5 @@ def test_cli_errors_are_one_line_user_errors(data, tmp_path, args, message):
         base[flag] = value
     argv = ["train", *[x for kv in base.items() for x in kv], "--iters", "1", "--no-eval", "--no-progress"]
     result = CliRunner().invoke(app, argv)
-    assert isinstance(result.exception, UserError), result.output
+    assert isinstance(result.exception, HicmdError), result.output
     assert message in str(result.exception) and "\n" not in str(result.exception)

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from _runtime_graphs import ATTR, HEIGHT, LAYOUT, WIDTH, make_export, reference_embedder, reference_generator
 from hicmd.cli import app
-from hicmd.errors import UserError
+from hicmd.errors import HicmdError
 from hicmd.runtime.translate import Translator, attribute_indices, swap_attributes, swap_indices
 
 PAPER_LAYOUT = {"chunks": 4, "style": [0, 256], "pose": [256, 384], "illumination": [384, 512]}
@@ -126,7 +126,7 @@ def test_cli_bad_input_is_a_user_error(export, tmp_path, args, message):
     args = [a.format(ref=ref, tmp=tmp_path) for a in args]
     result = CliRunner().invoke(app, ["translate", "--model", str(export.root), "--out", str(tmp_path / "o.png"),
                                       *args])
-    assert isinstance(result.exception, UserError), result.output
+    assert isinstance(result.exception, HicmdError), result.output
     assert message in str(result.exception)
 
 
@@ -134,4 +134,4 @@ def test_cli_bad_model_folder_is_a_user_error(tmp_path):
     image = _write(tmp_path / "img", _people(1, 6)) / "00.png"
     result = CliRunner().invoke(app, ["translate", "--model", str(tmp_path), "--src", str(image), "--ref",
                                       str(image), "--out", str(tmp_path / "o.png")])
-    assert isinstance(result.exception, UserError) and "manifest.json not found" in str(result.exception)
+    assert isinstance(result.exception, HicmdError) and "manifest.json not found" in str(result.exception)

@@ -64,8 +64,8 @@ def command(
 
     from rich.console import Console
 
-    from hicmd.benchmark_pipeline import BenchOptions, run_bench
-    from hicmd.benchmark_report import print_report, write_json, write_markdown, write_plot
+    from hicmd.bench import BenchOptions, run_bench
+    from hicmd.bench.report import print_report, write_json, write_markdown, write_plot
     from hicmd.config import PRESETS
 
     configs = _list(config, "config", tuple(PRESETS))
@@ -99,6 +99,6 @@ def command(
     written = [write_json(result, out / "bench.json"), write_markdown(result, out / "bench.md"),
                write_plot(result, out / "bench.png")]
     console.print("wrote " + ", ".join(str(p) for p in written if p is not None))
-    if result["weights"].startswith("random"):
+    if result.weights.startswith("random"):
         console.print("[yellow]random-initialised weights: the weights do not change latency (FP16 parity with "
                       "trained weights can differ; measure an export with --model for that)[/yellow]")

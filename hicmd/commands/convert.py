@@ -35,7 +35,7 @@ def command(
 
     from rich.console import Console
 
-    from hicmd.convert import ConversionError, OriginalFiles, convert_original, find_original_files, save_converted
+    from hicmd.authors_checkpoint import OriginalFiles, convert_original, find_original_files, save_converted
 
     console = Console()
     try:
@@ -51,8 +51,6 @@ def command(
             conversion = convert_original(files)
         with console.status(f"writing {out}"):
             save_converted(conversion, out)
-    except ConversionError as exc:
-        raise UserError(str(exc)) from None
     except OSError as exc:
         raise UserError(f"cannot write {out}: {exc.strerror or exc}") from None
 

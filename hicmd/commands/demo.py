@@ -18,6 +18,6 @@ def command(
     bench: bool = typer.Option(True, "--bench/--no-bench", help="Finish with a short latency benchmark."),
 ) -> None:
     """The whole job on SynthVI: data, train, evaluate, export, stream, benchmark, report."""
-    from hicmd.demo import DemoPlan, run_demo
+    from hicmd.walkthrough import DemoPlan, run_demo
 
     run_demo(DemoPlan(out=out, ids=ids, iters=iters, bench=bench), fresh=fresh)

@@ -53,17 +53,14 @@ def command(
 
     from hicmd.evaluation import report
     from hicmd.evaluation.runner import evaluate, parse_trials
-    from hicmd.train.checkpoint import CheckpointError, load_model
+    from hicmd.checkpoint import load_model
 
     if device != "cpu" and not (device == "cuda" or device.startswith("cuda:") and device[5:].isdigit()):
         raise UserError(f"--device {device!r}: use cpu, cuda or cuda:N")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"--device {device}: no CUDA device is available here; use --device cpu")
     def evaluate_one(path: Path, split_trials: list[int] | None) -> dict:
-        try:
-            model, cfg = load_model(path, device)
-        except CheckpointError as exc:
-            raise UserError(str(exc)) from None
+        model, cfg = load_model(path, device)
         return evaluate(
             model, cfg, data, trials=split_trials,
             directions=None if direction == "both" else (direction,),  # None: every direction the protocol has
@@ -98,7 +95,7 @@ def command(
 def _warn_other_splits(checkpoint: Path, results: dict) -> None:
     """One RegDB checkpoint scored on splits other than its own: its training people are in those test sets."""
     from hicmd.evaluation.splits import trained_trial
-    from hicmd.train.checkpoint import load_checkpoint
+    from hicmd.checkpoint import load_checkpoint
 
     if results["dataset"] != "regdb":
         return

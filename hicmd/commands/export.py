@@ -58,7 +58,6 @@ def command(
     from hicmd.data import DataError
     from hicmd.export.int8 import CalibrationError
     from hicmd.export.pipeline import ExportOptions, run_export
-    from hicmd.train.checkpoint import CheckpointError
 
     console = Console()
     profile = _batch(batch)
@@ -74,8 +73,6 @@ def command(
     try:
         with console.status("exporting") as status:
             result = run_export(checkpoint, out, options, step=lambda text: status.update(text))
-    except CheckpointError as exc:
-        raise UserError(str(exc)) from None
     except CalibrationError as exc:
         raise UserError(f"--calib {calib}: {exc}") from None
     except DataError as exc:  # --data that cannot give the parity crops

@@ -91,66 +91,61 @@ def command(
     from rich.console import Console
     from rich.markup import escape
 
-    from hicmd.runtime.detect import DetectorError, check_thresholds
-    from hicmd.runtime.gallery import GalleryError
+    from hicmd.runtime.detect import check_thresholds
     from hicmd.runtime.gates import describe_gates, resolve_gates
-    from hicmd.runtime.manifest import ManifestError
-    from hicmd.runtime.sources import SourceError, parse_ir_range, parse_source, quiet_video_logs, redact
-    from hicmd.runtime.stream import StreamError, StreamOptions, run_stream
+    from hicmd.runtime.sources import parse_ir_range, parse_source, quiet_video_logs, redact
+    from hicmd.runtime.stream import StreamOptions, run_stream
 
     console = Console(stderr=True)
     quiet_video_logs(verbose)
-    try:
-        opts = StreamOptions(
-            rgb=rgb, ir=ir, detector=detector, det_conf=det_conf, det_iou=det_iou,
-            detections_rgb=str(detections_rgb) if detections_rgb else None,
-            detections_ir=str(detections_ir) if detections_ir else None,
-            embed_every=embed_every, match_threshold=match_threshold, confirm=confirm, split_distance=split_distance,
-            cues=cues.value, calibration=str(calibration) if calibration else None, self_calibrate=self_calibrate,
-            geometry_gate=geometry_gate, weight_geometry=weight_geometry, weight_time=weight_time,
-            gallery=str(gallery) if gallery else None, enroll=enroll, ir_range=parse_ir_range(ir_range),
-            save=str(save) if save else None, save_tracks=str(save_tracks) if save_tracks else None,
-            events=str(events) if events else None, overwrite_events=overwrite, show=show, max_frames=max_frames,
-            stats_every=stats_every,
-            pair_tolerance_ms=pair_tolerance_ms, realtime=realtime, loop=loop, fps_rgb=fps_rgb, fps_ir=fps_ir,
-        )
-        parse_source(ir)  # a typo in a source fails before the model loads
-        if rgb is not None:
-            parse_source(rgb)
-        elif not gallery:
-            raise UserError("without --rgb (IR only) the stream can only name people from a gallery: give "
-                            "--gallery DIR (enrol them with --rgb ... --gallery DIR --enroll NAME by day)")
-        check_thresholds(det_conf, det_iou)
-        for output in (save, events):  # output files may go into folders that do not exist yet
-            if output is not None:
-                output.parent.mkdir(parents=True, exist_ok=True)
-        if enroll and not gallery:
-            raise UserError("--enroll NAME needs --gallery DIR to save the crops into")
-        embedder = _open_embedder(model, backend, device, precision, threads, url)
-        publisher = _open_mqtt(mqtt) if mqtt else None
-        gates = describe_gates(resolve_gates(opts, embedder))
-        console.print(f"[bold]hicmd stream[/] {escape(redact(rgb)) if rgb else '(no RGB)'} + {escape(redact(ir))}\n"
-                      f"{escape(embedder.describe())}\n{gates}; cues: {cues.value}", highlight=False)
+    opts = StreamOptions(
+        rgb=rgb, ir=ir, detector=detector, det_conf=det_conf, det_iou=det_iou,
+        detections_rgb=str(detections_rgb) if detections_rgb else None,
+        detections_ir=str(detections_ir) if detections_ir else None,
+        embed_every=embed_every, match_threshold=match_threshold, confirm=confirm, split_distance=split_distance,
+        cues=cues.value, calibration=str(calibration) if calibration else None, self_calibrate=self_calibrate,
+        geometry_gate=geometry_gate, weight_geometry=weight_geometry, weight_time=weight_time,
+        gallery=str(gallery) if gallery else None, enroll=enroll, ir_range=parse_ir_range(ir_range),
+        save=str(save) if save else None, save_tracks=str(save_tracks) if save_tracks else None,
+        events=str(events) if events else None, overwrite_events=overwrite, show=show, max_frames=max_frames,
+        stats_every=stats_every,
+        pair_tolerance_ms=pair_tolerance_ms, realtime=realtime, loop=loop, fps_rgb=fps_rgb, fps_ir=fps_ir,
+    )
+    parse_source(ir)  # a typo in a source fails before the model loads
+    if rgb is not None:
+        parse_source(rgb)
+    elif not gallery:
+        raise UserError("without --rgb (IR only) the stream can only name people from a gallery: give "
+                        "--gallery DIR (enrol them with --rgb ... --gallery DIR --enroll NAME by day)")
+    check_thresholds(det_conf, det_iou)
+    for output in (save, events):  # output files may go into folders that do not exist yet
+        if output is not None:
+            output.parent.mkdir(parents=True, exist_ok=True)
+    if enroll and not gallery:
+        raise UserError("--enroll NAME needs --gallery DIR to save the crops into")
+    embedder = _open_embedder(model, backend, device, precision, threads, url)
+    publisher = _open_mqtt(mqtt) if mqtt else None
+    gates = describe_gates(resolve_gates(opts, embedder))
+    console.print(f"[bold]hicmd stream[/] {escape(redact(rgb)) if rgb else '(no RGB)'} + {escape(redact(ir))}\n"
+                  f"{escape(embedder.describe())}\n{gates}; cues: {cues.value}", highlight=False)
+    if publisher is not None:
+        console.print(escape(publisher.describe()), highlight=False)
+    # a terminal gets a live status line from the stats events; elsewhere the events themselves are the progress
+    status = console.status("waiting for the first frames") if console.is_terminal else contextlib.nullcontext()
+
+    def on_event(event: dict) -> None:
         if publisher is not None:
-            console.print(escape(publisher.describe()), highlight=False)
-        # a terminal gets a live status line from the stats events; elsewhere the events themselves are the progress
-        status = console.status("waiting for the first frames") if console.is_terminal else contextlib.nullcontext()
+            publisher.publish(event)
+        if event["event"] == "stats" and console.is_terminal:
+            status.update(_status_line(event))  # type: ignore[union-attr]
 
-        def on_event(event: dict) -> None:
-            if publisher is not None:
-                publisher.publish(event)
-            if event["event"] == "stats" and console.is_terminal:
-                status.update(_status_line(event))  # type: ignore[union-attr]
-
-        try:
-            with status:
-                summary = run_stream(opts, embedder, on_event=on_event)
-        finally:
-            if publisher is not None:
-                publisher.close()
-                console.print(f"MQTT: {publisher.published} events published, {publisher.dropped} dropped")
-    except (SourceError, DetectorError, GalleryError, ManifestError, StreamError) as exc:
-        raise UserError(str(exc)) from None
+    try:
+        with status:
+            summary = run_stream(opts, embedder, on_event=on_event)
+    finally:
+        if publisher is not None:
+            publisher.close()
+            console.print(f"MQTT: {publisher.published} events published, {publisher.dropped} dropped")
     stopped_by = summary.extra.get("signal", "interrupted")
     console.print((f"[yellow]{stopped_by}[/] " if summary.interrupted else "") +
                   f"{summary.steps} steps in {summary.duration_s:.1f} s, tracks {summary.tracks}, "
@@ -168,22 +163,13 @@ def _status_line(stats: dict) -> str:
 
 
 def _open_mqtt(url: str):  # noqa: ANN202
-    from hicmd.runtime.mqtt import MqttError, MqttPublisher
+    from hicmd.runtime.mqtt import MqttPublisher
 
-    try:
-        return MqttPublisher(url)
-    except MqttError as exc:
-        raise UserError(str(exc)) from None
+    return MqttPublisher(url)
 
 
 def _open_embedder(model: Path, backend: str, device: str, precision: str, threads: int | None,  # noqa: ANN202
                    url: str | None = None):
     from hicmd.runtime.embedder import Embedder
-    from hicmd.runtime.manifest import ManifestError
 
-    try:
-        return Embedder(model, backend=backend, device=device, precision=precision, threads=threads, url=url)
-    except ManifestError:
-        raise
-    except (ValueError, RuntimeError) as exc:  # BackendError is a RuntimeError: one line, what to do
-        raise UserError(f"cannot open the embedder in {model}: {exc}") from None
+    return Embedder(model, backend=backend, device=device, precision=precision, threads=threads, url=url)

@@ -32,17 +32,13 @@ def command(
     torchrun --nproc_per_node N -m hicmd train ..."""
     import logging
 
-    from hicmd.config import PRETRAINED, ConfigError, load_config
-    from hicmd.data import DataError
+    from hicmd.config import PRETRAINED, load_config
 
     extra = [f"train.device={device}"] * (device is not None) + [f"train.amp={amp}"] * (amp is not None)
     if pretrained in PRETRAINED:  # packaged weights: a model setting, recorded in the run's config
         extra.append(f"model.pretrained={pretrained}")
         pretrained = None
-    try:
-        cfg = load_config(config, [*overrides, *extra])
-    except ConfigError as exc:
-        raise UserError(str(exc)) from None
+    cfg = load_config(config, [*overrides, *extra])
     if cfg.train.amp not in ("none", "bf16", "fp16"):
         raise UserError(f"--amp {cfg.train.amp!r} must be none, bf16 or fp16")
     if resume is not None and not resume.is_file():
@@ -60,21 +56,14 @@ def command(
     from rich.console import Console
     from rich.logging import RichHandler
 
-    from hicmd.train.checkpoint import CheckpointError
-    from hicmd.train.loop import TrainingStopped, train
-    from hicmd.train.trainer import resolve_device
+    from hicmd.device import resolve_device
+    from hicmd.train.loop import train
 
-    try:
-        resolve_device(cfg.train.device)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    resolve_device(cfg.train.device)
     logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler(show_path=False)])
     console = Console()
-    try:
-        summary = train(cfg, data, out, iters=iters, resume=resume, pretrained=pretrained, evaluate=evaluate,
-                        show_progress=progress)
-    except (DataError, CheckpointError, TrainingStopped) as exc:
-        raise UserError(str(exc)) from None
+    summary = train(cfg, data, out, iters=iters, resume=resume, pretrained=pretrained, evaluate=evaluate,
+                    show_progress=progress)
     if summary["rank"] != 0:  # torchrun: rank 0 reports
         return
     console.print(f"trained {summary['trained']} iterations in {summary['seconds']:.0f} s "

@@ -42,8 +42,6 @@ def command(
     """
     import cv2
 
-    from hicmd.runtime.backends import BackendError
-    from hicmd.runtime.manifest import ManifestError
     from hicmd.runtime.translate import SWAPS, Translator, compose_grid
 
     if swap not in SWAPS:
@@ -62,13 +60,10 @@ def command(
         sources = [_read(p, "--src-dir") for p in _listing(src_dir, "--src-dir", limit)]
         references = [_read(p, "--ref-dir") for p in _listing(ref_dir, "--ref-dir", limit)]
 
-    try:
-        with Translator(model, modalities=(src_modality, ref_modality), backend=backend, device=device,
-                        precision=precision, threads=threads) as translator:
-            typer.echo(translator.describe())
-            results = translator.translate(sources, src_modality, references, ref_modality, swap)
-    except (ManifestError, BackendError, ValueError) as exc:
-        raise UserError(str(exc)) from None
+    with Translator(model, modalities=(src_modality, ref_modality), backend=backend, device=device,
+                    precision=precision, threads=threads) as translator:
+        typer.echo(translator.describe())
+        results = translator.translate(sources, src_modality, references, ref_modality, swap)
     picture = results[0, 0] if single else compose_grid(sources, references, results)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() not in _IMAGE_SUFFIXES or not cv2.imwrite(str(out), picture):

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from hicmd.errors import UserError
+from hicmd.errors import HicmdError
 from hicmd.evaluation.metrics import mean_metrics
 from hicmd.evaluation.protocols import DIRECTIONS, SYSU_MODES, build_trials, load_permutations, score, setting_label
 
@@ -21,7 +21,12 @@ if TYPE_CHECKING:
 
     from hicmd.config import Config
 
-__all__ = ["evaluate", "default_trials", "parse_trials"]
+__all__ = ["evaluate", "default_trials", "parse_trials", "ProtocolError"]
+
+
+class ProtocolError(HicmdError, ValueError):
+    """An evaluation that the dataset's protocol does not define (a direction, mode, shot count or trial it
+    lacks), or split / permutation files that cannot be read."""
 
 
 def default_trials(kind: str, spec_trial: int) -> list[int]:
@@ -39,9 +44,9 @@ def parse_trials(text: str) -> list[int]:
     except ValueError:
         trials = []
     if not trials:
-        raise UserError(f"--trials {text!r} must be a trial number, a range like 1-10 or a list like 1,3,5")
+        raise ProtocolError(f"trials {text!r}: give a trial number, a range like 1-10 or a list like 1,3,5")
     if min(trials) < 1:
-        raise UserError(f"--trials {text!r}: trials are numbered from 1")
+        raise ProtocolError(f"trials {text!r}: trials are numbered from 1")
     return sorted(set(trials))
 
 
@@ -73,41 +78,42 @@ def evaluate(
 
     directions: "v2t" (visible query) and/or "t2v"; default both for RegDB/LLCM; SYSU queries are IR only.
     modes / shots / perm: SYSU all|indoor search, 1 or 10 shots, optional official permutation file.
-    Returns the results dict of hicmd.evaluation.report (values in percent). Raises UserError for a dataset,
+    Returns the results dict of hicmd.evaluation.report (values in percent). Raises ProtocolError (or DataError) for a dataset,
     permutation file or option that cannot be used.
     """
-    from hicmd.data import DataError, parse_dataset_spec
+    from hicmd.data import parse_dataset_spec
 
-    try:
-        kind, root, spec_trial = parse_dataset_spec(dataset)
-    except DataError as exc:
-        raise UserError(str(exc)) from None
+    kind, root, spec_trial = parse_dataset_spec(dataset)
     trials = list(trials) if trials else default_trials(kind, spec_trial)
     if kind == "sysu":
         if directions and set(directions) != {"t2v"}:
-            raise UserError("SYSU-MM01 queries are IR images only: use --direction t2v (or leave it out)")
+            raise ProtocolError("SYSU-MM01 queries are IR images only: its one direction is t2v")
         directions = ("t2v",)
         bad_modes = [m for m in modes if m not in SYSU_MODES]
         if bad_modes:
-            raise UserError(f"--mode {bad_modes[0]!r} must be 'all' or 'indoor'")
+            raise ProtocolError(f"SYSU-MM01 search mode {bad_modes[0]!r}: the modes are 'all' and 'indoor'")
         if shots not in (1, 10):
-            raise UserError(f"--shots {shots} must be 1 (single-shot) or 10 (multi-shot)")
+            raise ProtocolError(f"{shots} shots: SYSU-MM01 galleries are single-shot (1) or multi-shot (10)")
     elif shots != 1 or perm is not None:
-        raise UserError("--shots and --perm belong to the SYSU-MM01 protocol only")
+        raise ProtocolError("shots and permutation files belong to the SYSU-MM01 protocol only")
     directions = tuple(directions or DIRECTIONS)
     if any(d not in DIRECTIONS for d in directions):
-        raise UserError(f"direction must be v2t or t2v, got {', '.join(directions)}")
+        raise ProtocolError(f"direction must be v2t or t2v, got {', '.join(directions)}")
 
     try:
         permutations = load_permutations(perm) if perm is not None else None
         if permutations is not None and max(trials) > permutations.num_trials:
             n = permutations.num_trials
-            raise UserError(f"{perm} holds {n} trials; ask for --trials 1-{n}")
+            raise ProtocolError(f"{perm} holds {n} trials; evaluate trials 1-{n}")
         if shots != 1 and permutations is None:
-            raise UserError("multi-shot SYSU (--shots 10) needs the official permutations: --perm rand_perm_cam.mat")
+            raise ProtocolError("multi-shot SYSU-MM01 needs the official permutations (rand_perm_cam.mat)")
         all_trials = build_trials(kind, root, trials, directions, tuple(modes), shots, permutations)
-    except (DataError, ValueError) as exc:  # unreadable folders, split files or permutation files
-        raise UserError(str(exc)) from None
+    except ProtocolError:
+        raise
+    except ValueError as exc:  # unreadable split or permutation files (DataError is already a HicmdError)
+        if isinstance(exc, HicmdError):
+            raise
+        raise ProtocolError(str(exc)) from None
 
     # embed every distinct image once
     records = list(dict.fromkeys(r for t in all_trials for r in (*t.query, *t.gallery)))
@@ -115,11 +121,8 @@ def evaluate(
     from hicmd.evaluation.extract import extract_features
 
     start = time.perf_counter()
-    try:
-        features = extract_features(model, records, cfg.model, batch_size, flip, device,
-                                    f"embedding {len(records)} images", show_progress)
-    except DataError as exc:  # a missing or corrupt image named in a split file
-        raise UserError(str(exc)) from None
+    features = extract_features(model, records, cfg.model, batch_size, flip, device,
+                                f"embedding {len(records)} images", show_progress)
     extract_seconds = time.perf_counter() - start
 
     per_setting: dict[str, list] = {}
@@ -129,7 +132,7 @@ def evaluate(
         try:
             per_setting.setdefault(t.setting, []).append((t.trial, score(t, q, g)))
         except ValueError as exc:
-            raise UserError(f"{kind} trial {t.trial} ({t.setting}): {exc}") from None
+            raise ProtocolError(f"{kind} trial {t.trial} ({t.setting}): {exc}") from None
 
     settings = {}
     for name, results in per_setting.items():

@@ -31,7 +31,7 @@ def evaluate_splits(checkpoints: Sequence[Path], data: str, trials: Sequence[int
                     warn: Callable[[str], None]) -> dict[str, Any]:
     """`evaluate_one(checkpoint, trial)` -> evaluate()'s results for that trial; returns the same layout with, per
     setting, one per_trial row per checkpoint and the mean and std over them."""
-    from hicmd.train.checkpoint import load_checkpoint
+    from hicmd.checkpoint import load_checkpoint
 
     merged: dict[str, Any] | None = None
     for checkpoint, trial in zip(checkpoints, trials):

@@ -22,7 +22,7 @@ from hicmd.data import load_train, parse_dataset_spec
 from hicmd.errors import HicmdError
 from hicmd.model import HiCMD, load_imagenet_weights
 from hicmd.pretrained import load_packaged
-from hicmd.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from hicmd.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from hicmd.train.housekeeping import (
     finite_weights,
     link_atomically,
@@ -40,7 +40,8 @@ from hicmd.train.state import (
     set_rng_state,
     weights_digest,
 )
-from hicmd.train.trainer import Trainer, resolve_device
+from hicmd.device import resolve_device
+from hicmd.train.trainer import Trainer
 from hicmd.train.visual import save_grid
 
 __all__ = ["train", "TrainingStopped"]

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from hicmd.config import Config
-from hicmd.train.checkpoint import config_mismatch
+from hicmd.checkpoint import config_mismatch
 
 __all__ = ["rng_state", "set_rng_state", "seed_everything", "resume_mismatch", "weights_digest", "RESUME_FREE",
            "RECOVERY_FIELDS"]

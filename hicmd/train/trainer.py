@@ -26,24 +26,9 @@ from hicmd.model import HiCMD
 from hicmd.train.hfl import hfl_losses
 from hicmd.train.sampler import Batch
 
-__all__ = ["Trainer", "resolve_device"]
+__all__ = ["Trainer"]
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def resolve_device(spec: str) -> torch.device:
-    """`auto | cpu | cuda | cuda:N` -> torch.device; auto picks CUDA when present."""
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(spec)
-    except RuntimeError:
-        raise ValueError(f"device {spec!r} is not supported; use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {spec!r} was asked for but CUDA is not available; use --device cpu")
-    if device.type not in ("cpu", "cuda"):
-        raise ValueError(f"device {spec!r} is not supported; use auto, cpu, cuda or cuda:N")
-    return device
 
 
 def _distributed() -> bool:

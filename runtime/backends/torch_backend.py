@@ -24,7 +24,7 @@ _MODELS: dict[tuple[str, str], tuple[Any, Any]] = {}  # (checkpoint, device) -> 
 def _load(path: Path, device: str) -> tuple[Any, Any]:
     key = (str(path.resolve()), device)
     if key not in _MODELS:
-        from hicmd.train.checkpoint import CheckpointError, load_model
+        from hicmd.checkpoint import CheckpointError, load_model
 
         try:
             _MODELS[key] = load_model(path, device=device)

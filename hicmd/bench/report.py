@@ -1,6 +1,6 @@
 """`hicmd bench` output: a rich table on screen, and bench.json, bench.md and bench.png in the output folder.
 
-All four are derived from one result dict (see hicmd.commands.bench), so they always agree.
+All four are derived from one BenchResult (hicmd.bench.rows), so they always agree.
 """
 
 from __future__ import annotations
@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+
+from hicmd.bench.rows import BenchResult, EmbedderRow, StreamRow, Target, TrainRow
 
 __all__ = ["EMBEDDER_COLUMNS", "embedder_table", "write_json", "write_markdown", "write_plot", "print_report"]
 
@@ -21,24 +23,24 @@ EMBEDDER_COLUMNS = (
 )
 
 
-def _cell(row: dict[str, Any], key: str, fmt: str) -> str:
-    value = row.get(key)
+def _cell(row: Any, key: str, fmt: str) -> str:
+    value = getattr(row, key)
     return "-" if value is None else fmt.format(value)
 
 
-def embedder_table(rows: list[dict[str, Any]]) -> list[list[str]]:
+def embedder_table(rows: list[EmbedderRow]) -> list[list[str]]:
     """Rows as strings in EMBEDDER_COLUMNS order; skipped/failed rows carry their reason in the last column."""
     out = []
     for r in rows:
         cells = [_cell(r, key, fmt) for _, key, fmt in EMBEDDER_COLUMNS]
-        if r.get("status") != "ok":
-            cells[6:] = [r.get("status", "?")] + [""] * (len(EMBEDDER_COLUMNS) - 7)
+        if not r.ok:
+            cells[6:] = [r.status] + [""] * (len(EMBEDDER_COLUMNS) - 7)
         out.append(cells)
     return out
 
 
-def write_json(result: dict[str, Any], path: Path) -> Path:
-    path.write_text(json.dumps(result, indent=2, default=str) + "\n")
+def write_json(result: BenchResult, path: Path) -> Path:
+    path.write_text(json.dumps(result.as_dict(), indent=2, default=str) + "\n")
     return path
 
 
@@ -53,55 +55,61 @@ def _stage_text(stages: dict[str, Any] | None) -> str:
     return ", ".join(f"{k} {v['p50']:.1f}" if isinstance(v, dict) else f"{k} {v:.2f}" for k, v in stages.items())
 
 
-def _target_text(t: dict[str, Any]) -> str:
-    return t["note"] or "not measured" if t["met"] is None else ("met" if t["met"] else "NOT met")
+def _stream_cells(s: StreamRow) -> list[str]:
+    return [s.config, str(s.steps), f"{s.processed_fps:.1f}", _cell(s, "embedder_bound_fps", "{:.1f}"),
+            _cell(s, "ratio", "{:.0%}"), _stage_text(s.stages)]
 
 
-def write_markdown(result: dict[str, Any], path: Path) -> Path:
-    m, peak = result["machine"], result["peak"]
+def _train_cells(t: TrainRow) -> list[str]:
+    return [str(t.threads), str(t.runs), f"{t.p50_s:.2f}", f"{t.iters_per_s:.3f}", f"{t.images_per_s:.2f}"]
+
+
+def _target_text(t: Target) -> str:
+    return t.note or "not measured" if t.met is None else ("met" if t.met else "NOT met")
+
+
+def write_markdown(result: BenchResult, path: Path) -> Path:
+    m, peak = result.machine, result.peak
     lines = [
         "# hicmd bench", "",
         f"- machine: {m['cpu']}, {m['physical_cores']} cores ({m['logical_cores']} logical), GPU: {m['gpu'] or 'none'}",
         f"- versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v),
         f"- load average when measured: {m['load_average']}",
         f"- CPU flags (low precision): {', '.join(m.get('cpu_flags') or []) or 'none found'}",
-        f"- threads: {result['threads']}; sgemm peak: {peak['gflops']:.1f} GFLOP/s ({peak['method']})",
-        *[f"- {kind} peak: {p['gflops']:.1f} {'GOP/s' if kind == 'int8' else 'GFLOP/s'} ({p['method']})"
-          for kind, p in (result.get("peaks") or {}).items() if kind != "fp32" and p],
+        f"- threads: {result.threads}; sgemm peak: {peak.gflops:.1f} GFLOP/s ({peak.method})",
+        *[f"- {kind} peak: {p.gflops:.1f} {'GOP/s' if kind == 'int8' else 'GFLOP/s'} ({p.method})"
+          for kind, p in result.peaks.items() if kind != "fp32" and p],
         "- % peak: INT8 and BF16 CPU rows against their own peak, the others against the sgemm peak",
-        f"- timing: {result['policy']}",
-        f"- weights: {result['weights']}", "",
+        f"- timing: {result.policy}",
+        f"- weights: {result.weights}", "",
         "## Embedder latency", "",
     ]
     headers = [h for h, _, _ in EMBEDDER_COLUMNS]
-    lines += _md_table(headers, embedder_table(result["embedder"]))
-    staged = [r for r in result["embedder"] if r.get("stages_ms")]
+    lines += _md_table(headers, embedder_table(result.embedder))
+    staged = [r for r in result.embedder if r.stages_ms]
     if staged:
         lines += ["", "GPU stage split (ms, median):", ""]
-        lines += [f"- {r['config']} {r['backend']} {r['precision']} batch {r['batch']}: {_stage_text(r['stages_ms'])}"
+        lines += [f"- {r.config} {r.backend} {r.precision} batch {r.batch}: {_stage_text(r.stages_ms)}"
                   for r in staged]
-    if result.get("stream"):
+    if result.stream:
         lines += ["", "## Stream", ""]
         lines += _md_table(["config", "steps", "processed FPS", "embedder-bound FPS", "ratio", "stage p50 ms"],
-                           [[s["config"], str(s["steps"]), f"{s['processed_fps']:.1f}",
-                             _cell(s, "embedder_bound_fps", "{:.1f}"), _cell(s, "ratio", "{:.0%}"),
-                             _stage_text(s["stages"])] for s in result["stream"]])
-    if result.get("train"):
+                           [_stream_cells(s) for s in result.stream])
+    if result.train:
         lines += ["", "## Training step", ""]
         lines += _md_table(["config", "device", "threads", "runs", "s / iteration", "iterations/s", "images/s"],
-                           [[t["config"], t["device"], str(t["threads"]), str(t["runs"]), f"{t['p50_s']:.2f}",
-                             f"{t['iters_per_s']:.3f}", f"{t['images_per_s']:.2f}"] for t in result["train"]])
+                           [[t.config, t.device, *_train_cells(t)] for t in result.train])
     lines += ["", "## Targets", ""]
     lines += _md_table(["target", "value", "threshold", "result"],
-                       [[t["target"], _cell(t, "value", "{:.3f}"), f"{t['threshold']:g}",
-                         _target_text(t)] for t in result["targets"]])
+                       [[t.target, _cell(t, "value", "{:.3f}"), f"{t.threshold:g}", _target_text(t)]
+                        for t in result.targets])
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
-def write_plot(result: dict[str, Any], path: Path) -> Path | None:
+def write_plot(result: BenchResult, path: Path) -> Path | None:
     """p50 latency per image vs batch, one line per backend/precision/variant, one panel per config."""
-    rows = [r for r in result["embedder"] if r.get("status") == "ok"]
+    rows = [r for r in result.embedder if r.ok]
     if not rows:
         return None
     try:
@@ -112,14 +120,14 @@ def write_plot(result: dict[str, Any], path: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    configs = sorted({r["config"] for r in rows})
+    configs = sorted({r.config for r in rows})
     fig, axes = plt.subplots(1, len(configs), figsize=(6 * len(configs), 4.2), squeeze=False)
     for ax, config in zip(axes[0], configs):
         lines: dict[str, list[tuple[int, float]]] = {}
         for r in rows:
-            if r["config"] == config:
-                label = f"{r['backend']} {r['precision']} {r['variant']} ({r['device']})"
-                lines.setdefault(label, []).append((r["batch"], r["p50_ms"]))
+            if r.config == config:
+                label = f"{r.backend} {r.precision} {r.variant} ({r.device})"
+                lines.setdefault(label, []).append((r.batch, r.p50_ms))
         for label, points in sorted(lines.items()):
             points.sort()
             ax.plot([b for b, _ in points], [ms for _, ms in points], marker="o", label=label)
@@ -133,46 +141,43 @@ def write_plot(result: dict[str, Any], path: Path) -> Path | None:
         ax.set_title(f"{config} embedder")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle(f"hicmd bench: {result['machine']['cpu']}, {result['threads']} threads", fontsize=10)
+    fig.suptitle(f"hicmd bench: {result.machine['cpu']}, {result.threads} threads", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
 
 
-def print_report(result: dict[str, Any], console: Any) -> None:
+def print_report(result: BenchResult, console: Any) -> None:
     """The rich tables: embedder matrix, stream, training, targets."""
     from rich.table import Table
 
-    peak = result["peak"]
-    table = Table(title=f"embedder latency ({result['threads']} threads, sgemm peak {peak['gflops']:.1f} GFLOP/s, "
-                        f"weights: {result['weights']})")
+    table = Table(title=f"embedder latency ({result.threads} threads, sgemm peak {result.peak.gflops:.1f} GFLOP/s, "
+                        f"weights: {result.weights})")
     for header, _, _ in EMBEDDER_COLUMNS:
         table.add_column(header, justify="left" if header in ("config", "backend", "variant") else "right")
-    for cells in embedder_table(result["embedder"]):
+    for cells in embedder_table(result.embedder):
         table.add_row(*cells)
     console.print(table)
-    if result.get("stream"):
+    if result.stream:
         t = Table(title="stream (files as fast as possible)")
         for h in ("config", "steps", "processed FPS", "embedder-bound FPS", "ratio", "stage p50 ms"):
             t.add_column(h)
-        for s in result["stream"]:
-            t.add_row(s["config"], str(s["steps"]), f"{s['processed_fps']:.1f}",
-                      _cell(s, "embedder_bound_fps", "{:.1f}"), _cell(s, "ratio", "{:.0%}"), _stage_text(s["stages"]))
+        for s in result.stream:
+            t.add_row(*_stream_cells(s))
         console.print(t)
-    if result.get("train"):
+    if result.train:
         t = Table(title="training step (D + G update, random in-memory batch)")
         for h in ("config", "threads", "runs", "s / iteration", "iterations/s", "images/s"):
             t.add_column(h)
-        for r in result["train"]:
-            t.add_row(r["config"], str(r["threads"]), str(r["runs"]), f"{r['p50_s']:.2f}", f"{r['iters_per_s']:.3f}",
-                      f"{r['images_per_s']:.2f}")
+        for r in result.train:
+            t.add_row(r.config, *_train_cells(r))
         console.print(t)
     t = Table(title="targets")
     for h in ("target", "value", "threshold", "result"):
         t.add_column(h)
-    for tg in result["targets"]:
-        style = {True: "green", False: "red", None: "yellow"}[tg["met"]]
-        t.add_row(tg["target"], _cell(tg, "value", "{:.3f}"), f"{tg['threshold']:g}",
+    for tg in result.targets:
+        style = {True: "green", False: "red", None: "yellow"}[tg.met]
+        t.add_row(tg.target, _cell(tg, "value", "{:.3f}"), f"{tg.threshold:g}",
                   f"[{style}]{_target_text(tg)}[/{style}]")
     console.print(t)

@@ -20,9 +20,13 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from hicmd.errors import UserError
+from hicmd.errors import HicmdError
 
-__all__ = ["DemoPlan", "run_demo"]
+__all__ = ["DemoPlan", "DemoStepFailed", "run_demo"]
+
+
+class DemoStepFailed(HicmdError, RuntimeError):
+    """A step of the demo exited non-zero; the message says how to re-run just that step."""
 
 
 @dataclass(frozen=True)
@@ -85,7 +89,7 @@ def _run(step: Step, console: Console) -> float:
     start = time.perf_counter()
     result = subprocess.run(cmd)
     if result.returncode != 0:
-        raise UserError(f"demo step '{step.name}' failed (exit {result.returncode}); its output is above. "
+        raise DemoStepFailed(f"demo step '{step.name}' failed (exit {result.returncode}); its output is above. "
                         f"Re-run just that step with: hicmd {shlex.join(step.args)}")
     return time.perf_counter() - start
 

@@ -5,7 +5,7 @@
 - int8: ONNX Runtime's MatMulInteger, uint8 x int8 -> int32 (MLAS QGEMM: the AVX512-VNNI / AVX-VNNI / AMX kernels
   the INT8 graphs' QLinearConv use), counted as 2 ops per multiply-add like the others;
 - bf16: OpenVINO's MatMul with BF16 inference and torch.mm on bfloat16, where installed and the CPU has BF16.
-Each is the best of `repeats` n x n x n products. The two ONNX graphs ship in hicmd/peaks/ (tiny files, made by
+Each is the best of `repeats` n x n x n products. The two ONNX graphs ship in hicmd/bench/gemm_graphs/ (tiny files, made by
 `write_peak_graphs` with onnx) so no onnx or torch is needed on the edge box.
 """
 
@@ -19,11 +19,13 @@ from typing import Any, Callable
 
 import numpy as np
 
+from hicmd.bench.rows import Peak
+
 __all__ = ["PEAK_GRAPHS", "write_peak_graphs", "sgemm_peak", "int8_peak", "bf16_peak", "measure_peaks",
            "peak_class"]
 
-PEAK_GRAPHS = {"fp32": Path(__file__).parent / "peaks" / "matmul_f32.onnx",
-               "int8": Path(__file__).parent / "peaks" / "matmul_u8s8.onnx"}
+PEAK_GRAPHS = {"fp32": Path(__file__).parent / "gemm_graphs" / "matmul_f32.onnx",
+               "int8": Path(__file__).parent / "gemm_graphs" / "matmul_u8s8.onnx"}
 
 
 def write_peak_graphs(folder: Path | None = None) -> dict[str, Path]:
@@ -67,14 +69,13 @@ def _ort_matmul(kind: str, a: np.ndarray, b: np.ndarray, threads: int, repeats: 
     return _best(lambda: session.run(None, {"A": a, "B": b}), repeats)
 
 
-def _result(seconds: dict[str, float], n: int, threads: int, repeats: int, what: str) -> dict[str, Any]:
+def _result(seconds: dict[str, float], n: int, threads: int, repeats: int, what: str) -> Peak:
     gflops = {k: 2.0 * n**3 / t / 1e9 for k, t in seconds.items()}
     winner = max(gflops, key=gflops.get)
-    return {"gflops": gflops[winner], "n": n, "threads": threads, "best_s": seconds[winner], "candidates": gflops,
-            "method": f"{winner} {what} {n}x{n}x{n}, best of {repeats}"}
+    return Peak(gflops[winner], n, threads, seconds[winner], gflops, f"{winner} {what} {n}x{n}x{n}, best of {repeats}")
 
 
-def sgemm_peak(threads: int, n: int = 2048, repeats: int = 5) -> dict[str, Any]:
+def sgemm_peak(threads: int, n: int = 2048, repeats: int = 5) -> Peak:
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((n, n), np.float32), rng.standard_normal((n, n), np.float32)
     seconds = {"onnxruntime MatMul": _ort_matmul("fp32", a, b, threads, repeats)}
@@ -94,7 +95,7 @@ def sgemm_peak(threads: int, n: int = 2048, repeats: int = 5) -> dict[str, Any]:
     return _result(seconds, n, threads, repeats, "float32")
 
 
-def int8_peak(threads: int, n: int = 2048, repeats: int = 5) -> dict[str, Any]:
+def int8_peak(threads: int, n: int = 2048, repeats: int = 5) -> Peak:
     rng = np.random.default_rng(0)
     a = rng.integers(0, 256, (n, n), dtype=np.uint8)
     b = rng.integers(-128, 128, (n, n), dtype=np.int8)
@@ -102,7 +103,7 @@ def int8_peak(threads: int, n: int = 2048, repeats: int = 5) -> dict[str, Any]:
     return _result(seconds, n, threads, repeats, "uint8 x int8 -> int32 (GOP/s)")
 
 
-def bf16_peak(threads: int, n: int = 2048, repeats: int = 5) -> dict[str, Any] | None:
+def bf16_peak(threads: int, n: int = 2048, repeats: int = 5) -> Peak | None:
     """None when neither OpenVINO nor torch can run a BF16 GEMM here (or the CPU has no BF16)."""
     from hicmd.runtime.cpu import cpu_info
 
@@ -137,7 +138,7 @@ def bf16_peak(threads: int, n: int = 2048, repeats: int = 5) -> dict[str, Any] |
     return _result(seconds, n, threads, repeats, "bfloat16") if seconds else None
 
 
-def measure_peaks(threads: int, n: int = 2048, repeats: int = 5) -> dict[str, Any]:
+def measure_peaks(threads: int, n: int = 2048, repeats: int = 5) -> dict[str, Peak | None]:
     """{"fp32": ..., "int8": ..., "bf16": ... or None}."""
     return {"fp32": sgemm_peak(threads, n, repeats), "int8": int8_peak(threads, n, repeats),
             "bf16": bf16_peak(threads, n, repeats)}

@@ -328,8 +328,8 @@ def _leftovers(loaded: dict, paths: dict, used: set[tuple[str, str, str]]) -> li
 
 
 def save_converted(conversion: Conversion, out: str | Path) -> Path:
-    """Write the standard hicmd checkpoint (hicmd.train.checkpoint format)."""
-    from hicmd.train.checkpoint import save_checkpoint
+    """Write the standard hicmd checkpoint (hicmd.checkpoint format)."""
+    from hicmd.checkpoint import save_checkpoint
 
     files = conversion.files
     names = ", ".join(p.name for p in (files.gen, files.id, files.dis, files.opts) if p is not None)
