@@ -50,7 +50,7 @@ def tensorrt_problem() -> str | None:
     except ImportError:
         return ("the tensorrt Python package is not installed (pip install hicmd[trt], or build on the target "
                 "with trtexec)")
-    from hicmd.runtime.backends import cuda_device
+    from hicmd.runtime.backends.cuda import cuda_device
 
     if cuda_device() is None:
         return ("no CUDA device is visible (or cuda-bindings is missing: pip install hicmd[trt]); build on the "
@@ -117,7 +117,7 @@ def build_engine(onnx_path: Path, engine_path: Path, shapes: Shapes, *, fp16: bo
                  timing_cache: Path | None = None, weak_fp16: bool = False, int8: bool = False) -> BuiltEngine:
     """Parse, build, save and inspect one engine. Raises EngineError with the parser/builder's own words."""
     import tensorrt as trt
-    from hicmd.runtime.backends import cuda_device
+    from hicmd.runtime.backends.cuda import cuda_device
 
     major = int(trt.__version__.split(".")[0])
     if weak_fp16 and major >= 11:

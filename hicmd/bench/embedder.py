@@ -93,7 +93,8 @@ def _backend_runner(manifest: Any, backend: str, device: str, precision: str, th
 def _open_runners(subject: Subject, backends: list[str], precisions: list[str], threads: int,
                   compile_: bool) -> tuple[list[Runner], list[EmbedderRow]]:
     """Every backend x precision that can run here; the others as skipped rows with the reason."""
-    from hicmd.runtime.backends import BackendError, cuda_device
+    from hicmd.runtime.backends import BackendError
+    from hicmd.runtime.backends.cuda import cuda_device
     from hicmd.runtime.backends.onnxruntime import available_providers
 
     runners: list[Runner] = []

@@ -2,12 +2,11 @@
 device->host of one TensorRT batch, timed with CUDA events on the backend's own stream.
 
 Thin on purpose: it repeats `TensorRTBackend._run_chunk` with events between the stages, using the backend's
-buffers, and is only reached on a machine with TensorRT and a GPU (it has not run on the CPU-only build machine).
+bindings, and is only reached on a machine with TensorRT and a GPU (it has not run on the CPU-only build machine).
 """
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
@@ -57,22 +56,20 @@ def tensorrt_stages(backend: Any, feeds: dict[str, np.ndarray], runs: int = 10) 
             t0 = time.perf_counter()
             hosts = {}
             for name, array in feeds.items():
-                array = np.ascontiguousarray(array, dtype=backend._dtypes[name])
+                binding = backend._bindings[name]
+                hosts[name] = binding.fill(np.ascontiguousarray(array, dtype=binding.dtype))
                 backend.context.set_input_shape(name, array.shape)
-                hosts[name] = backend._host[name].reshape(-1)[: array.size]
-                hosts[name][...] = array.reshape(-1)
             samples["preprocess"].append((time.perf_counter() - t0) * 1000.0)
             e0 = events.record(stream)
             for name, host in hosts.items():
-                backend.cuda.h2d(backend._device_ptrs[name], host, stream)
+                backend.cuda.h2d(backend._bindings[name].device, host, stream)
             e1 = events.record(stream)
             shapes = {n: tuple(backend.context.get_tensor_shape(n)) for n in backend.output_names}
             if not backend.context.execute_async_v3(backend.cuda.handle(stream)):
                 raise RuntimeError("TensorRT execution failed while timing stages")
             e2 = events.record(stream)
             for name, shape in shapes.items():
-                backend.cuda.d2h(backend._host[name].reshape(-1)[: math.prod(shape)], backend._device_ptrs[name],
-                                 stream)
+                backend._bindings[name].download(backend.cuda, shape, stream)
             e3 = events.record(stream)
             backend.cuda.sync(stream)
             for key, (a, b) in (("h2d", (e0, e1)), ("compute", (e1, e2)), ("d2h", (e2, e3))):

@@ -60,7 +60,7 @@ def environment() -> dict[str, Any]:
     import onnxruntime
 
     from hicmd import __version__
-    from hicmd.runtime.backends import cuda_device
+    from hicmd.runtime.backends.cuda import cuda_device
 
     gpu = cuda_device()
     return {
