@@ -19,6 +19,7 @@ import onnx
 from onnx import TensorProto, helper
 
 from hicmd.runtime.manifest import Artifact, Manifest, load_manifest
+from hicmd.modality import MODALITIES
 
 __all__ = ["REID_KEYS", "deepstream_graph", "reid_section", "write_deepstream"]
 
@@ -123,7 +124,7 @@ def write_deepstream(export_dir: str | Path, out: str | Path, mode: str = "fp16"
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for modality in ("rgb", "ir"):
+    for modality in MODALITIES:
         artifact = manifest.pick("embedder", modality, "fp32", "onnx")
         graph, layout = deepstream_graph(onnx.load(str(manifest.path(artifact))), manifest.input.name)
         onnx_path = out / f"hicmd_{modality}_reid.onnx"

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+from hicmd.modality import MODALITIES
 
 __all__ = ["measure_gates", "tracklets"]
 
@@ -66,15 +67,15 @@ def _match_gate(nearest: np.ndarray, right: np.ndarray, precision: float) -> dic
 def measure_gates(embed: Callable[[np.ndarray, str], np.ndarray], images: dict[str, np.ndarray],
                   pids: dict[str, np.ndarray], source: str, precision: float = 0.95, people: int = 4) -> dict:
     """`embed(uint8 NHWC images, modality) -> unit embeddings`; images / pids per modality of a test split."""
-    emb = {m: embed(images[m], m) for m in ("rgb", "ir")}
-    tr = {m: tracklets(emb[m], pids[m]) for m in ("rgb", "ir")}
+    emb = {m: embed(images[m], m) for m in MODALITIES}
+    tr = {m: tracklets(emb[m], pids[m]) for m in MODALITIES}
     if min(len(tr[m][0]) for m in tr) < 4:
         raise ValueError("too few test images per identity to measure gates (need 3+ per person and modality)")
     dist = 1.0 - tr["rgb"][0] @ tr["ir"][0].T
     same = tr["rgb"][1][:, None] == tr["ir"][1][None]
     match = _match_gate(*_scenes(dist, same, people), precision)
     within = []
-    for m in ("rgb", "ir"):
+    for m in MODALITIES:
         means, ids = tr[m]
         centre = {pid: means[ids == pid].mean(0) for pid in np.unique(ids)}
         for pid, c in centre.items():

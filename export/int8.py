@@ -33,6 +33,7 @@ import onnx
 from onnx import numpy_helper
 
 from hicmd.data.records import DataError
+from hicmd.modality import MODALITIES
 
 __all__ = ["METHODS", "DEFAULT_METHOD", "DEFAULT_CROPS", "MIN_CROPS", "Int8Options", "calibration_crops",
            "quantize_embedder", "tensorrt_int8", "quantized_ops", "CalibrationError", "read_calibration", "write_int8",
@@ -74,7 +75,7 @@ def calibration_crops(spec: str, height: int, width: int, count: int) -> tuple[d
     kind, root, trial = parse_dataset_spec(spec)
     records = load_split(kind, root, "train", trial)
     images, record = {}, {"dataset": kind, "split": "train", "root": str(root), "per_modality": count}
-    for modality in ("rgb", "ir"):
+    for modality in MODALITIES:
         recs = sorted((r for r in records if r.modality == modality), key=lambda r: (r.pid, str(r.path)))
         if len(recs) < count:
             raise DataError(f"{spec}: the training split has {len(recs)} {modality} images, INT8 calibration needs "
@@ -252,7 +253,7 @@ def write_int8(folder: Path, options: Int8Options, calibration: tuple[dict[str, 
         "float": "uint8 input + normalisation, InstanceNorm, L2-normalisations, reductions, the BNNeck head",
         "generator": "not quantized: stays FP32 / FP16",
     }
-    for modality in ("rgb", "ir"):
+    for modality in MODALITIES:
         step(f"INT8: quantizing {modality}.int8.onnx ({options.method} calibration)")
         model = quantize_embedder(folder / f"{modality}.onnx", folder / f"{modality}.int8.onnx", images[modality],
                                   options.method, options.quantize_head)

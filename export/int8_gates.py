@@ -17,6 +17,7 @@ from typing import Any, Callable
 import numpy as np
 
 from hicmd.export.parity import Gate
+from hicmd.modality import MODALITIES
 
 __all__ = ["protocol_scores", "protocol_gates"]
 
@@ -79,7 +80,7 @@ def protocol_gates(spec: str, folder: Path, precision: str, max_drop: float, hei
     from hicmd.export.gates import onnx_embedder
 
     graphs = {p: {m: onnx_embedder(folder / (f"{m}.onnx" if p == "fp32" else f"{m}.{p}.onnx"), threads)
-                  for m in ("rgb", "ir")} for p in ("fp32", precision)}
+                  for m in MODALITIES} for p in ("fp32", precision)}
     scores = protocol_scores(spec, graphs, height, width)
     gates = []
     for setting, by in scores["settings"].items():

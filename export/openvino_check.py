@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from hicmd.export import parity as P
+from hicmd.modality import MODALITIES
 
 __all__ = ["openvino_parity"]
 
@@ -24,7 +25,7 @@ __all__ = ["openvino_parity"]
 def openvino_parity(folder: Path, crops: P.Crops, precisions: list[str], threads: int | None = None) -> dict:
     from hicmd.runtime.backends.openvino import OpenVinoBackend, openvino_version, supports_bf16
 
-    ref = {m: P.run_onnx(folder / f"{m}.onnx", {"images": crops.images[m]})["embedding"] for m in ("rgb", "ir")}
+    ref = {m: P.run_onnx(folder / f"{m}.onnx", {"images": crops.images[m]})["embedding"] for m in MODALITIES}
     plans = [("fp32", "fp32", "fp32")]  # (record name, graph, inference)
     if supports_bf16():
         plans.append(("bf16", "fp32", "bf16"))
@@ -35,7 +36,7 @@ def openvino_parity(folder: Path, crops: P.Crops, precisions: list[str], threads
         out: dict[str, np.ndarray] = {}
         entry: dict[str, Any] = {"graph": graph, "inference": inference}
         gates: list[P.Gate] = []
-        for m in ("rgb", "ir"):
+        for m in MODALITIES:
             file = folder / (f"{m}.onnx" if graph == "fp32" else f"{m}.{graph}.onnx")
             backend = OpenVinoBackend(file, inference=inference, threads=threads)
             try:

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from hicmd.model import HiCMD
+from hicmd.modality import MODALITIES
 
 __all__ = [
     "FP32_COSINE", "FP32_MAX_ABS", "GEN_FP32_MAX_ABS", "FP16_MEAN_COSINE", "FP16_MIN_COSINE", "GEN_FP16_PSNR",
@@ -90,7 +91,7 @@ def synthvi_crops(height: int, width: int, count: int = 64, per_id: int = 4, see
     pids: dict[str, list[int]] = {"rgb": [], "ir": []}
     for pid in range(ids):
         ident = sample_identity(pid, seed)
-        for modality in ("rgb", "ir"):
+        for modality in MODALITIES:
             rng = np.random.default_rng([seed, pid, 0 if modality == "rgb" else 1])
             for _ in range(per_id):
                 img = render(ident, modality, rng, height, width, seed=seed)
@@ -108,7 +109,7 @@ def dataset_crops(spec: str, height: int, width: int, count: int = 64) -> Crops:
     kind, root, trial = parse_dataset_spec(spec)
     records = load_split(kind, root, "query", trial) + load_split(kind, root, "gallery", trial)
     images, pids = {}, {}
-    for modality in ("rgb", "ir"):
+    for modality in MODALITIES:
         recs = sorted((r for r in records if r.modality == modality), key=lambda r: (r.pid, str(r.path)))
         if len(recs) < count:
             raise DataError(f"{spec}: {len(recs)} {modality} test images, the parity gates need {count}")

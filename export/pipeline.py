@@ -23,11 +23,12 @@ from hicmd.export.graphs import (EMBEDDER_INPUT, EMBEDDER_OUTPUTS, GENERATOR_INP
 from hicmd.export.opcheck import check_tensorrt
 from hicmd.export.staging import Staging
 from hicmd.runtime.manifest import MANIFEST_NAME, Artifact, InputSpec, Manifest, TensorSpec, sha256_file
+from hicmd.modality import MODALITIES
 
 __all__ = ["ExportOptions", "ExportResult", "run_export", "verify", "artifact_specs", "engine_shapes"]
 
 GRAPHS = ("rgb", "ir", "generator")
-EMBEDDERS = ("rgb", "ir")  # the INT8 precision has embedders only: the generator stays FP32 / FP16
+EMBEDDERS = MODALITIES  # the INT8 precision has embedders only: the generator stays FP32 / FP16
 TIMING_CACHE = "timing.cache"
 ENGINE_NOTE = ("TensorRT engines are not portable: they run only on the GPU model (compute capability) and the "
                "TensorRT version that built them; build them on the target device")
@@ -112,7 +113,7 @@ def verify(model, folder: Path, precisions: list[str], crops: P.Crops,
     for precision in precisions:
         run = (lambda path, feeds: P.run_batches(runner(path), feeds)) if runner else P.run_onnx
         embeddings = {}
-        for modality in ("rgb", "ir"):
+        for modality in MODALITIES:
             name = modality if precision == "fp32" else f"{modality}.{precision}"
             out = run(folder / _file(modality, precision, fmt), {EMBEDDER_INPUT: crops.images[modality]})
             embeddings[modality] = out["embedding"]
@@ -166,12 +167,12 @@ def _stream_gates(cfg, out: Path, options: ExportOptions, per_modality: int = 12
     kind, root, trial = parse_dataset_spec(options.data)
     records = load_split(kind, root, "query", trial) + load_split(kind, root, "gallery", trial)
     images, pids = {}, {}
-    for modality in ("rgb", "ir"):
+    for modality in MODALITIES:
         recs = sorted((r for r in records if r.modality == modality), key=lambda r: (r.pid, str(r.path)))
         recs = [recs[i] for i in np.linspace(0, len(recs) - 1, min(per_modality, len(recs))).round().astype(int)]
         images[modality] = np.stack([read_image(r.path, cfg.model.height, cfg.model.width) for r in recs])
         pids[modality] = np.asarray([r.pid for r in recs])
-    runners = {m: onnx_embedder(out / _file(m, "fp32")) for m in ("rgb", "ir")}
+    runners = {m: onnx_embedder(out / _file(m, "fp32")) for m in MODALITIES}
     try:
         return measure_gates(lambda x, m: runners[m](x), images, pids, f"{kind} test split, {trial=}")
     except ValueError as exc:

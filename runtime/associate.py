@@ -69,8 +69,8 @@ class CrossMatcher:
 
     def update(self, rgb: list[Track], ir: list[Track], t: float) -> list[dict]:
         """One association round over live tracks that have embeddings; returns match / match_lost events."""
-        rgb = [tr for tr in rgb if tr.embedding is not None and tr.visible]
-        ir = [tr for tr in ir if tr.embedding is not None and tr.visible]
+        rgb = [tr for tr in rgb if tr.look.embedding is not None and tr.visible]
+        ir = [tr for tr in ir if tr.look.embedding is not None and tr.visible]
         agreeing: dict[Key, tuple[Track, Track, float]] = {}
         self.assigned: list[tuple[Track, Track, float]] = []
         if rgb and ir:
@@ -86,7 +86,7 @@ class CrossMatcher:
 
         fresh: set[Key] = set()
         for key, (r, i, _) in agreeing.items():
-            version = (r.embed_count, i.embed_count)
+            version = (r.look.count, i.look.count)
             if self._seen.get(key) != version:  # count only updates that bring new evidence
                 self._seen[key] = version
                 self._streak[key] = self._streak.get(key, 0) + 1
@@ -100,7 +100,7 @@ class CrossMatcher:
                 continue
             if not (match.rgb.visible and match.ir.visible):
                 continue  # a hidden person brings no evidence either way: hold the match
-            version = (match.rgb.embed_count, match.ir.embed_count)
+            version = (match.rgb.look.count, match.ir.look.count)
             if self._seen.get(key) != version:
                 self._seen[key] = version
                 match.disagree += 1

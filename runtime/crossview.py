@@ -80,8 +80,8 @@ class CrossView:
         pairs = []
         for r in rgb:
             for i in ir:
-                known = r.embedding is not None and i.embedding is not None
-                pairs.append((r, i, float(1.0 - r.embedding @ i.embedding) if known else 0.0))
+                known = r.look.embedding is not None and i.look.embedding is not None
+                pairs.append((r, i, float(1.0 - r.look.embedding @ i.look.embedding) if known else 0.0))
         return self.selfcal.observe(pairs, t)
 
     def track_ended(self, track: Track, t: float) -> list[dict[str, Any]]:

@@ -15,6 +15,8 @@ from typing import Iterable
 import cv2
 import numpy as np
 
+from hicmd.modality import MODALITIES, Modality
+
 from .backends import Backend, open_backend
 from .manifest import Manifest, ManifestError, load_manifest
 from .resize import RESIZE, resize
@@ -23,12 +25,24 @@ __all__ = ["Embedder", "MODALITIES"]
 
 log = logging.getLogger(__name__)
 
-MODALITIES = ("rgb", "ir")
 # (channels, manifest colour) -> OpenCV conversion; None = already in the right order.
 _CONVERSIONS = {
     (1, "RGB"): cv2.COLOR_GRAY2RGB, (3, "RGB"): cv2.COLOR_BGR2RGB, (4, "RGB"): cv2.COLOR_BGRA2RGB,
     (1, "BGR"): cv2.COLOR_GRAY2BGR, (3, "BGR"): None, (4, "BGR"): cv2.COLOR_BGRA2BGR,
 }
+
+
+class CropEmbedder(Protocol):
+    """What the stream needs of an embedder: unit-length embeddings of BGR person crops (Embedder is the real one;
+    its `manifest`, when present, supplies the model's measured gates)."""
+
+    def embed(self, crops: list[np.ndarray], modality: Modality) -> np.ndarray:
+        """(N, D) float32 embeddings of `crops` seen by the `modality` camera."""
+        ...
+
+    def embed_pair(self, rgb_crops: list[np.ndarray], ir_crops: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Both cameras' crops in one call (backends that can run the two embedders side by side do)."""
+        ...
 
 
 class Embedder:

@@ -97,8 +97,8 @@ class Scores:
 
 def fused_scores(rgb: list[Track], ir: list[Track], opts: FusionOptions, calibration: Calibration | None,
                  history: FootHistory | None = None) -> Scores:
-    emb_r = np.stack([tr.embedding for tr in rgb]).astype(np.float32)
-    emb_i = np.stack([tr.embedding for tr in ir]).astype(np.float32)
+    emb_r = np.stack([tr.look.embedding for tr in rgb]).astype(np.float32)
+    emb_i = np.stack([tr.look.embedding for tr in ir]).astype(np.float32)
     appearance = 1.0 - emb_r @ emb_i.T
     cost = appearance.copy()
     if opts.use_time:  # people enter both views at about the same moment (both 0 for people there from the start)

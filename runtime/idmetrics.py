@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from hicmd.modality import MODALITIES
+
 from .detect import read_mot
 from .track import iou_matrix
 
@@ -30,7 +32,7 @@ IR_OFFSET = 1_000_000  # IR timesteps after every RGB one, in one sequence
 def _sequence(gt: dict[str, dict[int, np.ndarray]], pred: dict[str, dict[int, np.ndarray]]):
     """[(timestep, gt ids, gt boxes xyxy, pred ids, pred boxes)] over both cameras."""
     steps = []
-    for k, cam in enumerate(("rgb", "ir")):
+    for k, cam in enumerate(MODALITIES):
         frames = sorted(set(gt[cam]) | set(pred[cam]))
         for f in frames:
             g = gt[cam].get(f, np.zeros((0, 6), np.float32))
@@ -84,8 +86,8 @@ def _hota(steps) -> dict[str, float]:
 def identity_metrics(tracks_dir: str | Path, clip_dir: str | Path, iou_min: float = 0.5) -> dict[str, Any]:
     """IDF1 (+ IDP, IDR, MOTA, id switches) and, when TrackEval is installed, HOTA / DetA / AssA."""
     tracks_dir, clip_dir = Path(tracks_dir), Path(clip_dir)
-    gt = {cam: read_mot(clip_dir / f"gt_{cam}.txt") for cam in ("rgb", "ir")}
-    pred = {cam: read_mot(tracks_dir / f"{cam}_global.txt") for cam in ("rgb", "ir")}
+    gt = {cam: read_mot(clip_dir / f"gt_{cam}.txt") for cam in MODALITIES}
+    pred = {cam: read_mot(tracks_dir / f"{cam}_global.txt") for cam in MODALITIES}
     steps = _sequence(gt, pred)
     out: dict[str, Any] = _idf1(steps, iou_min)
     out.update(_hota(steps) if hota_available() else {"hota": None, "note": "HOTA needs TrackEval: "

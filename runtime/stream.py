@@ -2,8 +2,9 @@
 
     summary = run_stream(StreamOptions(rgb="rgb.mp4", ir="ir.mp4", detections_rgb=..., detections_ir=...), embedder)
 
-`embedder` is anything with `embed(crops, modality) -> (N, D)` and `embed_pair(rgb_crops, ir_crops)` (the real one is
-hicmd.runtime.embedder.Embedder). Ctrl-C ends the run cleanly and still returns the Summary. Torch-free.
+`embedder` is a CropEmbedder (hicmd.runtime.embedder: `embed`, `embed_pair`; the real one is its Embedder); detectors
+and trackers per camera can be passed in (Detector, Tracker protocols), else they are built from the options. Ctrl-C
+ends the run cleanly and still returns the Summary. Torch-free.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any, Callable
 
 import cv2
 import numpy as np
+
+from hicmd.modality import MODALITIES
 
 from .annotate import CODECS, VideoSink, draw_tracks, side_by_side
 from .capture import CaptureThread, Frame
@@ -30,25 +33,27 @@ from .pairing import Pairer
 from .shutdown import stop_on_signals
 from .sources import gui_available, open_source, parse_source
 from .stats import RateMeter, StageTimes
-from .track import IouTracker, Track, ema_update
+from .embedder import CropEmbedder
+from .track import IouTracker, Track, Tracker
 from .trackfiles import TrackFiles
 
 __all__ = ["StreamError", "StreamOptions", "Summary", "run_stream"]
 
-CAMERAS = ("rgb", "ir")
+CAMERAS = MODALITIES  # one camera per modality
 
 
-def run_stream(opts: StreamOptions, embedder: Any, *, detectors: dict[str, Detector] | None = None,
-               stop: threading.Event | None = None,
+def run_stream(opts: StreamOptions, embedder: CropEmbedder, *, detectors: dict[str, Detector] | None = None,
+               trackers: dict[str, Tracker] | None = None, stop: threading.Event | None = None,
                on_event: Callable[[dict[str, Any]], None] | None = None) -> Summary:
     """Run the pipeline until a file source ends, `max_frames` steps, `stop` is set, or Ctrl-C."""
-    pipeline = Pipeline(opts, embedder, detectors, on_event)
+    pipeline = Pipeline(opts, embedder, detectors, on_event, trackers)
     return pipeline.run(stop or threading.Event())
 
 
 class Pipeline:
-    def __init__(self, opts: StreamOptions, embedder: Any, detectors: dict[str, Detector] | None,
-                 on_event: Callable[[dict[str, Any]], None] | None) -> None:
+    def __init__(self, opts: StreamOptions, embedder: CropEmbedder, detectors: dict[str, Detector] | None,
+                 on_event: Callable[[dict[str, Any]], None] | None,
+                 trackers: dict[str, Tracker] | None = None) -> None:
         if opts.show and not gui_available():
             raise StreamError("--show needs an OpenCV with a GUI; opencv-python-headless has none "
                               "(pip install opencv-python, or use --save out.mp4)")
@@ -93,9 +98,10 @@ class Pipeline:
         tolerance = (opts.pair_tolerance_ms / 1000.0) if opts.pair_tolerance_ms else 0.5 / rgb_fps
         self.pairer = Pairer(tolerance)
         # counted in frames of the camera, so a camera that is down for a while does not age its tracks
-        self.trackers = {cam: IouTracker(cam, min_hits=opts.min_hits,
-                                         max_misses=max(3, round(opts.max_lost_s * self.captures[cam].fps)))
-                         for cam in self.cams}
+        self.trackers: dict[str, Tracker] = {
+            cam: (trackers or {}).get(cam) or IouTracker(
+                cam, min_hits=opts.min_hits, max_misses=max(3, round(opts.max_lost_s * self.captures[cam].fps)))
+            for cam in self.cams}
         self.gates = resolve_gates(opts, embedder)
         fusion = FusionOptions(cues=opts.cues, appearance_gate=self.gates["match"], geometry_gate=opts.geometry_gate,
                                weight_geometry=opts.weight_geometry, weight_time=opts.weight_time)
@@ -212,8 +218,7 @@ class Pipeline:
             for track in ended:
                 self._end_track(track, frame.t)
             for track in self.trackers[cam].confirmed:
-                if track.visible and (track.embedding is None or
-                                      track.age - track.last_embed_age >= self.opts.embed_every):
+                if track.visible and track.look.due(track.age, self.opts.embed_every):
                     crop = _crop(frame.image, track.box)
                     if crop is not None:
                         todo[cam].append(track)
@@ -225,14 +230,13 @@ class Pipeline:
                 embeddings = self._embed(crops["rgb"], crops["ir"])
             for cam in CAMERAS:
                 for track, crop, emb in zip(todo[cam], crops[cam], embeddings[cam]):
-                    track.last_embed_age = track.age
-                    verdict = self._appearance(track, emb)
+                    track.look.last_age = track.age
+                    verdict = track.look.judge(emb, self.gates["split"])
                     if verdict == "odd":
                         continue  # one crop unlike the track (a passer-by in front): kept out of its embedding
                     if verdict == "changed":
                         track = self._split(cam, track, frames[cam])
-                    track.embedding = ema_update(track.embedding, emb, self.opts.ema, track.embed_count)
-                    track.embed_count += 1
+                    track.look.add(emb, self.opts.ema)
                     if self.gallery is not None and len(self.gallery):
                         self._name(track, frames[cam])
                 self._enroll(cam, todo[cam], crops[cam])
@@ -261,31 +265,22 @@ class Pipeline:
         self.log.emit({"event": "track_new", "t": round(frame.t, 4), "camera": cam, "track": track.id,
                        "gid": track.gid, "box": [round(float(v), 1) for v in track.box], "frame": frame.index})
 
-    def _appearance(self, track: Track, embedding: np.ndarray) -> str:
-        """"same"; "odd": a crop far from the track's settled embedding; "changed": the second such crop in a row,
-        so the box follows someone else. Same camera, so the distance is reliable, unlike across modalities."""
-        if not self.gates["split"] or track.embedding is None or track.embed_count < 3:
-            return "same"
-        far = 1.0 - float(np.dot(embedding, track.embedding)) > self.gates["split"]
-        track.outliers = track.outliers + 1 if far else 0
-        return "same" if not far else "odd" if track.outliers < 2 else "changed"
-
     def _split(self, cam: str, track: Track, frame: Frame) -> Track:
         """End a track whose box now follows another person; a new track takes the box over."""
         new = self.trackers[cam].split(track)
         self._end_track(track, frame.t)
         self._start_track(cam, new, frame)
-        new.last_embed_age = new.age
+        new.look.last_age = new.age
         return new
 
     def _name(self, track: Track, frame: Frame) -> None:
         """Gallery naming; a `named` event when a track's name changes (the night scenario's only output)."""
-        name, distance = self.gallery.identify(track.embedding)
+        name, distance = self.gallery.identify(track.look.embedding)
         if name != track.name:
             self.log.emit({"event": "named", "t": round(frame.t, 4), "camera": track.camera, "track": track.id,
                            "gid": track.gid, "name": name, "distance": None if distance is None else
                            round(float(distance), 4), "frame": frame.index})
-        track.name, track.name_distance = name, distance
+        track.name = name
 
     def _emit_match(self, event: dict[str, Any]) -> None:
         """match / match_lost events say on which frame of each camera they happened (to find it in a recording)."""

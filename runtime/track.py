@@ -9,11 +9,12 @@ Torch-free.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-__all__ = ["Track", "IouTracker", "iou_matrix", "ema_update"]
+__all__ = ["Track", "Appearance", "Tracker", "IouTracker", "iou_matrix", "ema_update"]
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -42,8 +43,36 @@ def ema_update(old: np.ndarray | None, new: np.ndarray, alpha: float = 0.9, coun
 
 
 @dataclass(eq=False)
+class Appearance:
+    """What a track looks like: the EMA of its crops' embeddings (unit length), and the count of crops in a row
+    that looked like someone else (one is kept out of the EMA; two mean the box now follows another person)."""
+
+    embedding: np.ndarray | None = None
+    count: int = 0  # crops averaged into `embedding`
+    last_age: int = -(10**9)  # the track's age at its last crop
+    outliers: int = 0
+
+    def due(self, age: int, every: int) -> bool:
+        """Whether the track at `age` needs a new crop embedded (every `every` frames, at once when it has none)."""
+        return self.embedding is None or age - self.last_age >= every
+
+    def judge(self, embedding: np.ndarray, split_gate: float | None) -> str:
+        """"same"; "odd": a crop far from the settled embedding; "changed": the second such crop in a row. Same
+        camera, so the distance is reliable, unlike across modalities."""
+        if not split_gate or self.embedding is None or self.count < 3:
+            return "same"
+        far = 1.0 - float(np.dot(embedding, self.embedding)) > split_gate
+        self.outliers = self.outliers + 1 if far else 0
+        return "same" if not far else "odd" if self.outliers < 2 else "changed"
+
+    def add(self, embedding: np.ndarray, alpha: float) -> None:
+        self.embedding = ema_update(self.embedding, embedding, alpha, self.count)
+        self.count += 1
+
+
+@dataclass(eq=False)
 class Track:
-    """One person in one camera."""
+    """One person in one camera: its box and motion, what it looks like, and the ids it is shown with."""
 
     id: int
     camera: str
@@ -56,14 +85,10 @@ class Track:
     misses: int = 0  # consecutive frames without a detection
     confirmed: bool = False
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float32))
-    embedding: np.ndarray | None = None  # EMA of appearance embeddings (unit length)
-    embed_count: int = 0
-    last_embed_age: int = -(10**9)
-    outliers: int = 0  # consecutive crops that looked like someone else
+    look: Appearance = field(default_factory=Appearance)
     own_gid: int = 0  # the global id this track was born with
     gid: int = 0  # the global id shown: shared with its match in the other camera
     name: str | None = None  # gallery name, when one is close enough
-    name_distance: float | None = None
 
     def predict(self) -> np.ndarray:
         return self.box + self.velocity * (self.misses + 1)
@@ -71,6 +96,23 @@ class Track:
     @property
     def visible(self) -> bool:
         return self.misses == 0
+
+
+class Tracker(Protocol):
+    """What the stream needs of one camera's tracker (IouTracker is the one hicmd ships)."""
+
+    def update(self, dets: np.ndarray, t: float) -> tuple[list[Track], list[Track]]:
+        """Take a frame's detections (N, 5: x1, y1, x2, y2, score) at time `t`; return (born, ended) tracks."""
+        ...
+
+    def split(self, track: Track) -> Track:
+        """End `track` (its box now follows someone else) and start a new track on its box."""
+        ...
+
+    @property
+    def confirmed(self) -> list[Track]:
+        """Live tracks confirmed by enough hits (the ones embedded, matched and drawn)."""
+        ...
 
 
 class IouTracker:

@@ -13,6 +13,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from hicmd.modality import MODALITIES
+
 from .backends import open_backend
 from .embedder import Embedder
 from .manifest import Manifest, ManifestError, load_manifest
@@ -52,7 +54,7 @@ def swap_attributes(source: np.ndarray, reference: np.ndarray, indices: np.ndarr
 class Translator:
     """Embedder graphs (for codes) + generator graph, opened on one backend choice."""
 
-    def __init__(self, manifest: Manifest | str | Path, modalities: tuple[str, ...] = ("rgb", "ir"),
+    def __init__(self, manifest: Manifest | str | Path, modalities: tuple[str, ...] = MODALITIES,
                  backend: str = "auto", device: str = "auto", precision: str = "auto",
                  threads: int | None = None) -> None:
         self.manifest = manifest if isinstance(manifest, Manifest) else load_manifest(manifest)

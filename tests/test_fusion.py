@@ -8,7 +8,7 @@ from hicmd.runtime.associate import CrossMatcher
 from hicmd.runtime.fusion import FootHistory, FusionOptions, fused_scores
 from hicmd.runtime.geometry import Calibration
 from hicmd.runtime.selfcal import SelfCalibrator, SelfCalOptions
-from hicmd.runtime.track import Track
+from hicmd.runtime.track import Appearance, Track
 
 H = np.array([[0.8, 0.02, 20.0], [0.01, 0.8, 10.0], [0.0, 1e-4, 1.0]])  # RGB -> IR ground homography
 CAL = Calibration(H, (640, 480), (512, 384), 1.0, 50, 50)
@@ -22,7 +22,7 @@ def _unit(v) -> np.ndarray:
 def _track(tid: int, camera: str, foot: tuple[float, float], emb, first_t: float = 0.0, height: float = 80.0) -> Track:
     x, y = foot
     return Track(tid, camera, np.array([x - 15, y - height, x + 15, y], np.float32), 0.9, first_t, first_t,
-                 confirmed=True, embedding=_unit(emb))
+                 confirmed=True, look=Appearance(_unit(emb)))
 
 
 def _ir_of(rgb_foot) -> tuple[float, float]:
@@ -43,7 +43,7 @@ def test_geometry_gates_out_a_pair_that_appearance_likes_and_lets_in_one_it_does
     assert fused.allowed[0, 1] and fused.geometry[0, 1] < 0.05
     matcher = CrossMatcher(0.5, confirm=1, scorer=lambda r, i: fused_scores(r, i, opts, CAL))
     for t in (0.0, 0.1):
-        rgb[0].embed_count = ir[1].embed_count = int(t * 10) + 1
+        rgb[0].look.count = ir[1].look.count = int(t * 10) + 1
         matcher.update(rgb, ir, t)
     assert (1, 2) in matcher.matches and (1, 1) not in matcher.matches  # (2, 1): geometry places them together
 

@@ -150,13 +150,13 @@ def test_ema_update_is_normalised_and_slow():
 def _track(cam, tid, vec, matcher):
     tr = Track(tid, cam, np.zeros(4, np.float32), 1.0, 0.0, 0.0, confirmed=True)
     matcher.register(tr)
-    tr.embedding = np.asarray(vec, np.float32) / np.linalg.norm(vec)
+    tr.look.embedding = np.asarray(vec, np.float32) / np.linalg.norm(vec)
     return tr
 
 
 def _refresh(*tracks):
     for tr in tracks:
-        tr.embed_count += 1
+        tr.look.count += 1
 
 
 def test_matcher_confirms_after_k_and_gates():
@@ -184,7 +184,7 @@ def test_matcher_counts_only_fresh_evidence_and_expires():
     _refresh(i)
     assert [e["event"] for e in m.update([r], [i], 6.0)] == ["match"]
     # the pair stops agreeing: ends after `confirm` fresh disagreeing updates, and ids go back
-    i.embedding = np.array([0.0, 1.0], np.float32)
+    i.look.embedding = np.array([0.0, 1.0], np.float32)
     _refresh(i)
     assert m.update([r], [i], 7.0) == []
     _refresh(i)

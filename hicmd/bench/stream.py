@@ -12,6 +12,7 @@ import numpy as np
 
 from hicmd.bench.rows import StreamRow
 from hicmd.bench.subjects import BenchError, Subject
+from hicmd.modality import MODALITIES
 
 __all__ = ["find_clip", "make_clip", "bench_stream"]
 
@@ -58,13 +59,13 @@ def bench_stream(subject: Subject, clip: Path, threads: int, max_frames: int | N
     from hicmd.runtime.embedder import Embedder
     from hicmd.runtime.stream import StreamOptions, run_stream
 
-    modalities = ("rgb", "ir") if subject.manifest.find("embedder", "ir") else ("rgb",)
+    modalities = MODALITIES if subject.manifest.find("embedder", "ir") else ("rgb",)
     embedder = Embedder(subject.manifest, backend="onnxruntime", device="cpu", precision="fp32", threads=threads,
                         modalities=modalities)
     description = embedder.describe()
     timed = _TimedEmbedder(embedder)
     spec = subject.manifest.input
-    for modality in ("rgb", "ir"):  # warm-up: the first run of a session allocates and plans
+    for modality in MODALITIES:  # warm-up: the first run of a session allocates and plans
         timed.embed([np.zeros((spec.height, spec.width, 3), np.uint8)], modality)
     timed.seconds, timed.crops, timed.calls = 0.0, 0, 0
     opts = StreamOptions(rgb=str(clip / "rgb.mp4"), ir=str(clip / "ir.mp4"),

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from hicmd.errors import UserError
+from hicmd.modality import MODALITIES
 
 NAME = "translate"
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
@@ -47,7 +48,7 @@ def command(
     if swap not in SWAPS:
         raise UserError(f"--swap {swap!r} is not one of {', '.join(SWAPS)}")
     for flag, value in (("--src-modality", src_modality), ("--ref-modality", ref_modality)):
-        if value not in ("rgb", "ir"):
+        if value not in MODALITIES:
             raise UserError(f"{flag} {value!r} must be rgb or ir")
     single, grid = (src is not None or ref is not None), (src_dir is not None or ref_dir is not None)
     if single == grid or (single and (src is None or ref is None)) or (grid and (src_dir is None or ref_dir is None)):

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hicmd.errors import HicmdError
+from hicmd.modality import MODALITIES
 
 __all__ = ["Record", "DataError", "MODALITIES"]
 
-MODALITIES = ("rgb", "ir")
 
 
 class DataError(HicmdError, ValueError):

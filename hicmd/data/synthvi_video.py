@@ -23,6 +23,7 @@ import numpy as np
 from hicmd.data.synthvi import person_temperature, scene_rgb, scene_temperature, shade_rgb, temperature_to_gray
 from hicmd.data.synthvi_body import Identity, Pose, draw_parts, sample_identity
 from hicmd.data.synthvi_camera import RIGS, PinholeCamera, make_rig, rig_homography
+from hicmd.modality import MODALITIES
 
 __all__ = ["Walker", "write_clip", "write_videos"]
 
@@ -163,7 +164,7 @@ def write_clip(folder: str | Path, pids: list[int], seed: int, index: int, frame
     skins = {w.ident.pid: 33.0 + rng.uniform(-0.5, 1.0) for w in walkers}
     if y16:
         (folder / "ir_y16").mkdir(exist_ok=True)
-    for modality in ("rgb", "ir"):
+    for modality in MODALITIES:
         frame_rng = np.random.default_rng([seed, index, 505 if modality == "rgb" else 606])
         cam = cams[modality]
         writer = cv2.VideoWriter(str(folder / f"{modality}.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), fps[modality],

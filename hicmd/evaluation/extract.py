@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
+from hicmd.modality import MODALITIES
 
 if TYPE_CHECKING:
     import torch
@@ -51,7 +52,7 @@ def extract_features(
     model.eval()
     out = np.zeros((len(records), model_cfg.embedding_dim), dtype=np.float64)
     batches = []
-    for modality in ("rgb", "ir"):
+    for modality in MODALITIES:
         rows = [i for i, r in enumerate(records) if r.modality == modality]
         batches += [(modality, rows[s:s + batch_size]) for s in range(0, len(rows), batch_size)]
 

@@ -21,10 +21,10 @@ from hicmd.model.decoder import Decoder
 from hicmd.model.discriminator import MultiScaleDiscriminator
 from hicmd.model.embedding import HFLHead, HFLOutput
 from hicmd.model.prototype import PrototypeEncoder
+from hicmd.modality import MODALITIES
 
 __all__ = ["Codes", "HiCMD", "MODALITIES"]
 
-MODALITIES = ("rgb", "ir")
 
 
 class Codes(NamedTuple):

@@ -32,6 +32,7 @@ from torch import Tensor
 
 from hicmd.config import Config
 from hicmd.data import DataError, Record
+from hicmd.modality import MODALITIES
 
 __all__ = ["Batch", "PairSampler", "reference_schedule", "schedule_note"]
 
@@ -107,8 +108,8 @@ class PairSampler:
         self.by_id = by_id
         self.sampling = t.sampling
         # every image, in one fixed order: the pivots of an epoch are a permutation of these
-        self.images = [r for pid in self.ids for m in ("rgb", "ir") for r in by_id[pid][m]]
-        self._counts = torch.tensor([[len(by_id[pid][m]) for m in ("rgb", "ir")] for pid in self.ids],
+        self.images = [r for pid in self.ids for m in MODALITIES for r in by_id[pid][m]]
+        self._counts = torch.tensor([[len(by_id[pid][m]) for m in MODALITIES] for pid in self.ids],
                                     dtype=torch.float64)  # images per (identity, modality)
         self._row = {pid: row for row, pid in enumerate(self.ids)}
         self.generator = torch.Generator().manual_seed(seed)
@@ -194,11 +195,11 @@ class PairSampler:
         comes with the probability of its share of those images."""
         weights = self._counts.clone()
         weights[[self._row[pid] for pid in used]] = 0
-        for column, modality in enumerate(("rgb", "ir")):
+        for column, modality in enumerate(MODALITIES):
             if modality not in modalities:
                 weights[:, column] = 0
         pick = int(torch.multinomial(weights.view(-1), 1, generator=self.generator))
-        return ("rgb", "ir")[pick % 2], self.ids[pick // 2]
+        return MODALITIES[pick % 2], self.ids[pick // 2]
 
     def _reference_identities(self, pivot: Record) -> tuple[list[int], list[int], list[int]]:
         """Positive and negative identities as the reference's PosNegSampler draws them around a pivot image."""

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from hicmd.modality import MODALITIES
+
 from .base import BackendBase, BackendError
 
 __all__ = ["TorchBackend"]
@@ -46,7 +48,7 @@ class TorchBackend(BackendBase):
                                f"the model was exported from")
         if device == "cuda" and not torch.cuda.is_available():
             raise BackendError("torch backend: --device cuda requested but torch sees no CUDA device")
-        if role not in ("embedder", "generator") or (role == "embedder" and modality not in ("rgb", "ir")):
+        if role not in ("embedder", "generator") or (role == "embedder" and modality not in MODALITIES):
             raise BackendError(f"torch backend cannot run role={role!r} modality={modality!r}")
         model, cfg = _load(checkpoint, device)
         self.device = torch.device(device)
