@@ -18,7 +18,7 @@ from typing import Any
 import onnx
 from onnx import TensorProto, helper
 
-from hicmd.runtime.manifest import Artifact, Manifest, load_manifest
+from hicmd.runtime.manifest import Manifest, load_manifest
 from hicmd.modality import MODALITIES
 
 __all__ = ["REID_KEYS", "deepstream_graph", "reid_section", "write_deepstream"]

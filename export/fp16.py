@@ -1,4 +1,4 @@
-"""Mixed-precision (FP16) ONNX graphs for strongly typed TensorRT builds (deployment.md §3).
+"""Mixed-precision (FP16) ONNX graphs for strongly typed TensorRT builds (docs/reference/deployment.md §3).
 
 onnxconverter-common's `convert_float_to_float16` does the conversion with `keep_io_types=True` (inputs and
 outputs stay float32 / uint8). What stays FP32, and why:

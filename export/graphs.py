@@ -3,7 +3,7 @@
 Embedder (one per modality): `images` uint8 (N, H, W, 3) RGB -> `embedding` (N, D) L2-normalised, `prototype`
 (N, C, H/4, W/4), `attribute` (N, A). Cast, ImageNet normalisation and NHWC -> NCHW happen inside the graph, so
 the runtime only resizes and stacks crops. alpha is folded into two constants and the test-time Linear + BN1d
-into one Linear (model.md §19).
+into one Linear (docs/reference/model.md §19).
 
 Generator: (`prototype`, `attribute`) -> `image` (N, 3, H, W) float32 RGB in 0..255, the decoder with its AdaIN
 MLPs inside and the de-normalisation + clamp at the end.
@@ -134,7 +134,7 @@ def _export(module: nn.Module, args: tuple[Tensor, ...], inputs: list[str], outp
     buffer = io.BytesIO()
     axes = {name: {0: "batch"} for name in inputs + outputs}
     with torch.no_grad(), warnings.catch_warnings():
-        # InstanceNorm without running stats warns "set to train=True"; harmless (deployment.md §8.5).
+        # InstanceNorm without running stats warns "set to train=True"; harmless (docs/reference/deployment.md §8.5).
         warnings.simplefilter("ignore")
         torch.onnx.export(module.eval(), args, buffer, input_names=inputs, output_names=outputs,
                           dynamic_axes=axes, opset_version=opset, do_constant_folding=True, dynamo=False)

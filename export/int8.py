@@ -1,4 +1,5 @@
-"""INT8 Q/DQ embedder graphs (`rgb.int8.onnx`, `ir.int8.onnx`) by post-training quantization (quantization.md).
+"""INT8 Q/DQ embedder graphs (`rgb.int8.onnx`, `ir.int8.onnx`) by post-training quantization
+(docs/reference/quantization.md).
 
 One artifact serves ONNX Runtime's CPU provider, OpenVINO and TensorRT (10.3 explicit quantization, 11.x strongly
 typed): ONNX Runtime's `quantize_static` in QDQ format with

@@ -3,7 +3,8 @@
 Runs without TensorRT, so a graph that a Jetson on JetPack 6 (TensorRT 10.3) would refuse is caught at export
 time on any machine. `TRT10_OPS` lists the ops hicmd's graphs use (plus the few an exporter may leave behind), each
 marked supported in onnx/onnx-tensorrt docs/operators.md (10.x: "opset 9 to opset 20"); the restrictions below are
-that table's, onnxOpCheckers.cpp's (training-mode BatchNormalization) and deployment.md §3/§8's (strong typing).
+that table's, onnxOpCheckers.cpp's (training-mode BatchNormalization) and docs/reference/deployment.md §3/§8's
+(strong typing).
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ def check_tensorrt(model: onnx.ModelProto | str | Path) -> list[str]:
             problems.append(f"{where(node)}: axes must be an initializer")
         if op in ("Squeeze", "Unsqueeze") and len(ins) > 1 and ins[1] not in constants:
             problems.append(f"{where(node)}: axes must be a constant")
-        if op in ("QuantizeLinear", "DequantizeLinear"):  # explicit quantization (quantization.md §2)
+        if op in ("QuantizeLinear", "DequantizeLinear"):  # explicit quantization (docs/reference/quantization.md §2)
             if ins[1] not in constants:
                 problems.append(f"{where(node)}: scale must be an initializer (a build-time constant)")
             if len(ins) < 3 or dtype(ins[2]) != TensorProto.INT8 or not _all_zero(graph, ins[2]):

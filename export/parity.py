@@ -1,6 +1,6 @@
 """Parity gates: exported graphs (ONNX Runtime, CPU) against the PyTorch model they came from.
 
-Gates (deployment.md §10; thresholds are the project's):
+Gates (docs/reference/deployment.md §10; thresholds are the project's):
 - FP32 embedder: cosine >= 0.99999 for every crop and max |diff| <= 1e-4;  FP32 generator: max |diff| <= 1e-3
   in 0..255 units.
 - FP16 embedder: mean cosine >= 0.999, min >= 0.995, and the same rank-1 gallery image for every query of an
@@ -41,7 +41,8 @@ REDUCED = {  # precision -> (cosine mean, cosine min, rank-1 agreement, rank-1 t
     "int8": (INT8_MEAN_COSINE, INT8_MIN_COSINE, INT8_RANK1, INT8_RANK1_TIE),
     "bf16": (INT8_MEAN_COSINE, INT8_MIN_COSINE, INT8_RANK1, INT8_RANK1_TIE),
 }
-ENGINE_FP32_MAX_ABS = 1e-3  # FP32 TensorRT engines may use TF32 convolutions (deployment.md §10 suggestion)
+# FP32 TensorRT engines may use TF32 convolutions (docs/reference/deployment.md §10 suggestion)
+ENGINE_FP32_MAX_ABS = 1e-3
 GENERATOR_SAMPLES = 16
 RANK1_TIE = 1e-4  # cosine-similarity gap below which PyTorch's own ranking is a tie
 BATCH = 16

@@ -18,7 +18,7 @@ import numpy as np
 
 from hicmd.export import parity as P
 from hicmd.export.fp16 import convert_fp16, fp32_scopes
-from hicmd.export.graphs import (EMBEDDER_INPUT, EMBEDDER_OUTPUTS, GENERATOR_INPUTS, GENERATOR_OUTPUT, EmbedderGraph,
+from hicmd.export.graphs import (EMBEDDER_INPUT, GENERATOR_OUTPUT, EmbedderGraph,
                                  GeneratorGraph, export_embedder, export_generator)
 from hicmd.export.opcheck import check_tensorrt
 from hicmd.export.staging import Staging

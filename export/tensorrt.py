@@ -1,4 +1,4 @@
-"""TensorRT engine builds from the exported ONNX graphs (deployment.md §2-3), kept thin.
+"""TensorRT engine builds from the exported ONNX graphs (docs/reference/deployment.md §2-3), kept thin.
 
 - TensorRT 11.x is strongly typed only: the precision is the graph's, so FP16 engines come from `*.fp16.onnx`.
 - TensorRT 10.x: the same strongly typed build (STRONGLY_TYPED network flag); `weak_fp16=True` is the documented

@@ -75,7 +75,7 @@ class Rule(NamedTuple):
 
 
 def rules(cfg: ModelConfig) -> list[Rule]:
-    """The key table, module by module (model.md §4-9; their module tree in this file's docstring)."""
+    """The key table, module by module (docs/reference/model.md §4-9; their module tree in this file's docstring)."""
     out: list[Rule] = []
     for m, side in SIDE.items():
         p = f"prototype.{m}"

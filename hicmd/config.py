@@ -1,6 +1,6 @@
 """Configuration: frozen dataclasses, two presets (`paper`, `tiny`), TOML/YAML files and `key=value` overrides.
 
-`paper` is the reference architecture and recipe of the authors' code (../shared/reference/model.md §10);
+`paper` is the reference architecture and recipe of the authors' code (docs/reference/model.md §10);
 `tiny` keeps every part and every loss but is narrow enough to train on 2 CPU cores in minutes.
 Everything here is plain Python: importing it must not import torch.
 """
@@ -138,7 +138,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class LossWeights:
-    """Weights of eq. 1-10 as the reference code sets them (model.md §10, §13)."""
+    """Weights of eq. 1-10 as the reference code sets them (docs/reference/model.md §10, §13)."""
 
     recon_x: float = 50.0  # same-ID (same-modality) image reconstruction
     cross_x: float = 50.0  # cross-modality reconstruction
@@ -155,7 +155,7 @@ class LossWeights:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation recipe (model.md §10-13). Batch = pos_ids identities x (1 RGB + 1 IR) for ID-PIG,
+    """Optimisation recipe (docs/reference/model.md §10-13). Batch = pos_ids identities x (1 RGB + 1 IR) for ID-PIG,
     plus neg_ids other identities (half RGB, half IR) for HFL."""
 
     iters: int = 103_000  # the reference: 25 epochs x 4,120 RegDB training images (one pivot per image)

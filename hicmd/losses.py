@@ -1,4 +1,4 @@
-"""Hi-CMD losses as pure functions: tensors in, scalar tensor out (paper eq. 1-10, model.md §12-13).
+"""Hi-CMD losses as pure functions: tensors in, scalar tensor out (paper eq. 1-10, docs/reference/model.md §12-13).
 
 Weights live in `hicmd.config.LossWeights`; the trainer forms the weighted sums.
 

@@ -28,14 +28,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def trained(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
-    """root/clips and root/model of the stream tests' trained `tiny` model (tests/stream_model_fixture.py), built
+    """root/clips and root/model of the stream tests' trained `tiny` model (tests/testkit/stream_model.py), built
     once and cached in pytest's cache folder under a key of the sources and settings that shape it."""
     import shutil
-    import sys
     from pathlib import Path
 
-    sys.path.insert(0, str(Path(__file__).parent))
-    from stream_model_fixture import build, cache_key
+    from testkit.stream_model import build, cache_key
 
     cache = getattr(request.config, "cache", None)  # None under -p no:cacheprovider: build in a temp folder
     name = f"hicmd-stream-model-{cache_key()}"

@@ -58,8 +58,7 @@ def test_calibrate_bad_inputs(tmp_path):
 
 
 def test_stream_refuses_a_calibration_it_cannot_use(tmp_path):
-    sys.path.insert(0, str(Path(__file__).parent))
-    from stream_helpers import make_clip, tiny_export
+    from testkit.stream import make_clip, tiny_export
 
     clip = make_clip(tmp_path / "clip", seconds=2.0)
     model = tiny_export(tmp_path / "model")

@@ -20,8 +20,7 @@ import torch
 
 from hicmd.commands.convert import command as convert_command
 from hicmd.config import PRESETS
-from hicmd.authors_checkpoint import ConversionError, OriginalFiles, convert_original, find_original_files, save_converted, \
-    to_original
+from hicmd.authors_checkpoint import ConversionError, OriginalFiles, convert_original, find_original_files, to_original
 from hicmd.errors import HicmdError
 from hicmd.model import HiCMD
 from hicmd.checkpoint import load_checkpoint, load_model
@@ -85,7 +84,8 @@ REFERENCE_TO_OURS = {
     ("id", "id", "classifier.classifier.0.weight"): "hfl.classifier.weight",
 }
 
-# Parameter counts (buffers excluded) of the reference modules, model.md §1 (confirmed there by instantiating them).
+# Parameter counts (buffers excluded) of the reference modules, docs/reference/model.md §1 (confirmed there by
+# instantiating them).
 REFERENCE_PARAMETERS = {("gen", "a", "enc_pro."): 1_520_448, ("gen", "a", "enc_att."): 25_557_032,
                         ("gen", "a", "dec."): 12_123_011, ("dis", "a", ""): 1_025_571,
                         ("id", "id", ""): 6_720_718, ("id", "backbone_pro", ""): 25_557_032}

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from hicmd.runtime.detect import DetectorError, HogDetector, OnnxDetector, make_detector
+from hicmd.runtime.detect import DetectorError, HogDetector, make_detector
 
 
 @pytest.fixture(scope="module")

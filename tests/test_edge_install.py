@@ -12,15 +12,13 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _runtime_graphs import make_export  # noqa: E402
-from stream_helpers import make_clip  # noqa: E402
+from testkit.graphs import make_export
+from testkit.stream import make_clip
 
 # what a base install (no extras) does not have
 HIDDEN = ("torch", "torchvision", "tensorboard", "onnx", "onnxconverter_common", "matplotlib", "tensorrt",

@@ -2,7 +2,7 @@
 FP32 + FP16 ONNX with the parity gates, then streamed and translated with the CLI.
 
 The trained + exported model is built once and cached in pytest's cache folder under a key of the sources that
-shape it (as tests/stream_model_fixture.py does for the stream tests).
+shape it (as tests/testkit/stream_model.py does for the stream tests).
 """
 
 from __future__ import annotations

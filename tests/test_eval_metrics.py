@@ -121,7 +121,7 @@ def test_mean_metrics_averages_trials():
 
 
 def reference_eval(distmat, q_pids, g_pids, q_cams, g_cams, sysu_rule, unique_ids, max_rank=20):
-    """Per-query loop written straight from evaluation.md §7 (the AGW eval_sysu structure)."""
+    """Per-query loop written straight from docs/reference/evaluation.md §7 (the AGW eval_sysu structure)."""
     cmcs, aps, inps = [], [], []
     for i in range(len(q_pids)):
         order = np.argsort(distmat[i])

@@ -50,7 +50,7 @@ def sysu_like():
 @needs_perm
 def test_official_gallery_sizes(sysu_like):
     perm, query, candidates = sysu_like
-    assert len(query) == 3803  # cam3 1,883 + cam6 1,920 (evaluation.md §2)
+    assert len(query) == 3803  # cam3 1,883 + cam6 1,920 (docs/reference/evaluation.md §2)
     pairs_all = {(r.pid, r.camera) for r in candidates}
     pairs_indoor = {p for p in pairs_all if p[1] in (1, 2)}
     for mode, pairs, size in (("all", pairs_all, 301), ("indoor", pairs_indoor, 112)):

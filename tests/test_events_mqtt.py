@@ -15,8 +15,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from stream_helpers import FakeEmbedder, make_clip  # noqa: E402
+from testkit.stream import FakeEmbedder, make_clip
 
 from hicmd.runtime.events import JSON_SCHEMA, SCHEMA, SCHEMA_VERSION  # noqa: E402
 from hicmd.runtime.stream import StreamOptions, run_stream  # noqa: E402
@@ -194,8 +193,7 @@ def test_mqtt_url_errors_are_one_line():
 
 
 def test_cli_stream_publishes_to_mqtt(clip, broker, validator, tmp_path):
-    sys.path.insert(0, str(Path(__file__).parent))
-    from _runtime_graphs import make_export
+    from testkit.graphs import make_export
 
     make_export(tmp_path / "model")
     sub = Subscriber(broker.port, "site/gate")

@@ -10,7 +10,7 @@ import torch
 from hicmd.export.opcheck import check_tensorrt
 from hicmd.export.pipeline import ExportOptions, run_export
 from hicmd.runtime.manifest import load_manifest
-from test_export_pipeline import make_checkpoint
+from testkit.checkpoints import make_checkpoint
 
 
 @pytest.mark.slow

@@ -16,32 +16,16 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 from typer.testing import CliRunner
 
-from hicmd.config import PRESETS, config_to_dict
+from hicmd.config import PRESETS
 from hicmd.errors import HicmdError
 from hicmd.export import parity as P
 from hicmd.export.opcheck import check_tensorrt
 from hicmd.export.pipeline import ExportOptions, run_export, verify
-from hicmd.model import HiCMD
 from hicmd.runtime.manifest import load_manifest, sha256_file
-from hicmd.checkpoint import load_model, save_checkpoint
+from hicmd.checkpoint import load_model
+from testkit.checkpoints import make_checkpoint
 
 GRAPHS = ("rgb", "ir", "generator")
-
-
-def make_checkpoint(path: Path, preset: str = "tiny", seed: int = 0) -> Path:
-    """A random HiCMD whose BatchNorms carry non-trivial running statistics and whose alpha is not 0.5."""
-    cfg = PRESETS[preset]
-    torch.manual_seed(seed)
-    model = HiCMD(cfg.model, 12).train()
-    m = cfg.model
-    with torch.no_grad():
-        for scale in (1.0, 2.0):  # a couple of train-mode passes move every BN's running mean/var
-            for modality in ("rgb", "ir"):
-                model.embed(torch.randn(4, 3, m.height, m.width) * scale + 0.3, modality)
-        model.hfl.alpha.fill_(0.7)
-    save_checkpoint(path, {"config": config_to_dict(cfg), "num_classes": 12, "model": model.state_dict(),
-                           "iteration": 3})
-    return path
 
 
 @pytest.fixture(scope="module", autouse=True)

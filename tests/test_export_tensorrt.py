@@ -35,7 +35,7 @@ def test_layer_precisions_from_inspector_json():
 def test_fp16_engines_build_and_pass_parity(tmp_path):
     from hicmd.export.pipeline import ExportOptions, run_export
     from hicmd.runtime.manifest import load_manifest
-    from test_export_pipeline import make_checkpoint
+    from testkit.checkpoints import make_checkpoint
 
     torch.set_num_threads(1)
     ckpt = make_checkpoint(tmp_path / "tiny.pt")

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import pytest
 
 from hicmd.runtime.matchscore import read_events
 from hicmd.runtime.stream import StreamError, StreamOptions, run_stream
 
-sys.path.insert(0, str(Path(__file__).parent))
-from stream_helpers import FakeEmbedder, Walker, make_clip  # noqa: E402
+from testkit.stream import FakeEmbedder, Walker, make_clip
 
 
 def test_ir_only_stream_names_people_enrolled_by_the_rgb_camera(tmp_path):

@@ -26,8 +26,7 @@ from hicmd.runtime.manifest import ManifestError, load_manifest
 from hicmd.runtime.sources import open_source, redact
 from hicmd.runtime.stream import StreamError, StreamOptions, run_stream
 
-sys.path.insert(0, str(Path(__file__).parent))
-from stream_helpers import FakeEmbedder, make_clip, tiny_export  # noqa: E402
+from testkit.stream import FakeEmbedder, make_clip, tiny_export
 
 REPO = Path(__file__).resolve().parents[1]
 PASSWORD = "S3cretPW"

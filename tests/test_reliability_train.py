@@ -18,8 +18,7 @@ from hicmd.checkpoint import CheckpointError, load_checkpoint, load_model, save_
 from hicmd.train.housekeeping import prune_checkpoints, truncate_log
 from hicmd.train.loop import TrainingStopped, train
 
-sys.path.insert(0, str(Path(__file__).parent))
-from train_helpers import MICRO, micro_config, write_synth  # noqa: E402
+from testkit.train import MICRO, micro_config, write_synth
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -175,6 +174,14 @@ def test_bad_inputs_of_the_training_verbs_are_one_line(data, tmp_path):
                      "--no-eval", "--no-progress"), "not UTF-8 text")
 
 
+def test_a_run_that_evaluates_keeps_its_best_checkpoint(data, tmp_path):
+    out = tmp_path / "run"
+    train(micro_config(), data, out, iters=2, evaluate=True, show_progress=False)
+    best = json.loads((out / "best.json").read_text())
+    assert (out / "best.pt").is_file() and "r1" in best
+    assert Path(best["checkpoint"]) == (out / "last.pt").resolve()  # the final iteration's checkpoint file
+
+
 def test_best_pt_follows_the_best_evaluation(tmp_path):
     from hicmd.train.housekeeping import keep_best
 
@@ -195,7 +202,6 @@ def test_best_pt_follows_the_best_evaluation(tmp_path):
 
 
 def test_a_checkpoint_from_before_hfl_batch_loads_as_the_batched_run_it_was(tmp_path):
-    import torch
 
     from hicmd.config import PRESETS, config_to_dict
     from hicmd.model import HiCMD

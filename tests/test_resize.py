@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 from torchvision import transforms
 
-from _runtime_graphs import HEIGHT, WIDTH, make_export
+from testkit.graphs import HEIGHT, WIDTH, make_export
 from hicmd.data.io import read_image
 from hicmd.runtime.embedder import Embedder
 from hicmd.runtime.manifest import ManifestError, load_manifest

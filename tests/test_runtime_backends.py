@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from _runtime_graphs import (ATTR, DIM, HEIGHT, PROTO, WIDTH, embedder_graph, fake_engine_bytes, install_fakes,
+from testkit.graphs import (ATTR, DIM, HEIGHT, PROTO, WIDTH, embedder_graph, fake_engine_bytes, install_fakes,
                              make_export, reference_embedder)
 from hicmd.runtime.backends import Backend, BackendError, open_backend
 from hicmd.runtime.backends.onnxruntime import OnnxRuntimeBackend

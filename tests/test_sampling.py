@@ -4,9 +4,7 @@ lasts whole epochs: ceil(100,000 / 4,120) x 4,120 = 103,000 iterations on RegDB,
 
 from __future__ import annotations
 
-import sys
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,8 +14,7 @@ from hicmd.config import PRESETS
 from hicmd.data import load_train
 from hicmd.train.sampler import PairSampler, reference_schedule, schedule_note
 
-sys.path.insert(0, str(Path(__file__).parent))
-from train_helpers import micro_config, write_synth  # noqa: E402
+from testkit.train import micro_config, write_synth
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +117,7 @@ def test_image_sampling_resumes_mid_epoch(uneven):
 
 def test_the_reference_schedule():
     assert reference_schedule("regdb", 4120) == (103_000, 25_000)  # 25 epochs of RegDB's 4,120 images
-    assert reference_schedule("sysu", 30_211) == (211_477, 50_000)  # 7 epochs (model.md's count)
+    assert reference_schedule("sysu", 30_211) == (211_477, 50_000)  # 7 epochs (docs/reference/model.md's count)
     assert reference_schedule("llcm", 30_921) is None  # the authors have no LLCM recipe
     paper = PRESETS["paper"].train
     assert (paper.iters, paper.step_size) == reference_schedule("regdb", 4120)

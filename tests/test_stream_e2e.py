@@ -18,8 +18,7 @@ from hicmd.runtime.matchscore import read_events, score_run
 from hicmd.runtime.sources import SourceError
 from hicmd.runtime.stream import StreamError, StreamOptions, run_stream
 
-sys.path.insert(0, str(Path(__file__).parent))
-from stream_helpers import FakeEmbedder, Walker, make_clip, tiny_export  # noqa: E402
+from testkit.stream import FakeEmbedder, Walker, make_clip, tiny_export
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -214,7 +213,7 @@ def test_run_stream_never_imports_torch(clip, tmp_path):
     code = f"""
 import sys
 sys.path.insert(0, {str(Path(__file__).parent)!r})
-from stream_helpers import FakeEmbedder
+from testkit.stream import FakeEmbedder
 from hicmd.runtime.stream import StreamOptions, run_stream
 clip = {str(clip)!r}
 opts = StreamOptions(rgb=clip + '/rgb.mp4', ir=clip + '/ir.mp4', detections_rgb=clip + '/det_rgb.txt',

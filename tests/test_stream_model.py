@@ -1,4 +1,4 @@
-"""End to end with a real model: the `trained` fixture (tests/conftest.py, tests/stream_model_fixture.py) trains
+"""End to end with a real model: the `trained` fixture (tests/conftest.py, tests/testkit/stream_model.py) trains
 the `tiny` Hi-CMD on person crops cut from SynthVI clips and exports it to ONNX; `hicmd stream` (ONNX Runtime, CPU)
 runs on further clips of the same people with their noisy det.txt; the matches are scored against gt.txt.
 """
@@ -13,8 +13,7 @@ from pathlib import Path
 from hicmd.runtime.events import validate_event
 from hicmd.runtime.matchscore import read_events, score_run
 
-sys.path.insert(0, str(Path(__file__).parent))
-from stream_model_fixture import TEST_CLIPS, TRAIN_CLIPS  # noqa: E402
+from testkit.stream_model import TEST_CLIPS, TRAIN_CLIPS
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -14,8 +13,7 @@ import pytest
 
 from hicmd.runtime.stream import StreamOptions, run_stream
 
-sys.path.insert(0, str(Path(__file__).parent))
-from stream_helpers import ColourDetector, FakeEmbedder, Walker, make_clip  # noqa: E402
+from testkit.stream import ColourDetector, FakeEmbedder, Walker, make_clip
 
 FFMPEG = shutil.which("ffmpeg") or "/usr/bin/ffmpeg"
 pytestmark = pytest.mark.skipif(not Path(FFMPEG).exists(), reason="needs ffmpeg")

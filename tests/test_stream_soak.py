@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 from hicmd.runtime.stream import Pipeline, StreamOptions
 
-sys.path.insert(0, str(Path(__file__).parent))
-from stream_helpers import FakeEmbedder, make_clip  # noqa: E402
+from testkit.stream import FakeEmbedder, make_clip
 
 psutil = pytest.importorskip("psutil")
 

@@ -7,13 +7,11 @@ import json
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _runtime_graphs import make_export  # noqa: E402
-from stream_helpers import make_clip  # noqa: E402
+from testkit.graphs import make_export
+from testkit.stream import make_clip
 
 
 @pytest.mark.skipif(shutil.which("script") is None, reason="needs util-linux 'script' for a pseudo-terminal")

@@ -11,13 +11,12 @@ from pathlib import Path
 import pytest
 import torch.distributed as dist
 
-sys.path.insert(0, str(Path(__file__).parent))
-from train_helpers import write_synth  # noqa: E402
+from testkit.train import write_synth
 
 WORKER = """
 import json, os, sys
 sys.path.insert(0, {tests!r})
-from train_helpers import micro_config
+from testkit.train import micro_config
 from hicmd.train.loop import train
 summary = train(micro_config(), {data!r}, {out!r}, iters=2, show_progress=False)
 with open(os.path.join({out!r}, f"rank{{summary['rank']}}.json"), "w") as fh:

@@ -6,7 +6,6 @@ import csv
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -18,8 +17,7 @@ from hicmd.errors import HicmdError
 from hicmd.checkpoint import load_checkpoint
 from hicmd.train.loop import TrainingStopped, train
 
-sys.path.insert(0, str(Path(__file__).parent))
-from train_helpers import MICRO, micro_config, write_synth  # noqa: E402
+from testkit.train import MICRO, micro_config, write_synth
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,6 @@ the CPU. The loop's checkpoints would be ~1 GB here, so this drives the Trainer 
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -16,8 +14,7 @@ from hicmd.model import HiCMD
 from hicmd.train.sampler import PairSampler
 from hicmd.train.trainer import Trainer
 
-sys.path.insert(0, str(Path(__file__).parent))
-from train_helpers import write_synth  # noqa: E402
+from testkit.train import write_synth
 
 
 @pytest.mark.slow

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +15,7 @@ from hicmd.train.hfl import alternate_rows
 from hicmd.train.sampler import PairSampler
 from hicmd.train.trainer import Trainer
 
-sys.path.insert(0, str(Path(__file__).parent))
-from train_helpers import micro_config, write_synth  # noqa: E402
+from testkit.train import micro_config, write_synth
 
 D_KEYS = {"TOT_D", "D_a", "D_b", "D_r1", "D_lr", "D_skipped"}
 G_KEYS = {"TOTAL", "TOT_G", "G_rec_x", "G_cross_x", "G_cyc_x", "G_rec_s", "S_remain", "S_ID", "style_kl", "G_adv",

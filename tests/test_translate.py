@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from _runtime_graphs import ATTR, HEIGHT, LAYOUT, WIDTH, make_export, reference_embedder, reference_generator
+from testkit.graphs import ATTR, HEIGHT, LAYOUT, WIDTH, make_export, reference_embedder, reference_generator
 from hicmd.cli import app
 from hicmd.errors import HicmdError
 from hicmd.runtime.translate import Translator, attribute_indices, swap_attributes, swap_indices
@@ -16,7 +16,7 @@ PAPER_LAYOUT = {"chunks": 4, "style": [0, 256], "pose": [256, 384], "illuminatio
 
 
 def test_paper_layout_indices_match_the_reference_table():
-    """model.md: four 512-d chunks, style 0-255, pose 256-383, illumination 384-511 inside each chunk."""
+    """docs/reference/model.md: four 512-d chunks, style 0-255, pose 256-383, illumination 384-511 inside each chunk."""
     style = attribute_indices(PAPER_LAYOUT, 2048, "style")
     pose = attribute_indices(PAPER_LAYOUT, 2048, "pose")
     illumination = attribute_indices(PAPER_LAYOUT, 2048, "illumination")

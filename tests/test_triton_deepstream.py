@@ -18,8 +18,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _runtime_graphs import HEIGHT, WIDTH, make_export  # noqa: E402
+from testkit.graphs import HEIGHT, WIDTH, make_export
 
 from hicmd.export.triton import TritonOptions, write_triton_repository  # noqa: E402
 from hicmd.runtime.backends import BackendError  # noqa: E402
@@ -147,7 +146,7 @@ def test_triton_backend_matches_local_onnxruntime(repo):
             for modality in ("rgb", "ir"):
                 np.testing.assert_allclose(remote.embed(crops, modality), local.embed(crops, modality), atol=1e-6)
         assert server.requests == 2
-        from stream_helpers import make_clip
+        from testkit.stream import make_clip
 
         clip = make_clip(repo["root"] / "clip", seconds=2.0)
         run = subprocess.run([sys.executable, "-m", "hicmd", "stream", "--rgb", str(clip / "rgb.mp4"), "--ir",
@@ -200,7 +199,7 @@ def test_export_cli_writes_both_from_a_real_checkpoint(tmp_path):
     pytest.importorskip("torch")
     yaml = pytest.importorskip("yaml")
     import typer
-    from test_export_pipeline import make_checkpoint
+    from testkit.checkpoints import make_checkpoint
     from typer.testing import CliRunner
 
     from hicmd.commands.export import command

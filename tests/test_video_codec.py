@@ -5,15 +5,13 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from stream_helpers import FakeEmbedder, make_clip  # noqa: E402
+from testkit.stream import FakeEmbedder, make_clip
 
 from hicmd.runtime.annotate import VideoSink  # noqa: E402
 from hicmd.runtime.stream import StreamError, StreamOptions, run_stream  # noqa: E402

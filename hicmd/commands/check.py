@@ -6,7 +6,6 @@ import importlib
 import importlib.metadata
 import platform
 import re
-import sys
 from typing import Any
 
 import typer

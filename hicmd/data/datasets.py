@@ -1,4 +1,4 @@
-"""Readers for the release layouts of RegDB, SYSU-MM01 and LLCM (shared/reference/evaluation.md §2-4).
+"""Readers for the release layouts of RegDB, SYSU-MM01 and LLCM (docs/reference/evaluation.md §2-4).
 
 Each reader returns `Record`s with the dataset's own person ids; `load_split("train")` relabels them to
 0..N-1 for classification and `load_train` also returns the original id of every new label. Query and gallery

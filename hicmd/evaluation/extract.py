@@ -1,4 +1,4 @@
-"""Test-time features with the torch model (model.md §16): batches of 64, each modality through its own
+"""Test-time features with the torch model (docs/reference/model.md §16): batches of 64, each modality through its own
 encoders, L2-normalised embeddings, optional horizontal-flip averaging."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Re-identification metrics: CMC, mAP and mINP under the RegDB, SYSU-MM01 and LLCM protocols.
 
-Semantics follow the AGW evaluators (`eval_regdb`, `eval_sysu`, `eval_llcm`; evaluation.md §7-10):
+Semantics follow the AGW evaluators (`eval_regdb`, `eval_sysu`, `eval_llcm`; docs/reference/evaluation.md §7-10):
 
 - the gallery is ranked per query with the default (quicksort) `argsort` of the distance matrix;
 - a per-query removal mask drops gallery items before anything is counted (SYSU: cam3 queries skip every cam2

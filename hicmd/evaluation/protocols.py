@@ -1,4 +1,5 @@
-"""Query/gallery construction for the RegDB, SYSU-MM01 and LLCM protocols (evaluation.md §5, §6, §9, §10).
+"""Query/gallery construction for the RegDB, SYSU-MM01 and LLCM protocols
+(docs/reference/evaluation.md §5, §6, §9, §10).
 
 Trials are numbered 1..10 everywhere. Trial t uses:
 - RegDB: the split files idx/test_{visible,thermal}_t.txt (one trained model per split in the paper protocol);

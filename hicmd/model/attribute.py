@@ -5,7 +5,7 @@ torchvision's names (conv1, bn1, layer1..layer4), so ImageNet state dicts load b
 
 The code is cut into `chunks` equal pieces (one per decoder AdaIN block); inside each chunk the first half is
 the ID-discriminative "style" a_s, the next quarter pose a_p, the last quarter illumination a_c
-(model.md §5: chunk k = [0,256) style, [256,384) pose, [384,512) illumination for the paper config).
+(docs/reference/model.md §5: chunk k = [0,256) style, [256,384) pose, [384,512) illumination for the paper config).
 Slicing is done with reshapes, so it exports to ONNX as Reshape/Slice and keeps ascending index order.
 """
 

@@ -1,4 +1,4 @@
-"""Shared decoder G: prototype + attribute code -> image (model.md §6).
+"""Shared decoder G: prototype + attribute code -> image (docs/reference/model.md §6).
 
 Four AdaIN residual blocks whose scales and biases come from 8 MLPs (one weight and one bias MLP per attribute
 chunk), two nearest-upsample + 5x5 conv + LayerNorm stages, and a linear 3-channel head: the output lives in

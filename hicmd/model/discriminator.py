@@ -1,4 +1,4 @@
-"""Multi-scale LSGAN discriminator D (one per modality; model.md §7, DG-Net MsImageDis layout).
+"""Multi-scale LSGAN discriminator D (one per modality; docs/reference/model.md §7, DG-Net MsImageDis layout).
 
 Each scale is a small fully convolutional net with no normalisation that outputs a map of patch logits;
 between scales the image is downsampled by AvgPool2d(3, 2, 1, count_include_pad=False).

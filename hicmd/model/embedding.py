@@ -1,4 +1,5 @@
-"""Hierarchical feature learning (HFL) head: H, the alpha combination and the ClassBlock (model.md §8-9).
+"""Hierarchical feature learning (HFL) head: H, the alpha combination and the ClassBlock
+(docs/reference/model.md §8-9).
 
     f0 = [alpha * n(H(p)); (1 - alpha) * n(a_s)]          n = L2 normalisation
     f1 = BN1d(Linear(f0))                                  the test feature (L2-normalised at test)

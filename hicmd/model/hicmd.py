@@ -3,8 +3,8 @@
 Naming (MUNIT style, as in the trainer): x_a / x_b are RGB / IR images; p_* prototype tensors; s_* attribute
 codes; x_ab = decode(p_a, code with b's style): "a's prototype rendered in b's modality".
 
-Ownership (model.md §3): each modality has its own prototype encoder, attribute encoder and discriminator (the IR
-ones start as deep copies of the RGB ones); the decoder and the HFL head are shared.
+Ownership (docs/reference/model.md §3): each modality has its own prototype encoder, attribute encoder and
+discriminator (the IR ones start as deep copies of the RGB ones); the decoder and the HFL head are shared.
 """
 
 from __future__ import annotations

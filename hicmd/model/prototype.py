@@ -1,7 +1,7 @@
 """Prototype encoder E^p (one per modality): the spatial, ID-related "content" of a person image.
 
-Layout of the reference `ResidualEncoder` (model.md §4): a conv stem downsampling by 4, residual blocks and
-ASPP, InstanceNorm without affine, LeakyReLU(0.3), reflect padding. For a 256x128 input and encoder_dim 32
+Layout of the reference `ResidualEncoder` (docs/reference/model.md §4): a conv stem downsampling by 4, residual
+blocks and ASPP, InstanceNorm without affine, LeakyReLU(0.3), reflect padding. For a 256x128 input and encoder_dim 32
 the prototype is [B, 256, 64, 32].
 """
 

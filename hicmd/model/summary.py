@@ -1,7 +1,7 @@
 """Parameter and MAC counts per module (what `hicmd info` prints and `hicmd bench` uses for GFLOP/s).
 
 MACs are counted with forward hooks on Conv2d and Linear layers (one multiply-accumulate per weight use);
-norms, activations and pooling are left out, as in model.md's figures.
+norms, activations and pooling are left out, as in docs/reference/model.md's figures.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from hicmd.pretrained import load_packaged
 from hicmd.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from hicmd.train.housekeeping import (
     finite_weights,
+    keep_best,
     link_atomically,
     prune_checkpoints,
     remove_stale_temp_files,

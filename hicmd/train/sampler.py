@@ -1,4 +1,4 @@
-"""The per-iteration batch of the reference recipe (model.md §11), drawn deterministically.
+"""The per-iteration batch of the reference recipe (docs/reference/model.md §11), drawn deterministically.
 
 Each iteration draws `pos_ids + neg_ids` distinct identities. Each positive identity gives one RGB and one IR
 image with the same label (x_a[k] and x_b[k] share a label: ID-PIG pairs); the negatives feed HFL only, the first

@@ -1,4 +1,4 @@
-"""The Hi-CMD trainer: one D step then one G step per iteration (model.md §12-13).
+"""The Hi-CMD trainer: one D step then one G step per iteration (docs/reference/model.md §12-13).
 
 Naming follows the reference (MUNIT style): x_a RGB, x_b IR; p_* prototypes; s_* attribute codes;
 s_a' = [style of b; pose, illumination of a]; x_ba = dec(p_b, s_a') is b's prototype rendered in a's modality.
