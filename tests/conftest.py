@@ -26,6 +26,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Two shared cores: one intra-op thread is several times faster than two contended ones. Restored after the
+    module, so later tests (a bit-exact resume compares runs at the process's own thread count) are unaffected."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def trained(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     """root/clips and root/model of the stream tests' trained `tiny` model (tests/testkit/stream_model.py), built

@@ -44,13 +44,21 @@ def _key() -> str:
 def _build(root: Path) -> None:
     import torch
 
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # two shared cores: one intra-op thread is faster than two contended ones
+    try:
+        _train_and_export(root)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _train_and_export(root: Path) -> None:
     from hicmd.config import load_config
     from hicmd.data.synthvi_video import write_clip
     from hicmd.data.synthvi_write import write_regdb
     from hicmd.export.pipeline import ExportOptions, run_export
     from hicmd.train.loop import train
 
-    torch.set_num_threads(1)  # two shared cores: one intra-op thread is faster than two contended ones
     write_regdb(root / "data", 8, images_per_modality=2, seed=0, size=(80, 40))
     summary = train(load_config("edge", SETTINGS), f"regdb:{root / 'data'}", root / "run", show_progress=False)
     assert summary["skipped"] == 0, summary

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from hicmd.export.tensorrt import layer_precisions, tensorrt_problem, trtexec_command
 
@@ -32,12 +31,11 @@ def test_layer_precisions_from_inspector_json():
 
 @pytest.mark.gpu
 @pytest.mark.skipif(tensorrt_problem() is not None, reason=f"TensorRT build needs tensorrt + CUDA: {tensorrt_problem()}")
-def test_fp16_engines_build_and_pass_parity(tmp_path):
+def test_fp16_engines_build_and_pass_parity(tmp_path, one_torch_thread):
     from hicmd.export.pipeline import ExportOptions, run_export
     from hicmd.runtime.manifest import load_manifest
     from testkit.checkpoints import make_checkpoint
 
-    torch.set_num_threads(1)
     ckpt = make_checkpoint(tmp_path / "tiny.pt")
     result = run_export(ckpt, tmp_path / "model", ExportOptions(fp16=True, engine=True, batch=(1, 4, 16)))
     assert result.ok, (result.failed, result.engine_problem)

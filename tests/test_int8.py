@@ -31,13 +31,10 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def int8_model(trained, tmp_path_factory):
+def int8_model(trained, tmp_path_factory, one_torch_thread):
     """run_export of the trained checkpoint with --int8 (entropy calibration on 64 training crops per modality)."""
-    import torch
-
     from hicmd.export.pipeline import ExportOptions, run_export
 
-    torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("int8")
     data = _every_tenth_test_image(trained / "crops", root / "data")
     options = ExportOptions(crops=32, int8=Int8Options(calib=f"regdb:{data}", crops=64))
@@ -248,12 +245,9 @@ def test_shipped_peak_graphs_are_the_generated_ones(tmp_path):
 
 
 @pytest.mark.gpu
-def test_tensorrt_int8_engines_build_from_the_qdq_graphs(trained, tmp_path):
-    import torch
-
+def test_tensorrt_int8_engines_build_from_the_qdq_graphs(trained, tmp_path, one_torch_thread):
     from hicmd.export.pipeline import ExportOptions, run_export
 
-    torch.set_num_threads(1)
     options = ExportOptions(engine=True, batch=(1, 4, 16), crops=32,
                             int8=Int8Options(calib=f"regdb:{trained / 'crops'}", crops=64))
     result = run_export(trained / "run" / "last.pt", tmp_path / "model", options)

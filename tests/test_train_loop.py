@@ -45,7 +45,9 @@ def test_resume_in_a_fresh_process_is_bit_exact(data, tmp_path):
     sets = [a for s in MICRO for a in ("--set", s)]
     cmd = [sys.executable, "-m", "hicmd", "train", "--config", "tiny", *sets, "--data", data, "--out", str(half),
            "--iters", "2", "--resume", str(half / "last.pt"), "--no-eval", "--no-progress"]
-    run = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "2"})
+    # the same intra-op thread count as this process's run: float sums are only bit-equal in the same order
+    threads = str(torch.get_num_threads())
+    run = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": threads})
     assert run.returncode == 0, run.stderr[-2000:]
 
     a, b = load_checkpoint(tmp_path / "straight" / "last.pt"), load_checkpoint(half / "last.pt")
