@@ -42,16 +42,7 @@ def one_torch_thread():
 def trained(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     """root/clips and root/model of the stream tests' trained `tiny` model (tests/testkit/stream_model.py), built
     once and cached in pytest's cache folder under a key of the sources and settings that shape it."""
-    import shutil
-    from pathlib import Path
-
+    from testkit.cache import cached_build
     from testkit.stream_model import build, cache_key
 
-    cache = getattr(request.config, "cache", None)  # None under -p no:cacheprovider: build in a temp folder
-    name = f"hicmd-stream-model-{cache_key()}"
-    root = Path(cache.mkdir(name)) if cache is not None else tmp_path_factory.mktemp(name)
-    if not (root / "done").is_file():
-        shutil.rmtree(root, ignore_errors=True)
-        build(root)
-        (root / "done").write_text("ok\n")
-    return root
+    return cached_build(request, tmp_path_factory, f"hicmd-stream-model-{cache_key()}", build)

@@ -7,10 +7,8 @@ shape it (as tests/testkit/stream_model.py does for the stream tests).
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,8 +19,8 @@ import onnx
 import pytest
 
 from hicmd.pretrained import PACKAGED
+from testkit.cache import cached_build, source_key
 
-REPO = Path(__file__).resolve().parents[1]
 SETTINGS = ["train.iters=6", "train.warmup_id=4", "train.step_size=100", "train.pos_ids=2", "train.neg_ids=2",
             "train.save_every=100000", "train.sample_every=100000", "train.log_every=1"]
 SHAPING = ["hicmd/config.py", "hicmd/pretrained.py", "hicmd/model", "hicmd/train", "hicmd/data", "export",
@@ -33,12 +31,7 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec(PACKAGED["imagenet-lite
 
 
 def _key() -> str:
-    digest = hashlib.sha1(json.dumps(SETTINGS).encode())
-    for entry in SHAPING:
-        path = REPO / entry
-        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
-            digest.update(file.relative_to(REPO).as_posix().encode() + file.read_bytes())
-    return digest.hexdigest()[:16]
+    return source_key(SETTINGS, SHAPING)
 
 
 def _build(root: Path) -> None:
@@ -73,15 +66,7 @@ def _train_and_export(root: Path) -> None:
 
 @pytest.fixture(scope="module")
 def edge(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cache = getattr(request.config, "cache", None)
-    name = f"hicmd-edge-preset-{_key()}"
-    root = Path(cache.mkdir(name)) if cache is not None else tmp_path_factory.mktemp(name)
-    if not (root / "done").is_file():
-        shutil.rmtree(root, ignore_errors=True)
-        root.mkdir(parents=True)
-        _build(root)
-        (root / "done").write_text("ok\n")
-    return root
+    return cached_build(request, tmp_path_factory, f"hicmd-edge-preset-{_key()}", _build)
 
 
 def test_edge_trains_from_the_packaged_imagenet_weights(edge):

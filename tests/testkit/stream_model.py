@@ -4,16 +4,14 @@ sources and settings that shape it (tests/conftest.py `trained`)."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from hicmd.runtime.detect import read_mot
+from testkit.cache import source_key
 
-REPO = Path(__file__).resolve().parents[2]
 PIDS = list(range(1, 9))  # the SynthVI people walking through all clips, 3-4 per clip
 TRAIN_CLIPS, TEST_CLIPS = 16, 8
 WARMUP, ID_PIG = 600, 10  # shared HFL warm-up iterations (~4.4 it/s on 2 cores), then full iterations
@@ -26,12 +24,7 @@ SHAPING_SOURCES = ["hicmd/config.py", "hicmd/checkpoint.py", "hicmd/model", "hic
 
 
 def cache_key() -> str:
-    digest = hashlib.sha1(json.dumps([PIDS, TRAIN_CLIPS, TEST_CLIPS, SETTINGS]).encode())
-    for entry in SHAPING_SOURCES:
-        path = REPO / entry
-        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
-            digest.update(file.relative_to(REPO).as_posix().encode() + file.read_bytes())
-    return digest.hexdigest()[:16]
+    return source_key([PIDS, TRAIN_CLIPS, TEST_CLIPS, SETTINGS], SHAPING_SOURCES)
 
 
 def crops_to_regdb(clips: list[Path], out: Path, min_height: int = 40) -> None:
