@@ -58,11 +58,11 @@ class Int8Options:
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
-            raise ValueError(f"--calib-method {self.method!r}: use one of {', '.join(METHODS)}")
+            raise CalibrationError(f"calibration method {self.method!r}: use one of {', '.join(METHODS)}")
         if self.crops < MIN_CROPS:
-            raise ValueError(f"--calib-crops {self.crops}: at least {MIN_CROPS} crops are needed for stable ranges")
+            raise CalibrationError(f"{self.crops} calibration crops: at least {MIN_CROPS} crops are needed for stable ranges")
         if not 0.0 <= self.max_drop <= 100.0:
-            raise ValueError(f"--int8-max-drop {self.max_drop}: use 0..100 points")
+            raise CalibrationError(f"largest allowed INT8 drop {self.max_drop}: use 0..100 points")
 
 
 def calibration_crops(spec: str, height: int, width: int, count: int) -> tuple[dict[str, np.ndarray], dict]:

@@ -18,15 +18,16 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "Embedder", "Translator", "StreamOptions", "Summary", "run_stream", "UserError"]
+__all__ = ["__version__", "Embedder", "Translator", "StreamOptions", "Summary", "run_stream", "HicmdError", "UserError"]
 
 # public name -> module that defines it; imported on first access so `import hicmd` stays light
 _LAZY = {"Embedder": "hicmd.runtime.embedder", "Translator": "hicmd.runtime.translate",
          "StreamOptions": "hicmd.runtime.stream", "Summary": "hicmd.runtime.stream",
-         "run_stream": "hicmd.runtime.stream", "UserError": "hicmd.errors"}
+         "run_stream": "hicmd.runtime.stream", "HicmdError": "hicmd.errors",
+         "UserError": "hicmd.errors"}
 
 if TYPE_CHECKING:  # what type checkers and IDEs see
-    from hicmd.errors import UserError
+    from hicmd.errors import HicmdError, UserError
     from hicmd.runtime.embedder import Embedder
     from hicmd.runtime.stream import StreamOptions, Summary, run_stream
     from hicmd.runtime.translate import Translator

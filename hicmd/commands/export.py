@@ -124,10 +124,7 @@ def _int8_options(int8: bool, calib: str | None, method: str, crops: int, max_dr
                         "--no-verify")
     from hicmd.export.int8 import Int8Options
 
-    try:
-        return Int8Options(calib=calib, method=method, crops=crops, max_drop=max_drop)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    return Int8Options(calib=calib, method=method, crops=crops, max_drop=max_drop)
 
 
 def _ecosystem(out: Path, triton: Path | None, deepstream: Path | None, console) -> None:  # noqa: ANN001

@@ -15,7 +15,7 @@ __all__ = ["Record", "DataError", "MODALITIES"]
 class DataError(HicmdError, ValueError):
     """A dataset folder, split file or image that cannot be used; the message names the path and what was expected.
 
-    CLI commands convert it to `hicmd.errors.UserError`; the trainer catches it to skip a corrupt image.
+    The CLI shows it as one line (a HicmdError); the trainer catches it to skip a corrupt image.
     """
 
 
