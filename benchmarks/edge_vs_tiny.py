@@ -7,8 +7,8 @@ The issue-17 comparison, as a sequence of CLI verbs (each printed before it runs
    warm-up (HFL-only) and of a full (ID-PIG + HFL) iteration on this machine; the real run then gets as many
    warm-up iterations as fit in `--minutes` after the preset's full iterations (step_size kept in proportion).
 3. `hicmd eval --direction v2t`: visible -> thermal rank-1 / mAP on the held-out people.
-4. `hicmd bench --config tiny,edge,paper --backend onnxruntime --precision fp32`: embedder latency (random
-   weights: they do not change latency).
+4. `hicmd bench --config tiny,edge,paper --backend onnxruntime --precision fp32,int8`: embedder latency, FP32
+   and INT8 (random weights, INT8 calibrated on random crops: neither changes latency).
 
     .venv/bin/python benchmarks/edge_vs_tiny.py --out bench-edge                 # the full 2 x 10 minutes
     .venv/bin/python benchmarks/edge_vs_tiny.py --out bench-edge --minutes 2.5   # a scaled-down, indicative run
@@ -88,23 +88,24 @@ def main() -> None:
         v2t = json.loads((out / f"{preset}-eval" / "metrics.json").read_text())["settings"]["v2t"]
         results[preset] = {"iters": iters, "warmup_id": warmup, "train_seconds": float(rows[-1]["time"]),
                            "r1": v2t["r1"], "r5": v2t["r5"], "mAP": v2t["mAP"]}
-    latency: dict[str, dict[int, float]] = {}
+    latency: dict[str, dict[str, float]] = {}  # config -> "fp32 b1" -> p50 ms
     if not args.no_latency:
         hicmd("bench", "--config", "tiny,edge,paper", "--batch", "1,8", "--backend", "onnxruntime", "--precision",
-              "fp32", "--threads", str(threads), "--out", str(out / "latency"), threads=threads)
+              "fp32,int8", "--threads", str(threads), "--out", str(out / "latency"), threads=threads)
         for row in json.loads((out / "latency" / "bench.json").read_text())["embedder"]:
             if row["status"] == "ok":
-                latency.setdefault(row["config"], {})[row["batch"]] = row["p50_ms"]
+                latency.setdefault(row["config"], {})[f"{row['precision']} b{row['batch']}"] = row["p50_ms"]
     report = {"minutes": args.minutes, "threads": threads, "seed": args.seed, "accuracy": results,
               "latency_p50_ms_ort_fp32": latency}
     (out / "comparison.json").write_text(json.dumps(report, indent=1))
-    lines = ["| preset | iterations (warm-up) | train s | v->t R1 | R5 | mAP | ORT FP32 p50 ms b1 | b8 |",
-             "|---|---|---|---|---|---|---|---|"]
+    columns = ["fp32 b1", "fp32 b8", "int8 b1", "int8 b8"]
+    lines = ["| preset | iterations (warm-up) | train s | v->t R1 | R5 | mAP | ORT p50 ms: FP32 b1 | FP32 b8 | INT8 b1 "
+             "| INT8 b8 |", "|---|---|---|---|---|---|---|---|---|---|"]
     for name in dict.fromkeys([*results, *latency]):
         r, lat = results.get(name, {}), latency.get(name, {})
         cells = [f"{r['iters']} ({r['warmup_id']})", f"{r['train_seconds']:.0f}", f"{r['r1']:.1f}", f"{r['r5']:.1f}",
                  f"{r['mAP']:.1f}"] if r else ["-"] * 5
-        lines.append(f"| {name} | " + " | ".join(cells + [f"{lat.get(b, float('nan')):.2f}" for b in (1, 8)]) + " |")
+        lines.append(f"| {name} | " + " | ".join(cells + [f"{lat.get(c, float('nan')):.2f}" for c in columns]) + " |")
     (out / "comparison.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
