@@ -15,13 +15,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 from train_helpers import write_synth  # noqa: E402
 
 WORKER = """
-import json, os, sys
+import dataclasses, json, os, sys
 sys.path.insert(0, {tests!r})
 from train_helpers import micro_config
 from hicmd.train.loop import train
 summary = train(micro_config(), {data!r}, {out!r}, iters=2, show_progress=False)
-with open(os.path.join({out!r}, f"rank{{summary['rank']}}.json"), "w") as fh:
-    json.dump(summary, fh)
+with open(os.path.join({out!r}, f"rank{{summary.rank}}.json"), "w") as fh:
+    json.dump(dataclasses.asdict(summary), fh, default=str)
 """
 
 

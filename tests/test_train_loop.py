@@ -41,7 +41,7 @@ def _same(a: object, b: object) -> bool:
 def test_resume_in_a_fresh_process_is_bit_exact(data, tmp_path):
     cfg = micro_config()
     straight = train(cfg, data, tmp_path / "straight", iters=2, show_progress=False)
-    assert straight["trained"] == 2 and straight["skipped"] == 0
+    assert straight.trained == 2 and straight.skipped == 0
     half = tmp_path / "half"
     train(cfg, data, half, iters=1, show_progress=False)
     sets = [a for s in MICRO for a in ("--set", s)]
