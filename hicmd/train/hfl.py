@@ -1,5 +1,6 @@
-"""Hierarchical feature learning inside the G step (model.md §13): random erasing, re-encoding, the alternate
-sampling groups G1-G8, cross-entropy over all rows and the two hardest-triplet terms.
+"""HFL, the identification half of the Hi-CMD objective, inside the G step (model.md §13; ID-PIG, the other half,
+is in idpig.py): random erasing, re-encoding, the alternate sampling groups G1-G8, cross-entropy over all rows and
+the two hardest-triplet terms.
 
 With P positive pairs and Na + Nb negatives the groups hold P, P, P, P, Na, Nb, 2P, 2P rows
 (reference P=2, Na=Nb=2: 2+2+2+2+2+2+4+4 = 20 rows).
