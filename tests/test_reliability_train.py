@@ -107,18 +107,18 @@ def test_the_non_finite_stop_advises_a_resume_the_tool_accepts(data, tmp_path, m
 
 
 def test_a_save_with_non_finite_weights_is_skipped(data, tmp_path, monkeypatch):
-    import hicmd.train.loop as loop
+    import hicmd.train.hooks as hooks
 
-    real_save = loop._save
+    real_save = hooks.SaveHook._save
     saved: list[int] = []
 
-    def spy(out_dir, it, cfg, model, *rest):
-        saved.append(it)
-        return real_save(out_dir, it, cfg, model, *rest)
+    def spy(self, iteration):
+        saved.append(iteration)
+        return real_save(self, iteration)
 
-    monkeypatch.setattr(loop, "_save", spy)
-    real_finite = loop.finite_weights
-    monkeypatch.setattr(loop, "finite_weights", lambda model: False if len(saved) >= 1 else real_finite(model))
+    monkeypatch.setattr(hooks.SaveHook, "_save", spy)
+    real_finite = hooks.finite_weights
+    monkeypatch.setattr(hooks, "finite_weights", lambda model: False if len(saved) >= 1 else real_finite(model))
     out = tmp_path / "run"
     train(micro_config("train.save_every=1"), data, out, iters=3, show_progress=False)
     assert saved == [1]  # iterations 2 and 3 had non-finite weights: last.pt stays the good iteration 1

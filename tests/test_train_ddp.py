@@ -14,13 +14,13 @@ import torch.distributed as dist
 from testkit.train import write_synth
 
 WORKER = """
-import json, os, sys
+import dataclasses, json, os, sys
 sys.path.insert(0, {tests!r})
 from testkit.train import micro_config
 from hicmd.train.loop import train
 summary = train(micro_config(), {data!r}, {out!r}, iters=2, show_progress=False)
-with open(os.path.join({out!r}, f"rank{{summary['rank']}}.json"), "w") as fh:
-    json.dump(summary, fh)
+with open(os.path.join({out!r}, f"rank{{summary.rank}}.json"), "w") as fh:
+    json.dump(dataclasses.asdict(summary), fh, default=str)
 """
 
 

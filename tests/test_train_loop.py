@@ -39,7 +39,7 @@ def _same(a: object, b: object) -> bool:
 def test_resume_in_a_fresh_process_is_bit_exact(data, tmp_path):
     cfg = micro_config()
     straight = train(cfg, data, tmp_path / "straight", iters=2, show_progress=False)
-    assert straight["trained"] == 2 and straight["skipped"] == 0
+    assert straight.trained == 2 and straight.skipped == 0
     half = tmp_path / "half"
     train(cfg, data, half, iters=1, show_progress=False)
     sets = [a for s in MICRO for a in ("--set", s)]
@@ -121,3 +121,11 @@ def test_cli_errors_are_one_line_user_errors(data, tmp_path, args, message):
     result = CliRunner().invoke(app, argv)
     assert isinstance(result.exception, HicmdError), result.output
     assert message in str(result.exception) and "\n" not in str(result.exception)
+
+
+def test_an_evaluated_run_reports_its_results_and_links_best_pt(data, tmp_path):
+    summary = train(micro_config(), data, tmp_path, iters=1, evaluate=True, show_progress=False)
+    assert summary.eval is not None and (tmp_path / "eval.json").is_file()
+    assert summary.results_png == tmp_path / "results.png" and summary.results_png.is_file()
+    # best.pt follows the evaluated checkpoint (best.json names it and its score)
+    assert (tmp_path / "best.pt").samefile(tmp_path / "last.pt") and (tmp_path / "best.json").is_file()

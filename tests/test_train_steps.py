@@ -12,7 +12,7 @@ import torch
 from hicmd.data import DataError, Record, load_train
 from hicmd.model import HiCMD
 from hicmd.train.hfl import alternate_rows
-from hicmd.train.sampler import PairSampler
+from hicmd.train.sampler import Batch, PairSampler
 from hicmd.train.trainer import Trainer
 
 from testkit.train import micro_config, write_synth
@@ -220,7 +220,8 @@ def test_hfl_batchnorm_sees_the_reference_groups(mode, encoder_batches, h_batche
     m = cfg.model
     images = lambda n: torch.randn(n, 3, m.height, m.width)  # noqa: E731
     labels = torch.tensor([0, 1])
-    out = hfl_losses(model, cfg, images(2), images(2), images(2), images(2), images(2), images(2), labels,
-                     torch.tensor([2, 3]), torch.tensor([4, 5]))
+    batch = Batch(x_a=images(2), x_b=images(2), labels=labels, neg_a=images(2), neg_a_labels=torch.tensor([2, 3]),
+                  neg_b=images(2), neg_b_labels=torch.tensor([4, 5]))
+    out = hfl_losses(model, cfg, batch, images(2), images(2))
     assert seen == {"encoder": encoder_batches, "h": h_batches}
     assert torch.isfinite(out["CE"]) and torch.isfinite(out["TRIP"])

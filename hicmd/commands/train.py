@@ -64,12 +64,12 @@ def command(
     console = Console()
     summary = train(cfg, data, out, iters=iters, resume=resume, pretrained=pretrained, evaluate=evaluate,
                     show_progress=progress)
-    if summary["rank"] != 0:  # torchrun: rank 0 reports
+    if summary.rank != 0:  # torchrun: rank 0 reports
         return
-    console.print(f"trained {summary['trained']} iterations in {summary['seconds']:.0f} s "
-                  f"({summary['it_per_s']} it/s), {summary['skipped']} non-finite steps skipped, "
-                  f"{summary['corrupt']} unreadable images; checkpoint {summary['checkpoint']}")
-    if summary.get("eval"):
+    console.print(f"trained {summary.trained} iterations in {summary.seconds:.0f} s "
+                  f"({summary.it_per_s} it/s), {summary.skipped} non-finite steps skipped, "
+                  f"{summary.corrupt} unreadable images; checkpoint {summary.checkpoint}")
+    if summary.eval:
         from hicmd.evaluation.report import print_results
 
-        print_results(summary["eval"], console)
+        print_results(summary.eval, console)

@@ -1,5 +1,6 @@
-"""Hierarchical feature learning inside the G step (docs/reference/model.md §13): random erasing, re-encoding, the
-alternate sampling groups G1-G8, cross-entropy over all rows and the two hardest-triplet terms.
+"""HFL, the identification half of the Hi-CMD objective, inside the G step (docs/reference/model.md §13; ID-PIG,
+the other half, is in idpig.py): random erasing, re-encoding, the alternate sampling groups G1-G8, cross-entropy
+over all rows and the two hardest-triplet terms.
 
 With P positive pairs and Na + Nb negatives the groups hold P, P, P, P, Na, Nb, 2P, 2P rows
 (reference P=2, Na=Nb=2: 2+2+2+2+2+2+4+4 = 20 rows).
@@ -13,6 +14,7 @@ from torch import Tensor
 from hicmd import losses
 from hicmd.config import Config
 from hicmd.model import HiCMD
+from hicmd.train.sampler import Batch
 
 __all__ = ["erase_box", "random_erase", "alternate_rows", "hfl_losses"]
 
@@ -91,21 +93,22 @@ def _encode(model: HiCMD, parts: list[Tensor], modality: str, per_group: bool): 
     return type(codes[0])(*(torch.cat(field) for field in zip(*codes)))
 
 
-def hfl_losses(model: HiCMD, cfg: Config, x_a: Tensor, x_b: Tensor, x_ba: Tensor, x_ab: Tensor,
-               neg_a: Tensor, neg_b: Tensor, labels: Tensor, neg_a_labels: Tensor,
-               neg_b_labels: Tensor, ir_encoders: str = "ir") -> dict[str, Tensor]:
-    """CE and triplet terms of HFL (unweighted; the triplet term sums both anchor sets) plus monitoring values.
+def hfl_losses(model: HiCMD, cfg: Config, batch: Batch, x_ba: Tensor, x_ab: Tensor,
+               ir_encoders: str = "ir") -> dict[str, Tensor]:
+    """CE and triplet terms of HFL (unweighted; the triplet term sums both anchor sets) plus monitoring values,
+    over the batch's real and negative images and the generated x_ba (RGB rows) and x_ab (IR rows).
     Generated images must come detached: ID gradients reach the encoders, H, alpha and the classifier, not the
     decoder. `ir_encoders="rgb"` encodes the IR rows with the RGB encoders too (the shared warm-up)."""
     w, p = cfg.loss, cfg.train.erasing_p
     per_group = cfg.train.hfl_batch == "per_group"
-    rgb_parts = [random_erase(x, p) for x in (x_a, x_ba, neg_a)]
-    ir_parts = [random_erase(x, p) for x in (x_b, x_ab, neg_b)]
+    rgb_parts = [random_erase(x, p) for x in (batch.x_a, x_ba, batch.neg_a)]
+    ir_parts = [random_erase(x, p) for x in (batch.x_b, x_ab, batch.neg_b)]
     rgb, ir = _encode(model, rgb_parts, "rgb", per_group), _encode(model, ir_parts, ir_encoders, per_group)
+    n_pos = batch.x_a.shape[0]
     prototypes, attributes, y, anchors1, anchors2 = alternate_rows(
-        rgb, ir, x_a.shape[0], labels, neg_a_labels, neg_b_labels)
+        rgb, ir, n_pos, batch.labels, batch.neg_a_labels, batch.neg_b_labels)
     if per_group:  # H once per group G1..G8, as the reference: BatchNorm sees each group's rows alone
-        sizes = _group_sizes(x_a.shape[0], neg_a.shape[0], neg_b.shape[0])
+        sizes = _group_sizes(n_pos, batch.neg_a.shape[0], batch.neg_b.shape[0])
         outs = [model.identify(pr, at) for pr, at in zip(prototypes.split(sizes), attributes.split(sizes))
                 if pr.shape[0]]
         out = type(outs[0])(*(torch.cat(field) for field in zip(*outs)))

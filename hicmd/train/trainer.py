@@ -1,7 +1,6 @@
-"""The Hi-CMD trainer: one D step then one G step per iteration (docs/reference/model.md §12-13).
-
-Naming follows the reference (MUNIT style): x_a RGB, x_b IR; p_* prototypes; s_* attribute codes;
-s_a' = [style of b; pose, illumination of a]; x_ba = dec(p_b, s_a') is b's prototype rendered in a's modality.
+"""The Hi-CMD trainer: one D step then one G step per iteration (docs/reference/model.md §12-13). The two halves of
+the objective are in idpig.py (image generation: the D step and most of the G step) and hfl.py (identification, in
+the G step).
 
 Optimisers: Adam for both encoder pairs + the shared decoder, Adam for both discriminators, SGD (Nesterov) for
 H / bottleneck / classifier with alpha in its own group; StepLR on all three, stepped once per iteration.
@@ -20,9 +19,9 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from hicmd import losses
 from hicmd.config import Config
 from hicmd.model import HiCMD
+from hicmd.train import idpig
 from hicmd.train.hfl import hfl_losses
 from hicmd.train.sampler import Batch
 
@@ -45,7 +44,6 @@ class Trainer:
         self.cfg, self.device = cfg, torch.device(device)
         self.memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
         self.model = model.to(self.device, memory_format=self.memory_format).train()
-        self.layout = model.layout
         gen = [*model.prototype.parameters(), *model.attribute.parameters(), *model.decoder.parameters()]
         self.dis_params = list(model.discriminator.parameters())
         id_params = [p for n, p in model.hfl.named_parameters() if n != "alpha"]
@@ -70,17 +68,6 @@ class Trainer:
         if self.amp_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
-
-    def _swap(self, s_a: Tensor, s_b: Tensor) -> dict[str, Tensor]:
-        """The paper's code swaps: s_a' keeps a's ID-excluded parts with b's style; s_a3 only takes a's
-        illumination (modality-only translation, eq. 7)."""
-        c = self.layout.compose
-        return {"s_a'": c(s_b, s_a, s_a), "s_b'": c(s_a, s_b, s_b), "s_a3": c(s_b, s_b, s_a), "s_b3": c(s_a, s_a, s_b)}
-
-    def _decode(self, pairs: list[tuple[Tensor, Tensor]]) -> list[Tensor]:
-        """Decode several (prototype, code) pairs in one batched call (the decoder normalises per sample)."""
-        images = self.model.decode(torch.cat([p for p, _ in pairs]), torch.cat([s for _, s in pairs]))
-        return list(images.split([p.shape[0] for p, _ in pairs]))
 
     def _step(self, loss: Tensor, names: Iterable[str], scaler: torch.amp.GradScaler,
               params: list[nn.Parameter]) -> bool:
@@ -114,71 +101,25 @@ class Trainer:
 
     def dis_update(self, batch: Batch) -> dict[str, float]:
         """LSGAN + R1 on both discriminators against x_ba, x_ab and the illumination-only x_ba3, x_ab3."""
-        w, model = self.cfg.loss, self.model
-        x_a, x_b = batch.x_a, batch.x_b
         with torch.no_grad(), self.autocast():
-            p_a, s_a = model.encode(x_a, "rgb")
-            p_b, s_b = model.encode(x_b, "ir")
-            s = self._swap(s_a, s_b)
-            x_ba, x_ab, x_ba3, x_ab3 = self._decode([(p_b, s["s_a'"]), (p_a, s["s_b'"]),
-                                                      (p_b, s["s_a3"]), (p_a, s["s_b3"])])
+            images = idpig.translate(self.model, batch.x_a, batch.x_b, idpig.D_IMAGES)
         with self.autocast():
-            d_a, r1_a = self._dis_loss("rgb", x_a, [x_ba, x_ba3])
-            d_b, r1_b = self._dis_loss("ir", x_b, [x_ab, x_ab3])
-            total = w.gan * (d_a + d_b)
-        ok = self._step(total, ["dis"], self.scaler["dis"], self.dis_params)
+            d = idpig.discriminator_terms(self.model, self.cfg.loss, batch.x_a, batch.x_b, images)
+        ok = self._step(d["TOT_D"], ["dis"], self.scaler["dis"], self.dis_params)
         self._count(ok, "dis")
-        return self._floats({"TOT_D": total, "D_a": d_a, "D_b": d_b, "D_r1": r1_a + r1_b,
-                             "D_lr": self.opt["dis"].param_groups[0]["lr"], "D_skipped": float(not ok)})
-
-    def _dis_loss(self, modality: str, real: Tensor, fakes: list[Tensor]) -> tuple[Tensor, Tensor]:
-        """Sum over the fakes of [LSGAN(real vs fake) + r1 * R1(real)]; D runs once on real + all fakes (it has no
-        batch statistics), so R1 is computed once and counted once per fake, as the reference's repeated calls do."""
-        real = real.detach().requires_grad_(True)
-        n = real.shape[0]
-        outs = self.model.discriminator[modality](torch.cat([real, *[f.detach() for f in fakes]]))
-        real_out = [o[:n] for o in outs]
-        loss = sum(losses.lsgan_d(real_out, [o[n * (k + 1):n * (k + 2)] for o in outs]) for k in range(len(fakes)))
-        r1 = losses.r1_penalty(real_out, real)
-        return loss + len(fakes) * self.cfg.loss.r1 * r1, r1
+        return self._floats({**d, "D_lr": self.opt["dis"].param_groups[0]["lr"], "D_skipped": float(not ok)})
 
     # ------------------------------------------------------------------ G step
 
     def gen_update(self, batch: Batch) -> dict[str, float]:
         """ID-PIG (reconstructions, cycle, code reconstruction, KL pull, adversarial) + HFL, one backward."""
         w, model = self.cfg.loss, self.model
-        x_a, x_b = batch.x_a, batch.x_b
         for p in self.dis_params:  # D gets no gradient from the G step
             p.requires_grad_(False)
         with self.autocast():
-            p_a, s_a = model.encode(x_a, "rgb")
-            p_b, s_b = model.encode(x_b, "ir")
-            s = self._swap(s_a, s_b)
-            x_ba, x_ab, x_a_rec, x_b_rec, x_ba3, x_ab3 = self._decode(
-                [(p_b, s["s_a'"]), (p_a, s["s_b'"]), (p_a, s["s_a'"]), (p_b, s["s_b'"]),
-                 (p_b, s["s_a3"]), (p_a, s["s_b3"])])
-            p_b_rec, s_a_rec = model.encode(x_ba, "rgb")
-            p_a_rec, s_b_rec = model.encode(x_ab, "ir")
-            x_aba, x_bab = self._decode([(p_a_rec, s["s_a'"]), (p_b_rec, s["s_b'"])])
-            part = self.layout.part
-            t: dict[str, Tensor] = {
-                "G_rec_x": losses.image_l1(x_a_rec, x_a) + losses.image_l1(x_b_rec, x_b),
-                "G_cross_x": losses.image_l1(x_ba, x_a) + losses.image_l1(x_ab, x_b),
-                "G_cyc_x": losses.image_l1(x_aba, x_a) + losses.image_l1(x_bab, x_b),
-                "S_remain": losses.code_l1(part(s_a_rec, "ex"), part(s_a, "ex"))
-                + losses.code_l1(part(s_b_rec, "ex"), part(s_b, "ex")),
-                "S_ID": losses.code_l1(part(s_a_rec, "style"), part(s_b, "style"))
-                + losses.code_l1(part(s_b_rec, "style"), part(s_a, "style")),
-                "style_kl": losses.code_l2_pull(part(s_a, "ex"), part(s_b, "ex")),
-            }
-            d_rgb, d_ir = model.discriminator["rgb"], model.discriminator["ir"]
-            t["G_adv"] = (losses.lsgan_g(d_rgb(torch.cat([x_ba, x_ba3])))
-                          + losses.lsgan_g(d_ir(torch.cat([x_ab, x_ab3])))) * 2  # = sum of the 4 terms
-            t["G_rec_s"] = t["S_remain"] + t["S_ID"]
-            t["TOT_G"] = (w.recon_x * t["G_rec_x"] + w.cross_x * t["G_cross_x"] + w.cycle_x * t["G_cyc_x"]
-                          + w.recon_code * t["G_rec_s"] + w.kl * t["style_kl"] + w.gan * t["G_adv"])
-            t.update(hfl_losses(model, self.cfg, x_a, x_b, x_ba.detach(), x_ab.detach(), batch.neg_a, batch.neg_b,
-                                batch.labels, batch.neg_a_labels, batch.neg_b_labels))
+            images = idpig.translate(model, batch.x_a, batch.x_b, idpig.G_IMAGES, cycle=True)
+            t = idpig.generator_terms(model, w, batch.x_a, batch.x_b, images)
+            t.update(hfl_losses(model, self.cfg, batch, images["x_ba"].detach(), images["x_ab"].detach()))
             t["TOT_ID"] = w.ce * t["CE"] + w.triplet * t["TRIP"]
             total = t["TOT_G"] + t["TOT_ID"]
         for p in self.dis_params:
@@ -202,8 +143,7 @@ class Trainer:
         w, model = self.cfg.loss, self.model
         ir_encoders = "rgb" if self.cfg.train.warmup_shared else "ir"
         with self.autocast():
-            t = hfl_losses(model, self.cfg, batch.x_a, batch.x_b, batch.x_a, batch.x_b, batch.neg_a, batch.neg_b,
-                           batch.labels, batch.neg_a_labels, batch.neg_b_labels, ir_encoders)
+            t = hfl_losses(model, self.cfg, batch, batch.x_a, batch.x_b, ir_encoders)
             t["TOT_ID"] = w.ce * t["CE"] + w.triplet * t["TRIP"]
         self._iteration_ok = True
         ok = self._step(t["TOT_ID"], ["gen", "id"], self.scaler["gen"], self.gen_params + self.id_params)
@@ -260,18 +200,11 @@ class Trainer:
         model, was_training = self.model, self.model.training
         model.eval()
         try:
-            p_a, s_a = model.encode(x_a, "rgb")
-            p_b, s_b = model.encode(x_b, "ir")
-            s = self._swap(s_a, s_b)
-            x_ba, x_ab, x_a_rec, x_b_rec = self._decode([(p_b, s["s_a'"]), (p_a, s["s_b'"]),
-                                                         (p_a, s["s_a'"]), (p_b, s["s_b'"])])
-            p_b_rec, _ = model.encode(x_ba, "rgb")
-            p_a_rec, _ = model.encode(x_ab, "ir")
-            x_aba, x_bab = self._decode([(p_a_rec, s["s_a'"]), (p_b_rec, s["s_b'"])])
+            t = idpig.translate(model, x_a, x_b, idpig.GRID_IMAGES, cycle=True)
         finally:
             model.train(was_training)
-        return {"x_rgb": x_a, "x_ir": x_b, "rgb->ir": x_ab, "ir->rgb": x_ba, "rgb rec": x_a_rec, "ir rec": x_b_rec,
-                "rgb cycle": x_aba, "ir cycle": x_bab}
+        return {"x_rgb": x_a, "x_ir": x_b, "rgb->ir": t["x_ab"], "ir->rgb": t["x_ba"], "rgb rec": t["x_a_rec"],
+                "ir rec": t["x_b_rec"], "rgb cycle": t["x_aba"], "ir cycle": t["x_bab"]}
 
     def state_dict(self) -> dict[str, Any]:
         return {

@@ -69,6 +69,6 @@ def build(root: Path) -> None:
     clips = write_videos(root / "clips", PIDS, seed=0, clips=TRAIN_CLIPS + TEST_CLIPS)
     crops_to_regdb(clips[:TRAIN_CLIPS], root / "crops")
     summary = train(load_config("tiny", SETTINGS), f"regdb:{root / 'crops'}", root / "run", show_progress=False)
-    assert summary["skipped"] == 0, summary
+    assert summary.skipped == 0, summary
     result = run_export(root / "run" / "last.pt", root / "model", ExportOptions(crops=16))
     assert result.ok, result  # crops/ and run/ stay: the INT8 tests calibrate on the crops and export last.pt
