@@ -174,14 +174,6 @@ def test_bad_inputs_of_the_training_verbs_are_one_line(data, tmp_path):
                      "--no-eval", "--no-progress"), "not UTF-8 text")
 
 
-def test_a_run_that_evaluates_keeps_its_best_checkpoint(data, tmp_path):
-    out = tmp_path / "run"
-    train(micro_config(), data, out, iters=2, evaluate=True, show_progress=False)
-    best = json.loads((out / "best.json").read_text())
-    assert (out / "best.pt").is_file() and "r1" in best
-    assert Path(best["checkpoint"]) == (out / "last.pt").resolve()  # the final iteration's checkpoint file
-
-
 def test_best_pt_follows_the_best_evaluation(tmp_path):
     from hicmd.train.housekeeping import keep_best
 
