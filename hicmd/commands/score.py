@@ -9,6 +9,8 @@ from typing import Optional
 import typer
 
 NAME = "score"
+EXAMPLES = ("hicmd score --run out/ --gt data/synthvi/videos/clip01",
+            "hicmd score --run out/ --gt data/synthvi/videos/clip01 --json out/score.json")
 
 
 def command(
@@ -20,10 +22,7 @@ def command(
     min_overlap_s: float = typer.Option(2.0, help="A same-person RGB/IR track pair counts for recall when both "
                                         "were seen together this long."),
 ) -> None:
-    """Score a stream run against ground truth: match precision/recall, cross-camera IDF1 and HOTA, calibration.
-
-    Example: hicmd score --run out/ --gt data/videos/clip01 --json out/score.json
-    """
+    """Score a stream run against ground truth: match precision/recall, cross-camera IDF1 and HOTA, calibration."""
     from rich.console import Console
     from rich.table import Table
 
