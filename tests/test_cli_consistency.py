@@ -4,11 +4,15 @@ every --help ends with examples that parse."""
 
 from __future__ import annotations
 
+import os
+import re
 import shlex
+import shutil
 import subprocess
 import sys
 import typing
 from enum import Enum
+from pathlib import Path
 
 import pytest
 import typer.main
@@ -184,3 +188,36 @@ def test_torch_device_accepts_cuda_n_only_in_that_form():
     for bad in ("cuda:", "cuda:x", "gpu", "CPU"):
         with pytest.raises(typer.BadParameter, match="cuda:N"):
             _options.torch_device(bad)
+
+
+def test_train_passes_amp_and_device_on_to_the_config(tmp_path):
+    """The Enum/validated values reach the config: the run gets as far as reading --data."""
+    pytest.importorskip("torch")
+    from hicmd.errors import UserError
+
+    result = CliRunner().invoke(app, ["train", "--data", "nowhere:x", "-o", str(tmp_path / "o"), "-c", "tiny",
+                                      "--amp", "bf16", "--device", "cpu", "--no-eval", "--no-progress"])
+    assert isinstance(result.exception, UserError) and "must look like" in str(result.exception), result.output
+
+
+@pytest.mark.skipif(shutil.which("script") is None, reason="needs util-linux 'script' for a pseudo-terminal")
+def test_export_shows_its_steps_on_a_terminal_only(tmp_path):
+    """On a terminal (stderr), each export step is shown while it runs and kept with its time; piped, nothing."""
+    pytest.importorskip("onnx")
+    pytest.importorskip("torch")
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_export_pipeline import make_checkpoint
+
+    checkpoint = make_checkpoint(tmp_path / "tiny.pt")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "120"}
+    args = [sys.executable, "-m", "hicmd", "export", str(checkpoint), "--no-verify", "-o"]
+    piped = subprocess.run([*args, str(tmp_path / "piped")], capture_output=True, text=True, timeout=300, env=env)
+    assert piped.returncode == 0, piped.stderr
+    assert "exporting rgb.onnx" not in piped.stdout + piped.stderr  # no terminal: no progress lines
+    command = " ".join(shlex.quote(a) for a in [*args, str(tmp_path / "tty")]) + " > /dev/null"  # results away
+    tty = subprocess.run(["script", "-qec", command, "/dev/null"], capture_output=True, text=True, timeout=300,
+                         env=env)
+    assert tty.returncode == 0, tty.stdout[-2000:]
+    screen = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", tty.stdout)  # without colours and cursor moves
+    for step in ("loading", "exporting rgb.onnx", "exporting generator.onnx", "writing manifest.json"):
+        assert re.search(rf"done {step}.*\d+\.\d s", screen), (step, screen[-2000:])

@@ -79,8 +79,8 @@ def command(
                             verify=not no_verify, data=data, workspace_gb=workspace_gb, weak_fp16=trt_weak_fp16,
                             int8=_int8_options(int8, calib, calib_method.value, calib_crops, int8_max_drop, no_verify))
     try:
-        with console.status("exporting") as status:
-            result = run_export(checkpoint, out, options, step=lambda text: status.update(text))
+        with _StepProgress(Console(stderr=True)) as progress:
+            result = run_export(checkpoint, out, options, step=progress.step)
     except CheckpointError as exc:
         raise UserError(str(exc)) from None
     except CalibrationError as exc:
@@ -118,6 +118,40 @@ def command(
                       f"{result.stream_gates['split']['threshold']:.3f}", highlight=False)
     console.print(f"[green]exported[/] {len(result.files)} file(s) to {out}; manifest {result.manifest}")
     _ecosystem(out, triton, deepstream, console)
+
+
+class _StepProgress:
+    """Export's progress on a terminal (stderr, so it shows even when the results go to a file): the running step
+    with a spinner and its time, each finished step kept with its duration. Off a terminal it prints nothing; the
+    gate table and the last line are the record."""
+
+    def __init__(self, console) -> None:  # noqa: ANN001 - rich Console
+        from rich.progress import Progress, SpinnerColumn, TextColumn
+
+        self.progress = Progress(SpinnerColumn(finished_text="[green]done[/]"), TextColumn("{task.description}"),
+                                 TextColumn("{task.elapsed:.1f} s"), console=console,
+                                 disable=not console.is_terminal)
+        self.task = None
+
+    def step(self, text: str) -> None:
+        from rich.markup import escape
+
+        self._finish()
+        self.task = self.progress.add_task(escape(text), total=1)
+
+    def _finish(self) -> None:
+        if self.task is not None:
+            self.progress.update(self.task, completed=1)
+            self.progress.stop_task(self.task)  # its time stops here
+
+    def __enter__(self) -> "_StepProgress":
+        self.progress.start()
+        return self
+
+    def __exit__(self, kind, *_) -> None:  # noqa: ANN001
+        if kind is None:  # a failed step stays unfinished on screen
+            self._finish()
+        self.progress.stop()
 
 
 def _int8_options(int8: bool, calib: str | None, method: str, crops: int, max_drop: float, no_verify: bool):

@@ -41,7 +41,8 @@ def command(
     from hicmd.config import PRETRAINED, ConfigError, load_config
     from hicmd.data import DataError
 
-    extra = [f"train.device={device}"] * (device is not None) + [f"train.amp={amp.value}"] * (amp is not None)
+    extra = ([f"train.device={device}"] if device is not None else []) + \
+        ([f"train.amp={amp.value}"] if amp is not None else [])
     if pretrained in PRETRAINED:  # packaged weights: a model setting, recorded in the run's config
         extra.append(f"model.pretrained={pretrained}")
         pretrained = None
