@@ -70,7 +70,7 @@ for _module in (train, evaluate, export, stream, translate, bench, demo, synth, 
 
 def _usage_line(exc: ClickException) -> str:
     """A usage error (a wrong choice, a missing option, a typo in a flag) as one line that says where to look."""
-    message = " ".join(exc.format_message().replace("Value error, ", "").split())  # Typer 0.2x adds the prefix
+    message = " ".join(exc.format_message().replace("Value error, ", "").split()).rstrip(".")  # Typer 0.2x's prefix
     ctx = getattr(exc, "ctx", None)
     return f"{message} (see: {ctx.command_path} --help)" if ctx is not None else message
 

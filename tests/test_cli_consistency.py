@@ -221,3 +221,11 @@ def test_export_shows_its_steps_on_a_terminal_only(tmp_path):
     screen = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", tty.stdout)  # without colours and cursor moves
     for step in ("loading", "exporting rgb.onnx", "exporting generator.onnx", "writing manifest.json"):
         assert re.search(rf"done {step}.*\d+\.\d s", screen), (step, screen[-2000:])
+
+
+@pytest.mark.parametrize("verb", VERBS)
+def test_help_shows_the_extras_it_names(verb):
+    """Rich reads [word] as markup: 'hicmd[mqtt]' in a help text must be escaped to reach the screen."""
+    named = {m for p in GROUP.commands[verb].params for m in re.findall(r"hicmd\\?\[(\w+)\]", p.help or "")}
+    text = _help(verb)
+    assert all(f"hicmd[{extra}]" in text for extra in named), (verb, named)

@@ -78,7 +78,7 @@ def command(
     fps_ir: Optional[float] = typer.Option(None, help="Same for the IR source."),
     threads: ThreadsOption = None,
     mqtt: Optional[str] = typer.Option(None, "--mqtt", help="Also publish the events to mqtt://[user:pw@]host:1883/"
-                                       "topic (needs hicmd[mqtt]); a dead broker never stalls the stream."),
+                                       "topic (needs hicmd\\[mqtt]); a dead broker never stalls the stream."),
 ) -> None:
     """Watch an RGB and an IR camera, track people and say which IR person is which RGB person."""
     import contextlib

@@ -29,7 +29,7 @@ def command(
     amp: Optional[Amp] = typer.Option(None, "--amp", help="Mixed precision (default: the config's train.amp)."),
     pretrained: Optional[str] = typer.Option(
         None, "--pretrained", help="ImageNet weights for the attribute encoders and H: 'imagenet-lite' (packaged "
-                                   "EfficientNet-Lite0, hicmd[pretrained]; sets model.pretrained), 'none', a local "
+                                   "EfficientNet-Lite0, hicmd\\[pretrained]; sets model.pretrained), 'none', a local "
                                    "ResNet .pth file, or 'torchvision' to download them."),
     evaluate: bool = typer.Option(True, "--eval/--no-eval", help="Evaluate on the test split at the end."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
