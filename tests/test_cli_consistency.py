@@ -61,6 +61,8 @@ def _help(verb: str) -> str:
 
 def test_the_choices_are_the_values_the_code_accepts():
     from hicmd.config import AMP_MODES
+    from hicmd.data.synthvi_camera import RIGS
+    from hicmd.runtime.fusion import CUES
     from hicmd.runtime.backends import BACKENDS, DEVICES, PRECISIONS
     from hicmd.runtime.translate import SWAPS
 
@@ -71,6 +73,7 @@ def test_the_choices_are_the_values_the_code_accepts():
     assert values(choices.Backend) == BACKENDS and values(choices.Device) == DEVICES
     assert values(choices.Precision) == PRECISIONS and values(choices.Amp) == AMP_MODES
     assert set(values(choices.Swap)) == set(SWAPS)
+    assert values(choices.Cues) == CUES and values(choices.Rig) == RIGS
     if _importable("onnx"):  # export.int8 needs onnx (the export extra)
         from hicmd.export.int8 import METHODS
 

@@ -9,7 +9,6 @@ The conventions (tests/test_cli_consistency.py checks them):
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer

@@ -46,8 +46,8 @@ def command(
                                "(ignored with --model: the export folder has its config)."),
     batch: str = typer.Option("1,8,32", "--batch", help="Images per forward pass: a comma-separated list, each "
                               "timed."),
-    backend: str = typer.Option("all", "--backend", help=f"Inference backends to time, comma-separated: {', '.join(BACKENDS)} "
-                                "or all."),
+    backend: str = typer.Option("all", "--backend", help="Inference backends to time, comma-separated: "
+                                f"{', '.join(BACKENDS)} or all."),
     precision: str = typer.Option("all", "--precision", help=f"Embedder precisions to time, comma-separated: "
                                   f"{', '.join(PRECISIONS)} or all. INT8 rows need an export with --int8; BF16 rows "
                                   "run on OpenVINO and torch autocast where the CPU has BF16."),
