@@ -131,7 +131,7 @@ def find_clip(path: Path) -> Path:
     for candidate in (path, *sorted((path / "videos").glob("*")), *sorted(path.glob("*"))):
         if all((candidate / f).is_file() for f in ("rgb.mp4", "ir.mp4", "det_rgb.txt", "det_ir.txt")):
             return candidate
-    raise UserError(f"--videos {path} holds no clip (rgb.mp4, ir.mp4, det_rgb.txt, det_ir.txt); "
+    raise UserError(f"--clip {path} holds no clip (rgb.mp4, ir.mp4, det_rgb.txt, det_ir.txt); "
                     f"write one with 'hicmd synth --out DIR --ids 8 --videos'")
 
 

@@ -62,12 +62,15 @@ def command(
     compile_: bool = typer.Option(False, "--compile", help="Also time torch.compile (minutes of compiling on a CPU)."),
     embedder: bool = typer.Option(True, "--embedder/--no-embedder", help="Time the embedder matrix."),
     stream: bool = typer.Option(False, "--stream", help="Also play a SynthVI clip through the stream pipeline."),
-    videos: Optional[Path] = typer.Option(None, "--videos", help="Clip folder or 'hicmd synth --videos' output for "
-                                          "--stream (default: a small clip written to a temp folder)."),
+    clip: Optional[Path] = typer.Option(None, "--clip", metavar="DIR", help="Clip folder for --stream, or the output "
+                                        "of 'hicmd synth --videos' (default: a small clip written to a temp folder)."),
+    old_videos: Optional[Path] = typer.Option(None, "--videos", hidden=True, help="Old name of --clip (synth's "
+                                              "--videos is a switch)."),
     train: bool = typer.Option(False, "--train", help="Also time the training step (iterations/s)."),
     out: Annotated[Path, out_option("Folder for bench.json, bench.md and bench.png.")] = Path("bench-out"),
 ) -> None:
     """Measure embedding latency and throughput for every available backend, the stream and the training step."""
+    videos = clip if clip is not None else old_videos
     import tempfile
 
     from rich.console import Console
@@ -91,7 +94,7 @@ def command(
     if checkpoint is not None and model is None:
         raise UserError("--checkpoint goes with --model (an export folder); without --model a random model is used")
     if videos is not None and not videos.is_dir():
-        raise UserError(f"--videos {videos} is not a folder")
+        raise UserError(f"--clip {videos} is not a folder")
     if not (embedder or stream or train):
         raise UserError("nothing to measure: --no-embedder needs --stream or --train")
     try:
