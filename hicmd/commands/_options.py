@@ -4,7 +4,8 @@ The conventions (tests/test_cli_consistency.py checks them):
 - a training checkpoint (.pt) is CHECKPOINT: the argument of the verbs that need one (eval, export);
 - `--model/-m DIR` is always an export folder with manifest.json (what `hicmd export` writes);
 - `--out/-o` is always where a verb writes, `--config/-c` always a preset or config file;
-- `--device` defaults to auto (CUDA when present) everywhere; `--batch` is always images per forward pass.
+- `--device` defaults to auto (CUDA when present) everywhere; `--batch` is always images per forward pass;
+- a flag that is a switch in one verb is a switch in all; a renamed flag keeps its old spelling as a hidden option.
 """
 
 from __future__ import annotations
