@@ -8,12 +8,18 @@ import sys
 from typing import Any, Callable
 
 import typer
+from rich.markup import escape
 
 from hicmd import __version__
 from hicmd.commands import (bench, calibrate, check, convert, demo, evaluate, export, info, score, stream, synth,
                             train, translate)
 from hicmd.errors import HicmdError, UserError
 from hicmd.extras import VERB_NEEDS, install_hint, missing_modules
+
+try:  # Typer >= 0.2x vendors Click; older Typer uses the click package
+    from typer._click.exceptions import ClickException
+except ImportError:  # pragma: no cover - depends on the installed Typer
+    from click.exceptions import ClickException
 
 app = typer.Typer(
     name="hicmd",
@@ -51,16 +57,39 @@ def _needs(verb: str, command: Callable[..., Any]) -> Callable[..., Any]:
     return checked if modules else command
 
 
+def _examples(lines: tuple[str, ...]) -> str:
+    """The --help epilog: one example per line (escaped: Rich would read 'hicmd[train]' as markup)."""
+    return "Examples:\n" + "\n".join(f"  {escape(line)}" for line in lines)
+
+
 for _module in (train, evaluate, export, stream, translate, bench, demo, synth, info, convert, check, score,
                 calibrate):
-    app.command(_module.NAME, help=_module.command.__doc__)(_needs(_module.NAME, _module.command))
+    app.command(_module.NAME, help=_module.command.__doc__, epilog=_examples(_module.EXAMPLES))(
+        _needs(_module.NAME, _module.command))
+
+
+def _usage_line(exc: ClickException) -> str:
+    """A usage error (a wrong choice, a missing option, a typo in a flag) as one line that says where to look."""
+    message = " ".join(exc.format_message().replace("Value error, ", "").split()).rstrip(".")  # Typer 0.2x's prefix
+    ctx = getattr(exc, "ctx", None)
+    return f"{message} (see: {ctx.command_path} --help)" if ctx is not None else message
 
 
 def main() -> None:
     """Console entry point: user mistakes become one red line and exit code 2, never a traceback.
-    Click's standalone mode handles usage errors, `typer.Exit` codes and Ctrl-C itself."""
+    Outside Click's standalone mode a `typer.Exit` or Ctrl-C comes back as the exit code and usage errors are
+    raised, so they get the same one line as every other mistake instead of Rich's boxed usage text."""
     try:
-        app()
+        code = app(standalone_mode=False)
+    except ClickException as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `hicmd`: the help is the answer
+            exc.show()
+        else:
+            typer.secho(f"error: {_usage_line(exc)}", fg="red", err=True)
+        sys.exit(exc.exit_code)
+    except typer.Abort:  # end of input at a prompt
+        typer.secho("Aborted!", err=True)
+        sys.exit(1)
     except HicmdError as exc:  # every deliberate error: a config, data, checkpoint, manifest, source, ...
         typer.secho(f"error: {exc}", fg="red", err=True)
         sys.exit(2)
@@ -74,3 +103,4 @@ def main() -> None:
         where = f": {exc.filename}" if exc.filename else ""
         typer.secho(f"error: {exc.strerror or exc}{where}", fg="red", err=True)
         sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)

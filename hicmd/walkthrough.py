@@ -72,7 +72,7 @@ def _steps(plan: DemoPlan) -> list[Step]:
               "--embed-every", "2", "--cues", "geometry", "--threads", str(plan.threads)],
              stream / "events.jsonl"),
         Step("score the stream against ground truth (matches, IDF1, HOTA, self-calibration)",
-             ["score", "--run", str(stream), "--gt", str(clip), "--json", str(stream / "score.json")],
+             ["score", "--run", str(stream), "--gt", str(clip), "--out", str(stream / "score.json")],
              stream / "score.json"),
     ]
     if plan.bench:

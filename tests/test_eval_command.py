@@ -159,7 +159,6 @@ def test_cli_writes_table_json_and_png(checkpoint, regdb):
     (["CKPT", "--data", "sysu:/x", "--direction", "v2t"], "IR images only"),
     (["CKPT", "--data", "regdb:/x", "--trials", "0-3"], "numbered from 1"),
     (["CKPT", "--data", "sysu:/x", "--shots", "10"], "needs the official permutations"),
-    (["CKPT", "--data", "regdb:/x", "--mode", "outdoor"], "must be all, indoor or both"),
 ])
 def test_cli_user_errors(checkpoint, args, message):
     args = [str(checkpoint) if a == "CKPT" else a for a in args]

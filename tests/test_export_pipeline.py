@@ -199,8 +199,10 @@ def test_no_verify_is_recorded_and_bad_checkpoint_is_a_user_error(tmp_path, expo
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(HicmdError, match="not a readable checkpoint"):
         command(bad, out=tmp_path / "x")
-    with pytest.raises(HicmdError, match="--batch"):
-        command(exported["ckpt"], out=tmp_path / "x", batch="8")
+    with pytest.raises(HicmdError, match="--trt-batch"):
+        command(exported["ckpt"], out=tmp_path / "x", trt_batch="8")
+    with pytest.raises(HicmdError, match="--batch '1:9:4'"):  # the old name still works, and is named in errors
+        command(exported["ckpt"], out=tmp_path / "x", old_batch="1:9:4")
 
 
 def _fingerprint(folder: Path) -> dict[str, str]:

@@ -161,7 +161,7 @@ def test_bad_inputs_of_the_training_verbs_are_one_line(data, tmp_path):
     _one_line(_hicmd(*base, "--pretrained", str(garbage)), "not a readable weights file")
     _one_line(_hicmd(*base, "--pretrained", str(evil)), "not a readable weights file")
     save_checkpoint(tmp_path / "incomplete.pt", {"config": {}, "model": {}})
-    _one_line(_hicmd("eval", str(tmp_path / "incomplete.pt"), "--data", data, "--device", "foo"), "--device 'foo'")
+    _one_line(_hicmd("eval", str(tmp_path / "incomplete.pt"), "--data", data, "--device", "foo"), "--device': 'foo'")
     _one_line(_hicmd("export", str(tmp_path / "incomplete.pt"), "--out", str(tmp_path / "m")), "lacks num_classes")
     # a split file with bytes that are not UTF-8
     broken = tmp_path / "broken"

@@ -113,10 +113,8 @@ def test_cli_single_and_grid(export, tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--src", "nope.png", "--ref", "{ref}"], "--src nope.png not found"),
-    (["--src", "{ref}", "--ref", "{ref}", "--swap", "colour"], "--swap 'colour'"),
     (["--src", "{ref}"], "give either --src and --ref"),
     (["--src-dir", "{tmp}/empty", "--ref-dir", "{tmp}/empty"], "holds no images"),
-    (["--src", "{ref}", "--ref", "{ref}", "--src-modality", "thermal"], "must be rgb or ir"),
     (["--src", "{ref}", "--ref", "{tmp}/broken.png"], "not an image OpenCV can read"),
 ])
 def test_cli_bad_input_is_a_user_error(export, tmp_path, args, message):

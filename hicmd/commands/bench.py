@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
+from hicmd.choices import Backend, Precision
+from hicmd.commands._options import model_option, out_option
 from hicmd.errors import UserError
 
 NAME = "bench"
+EXAMPLES = ("hicmd bench -m model/ --batch 1,8 --backend onnxruntime,openvino",
+            "hicmd bench -c paper,tiny --quick --stream --train -o bench-out/")
 
-BACKENDS = ("torch", "onnxruntime", "openvino", "tensorrt")
-PRECISIONS = ("fp32", "fp16", "int8", "bf16")
+# what bench rows time, in this order: each backend at a fixed precision (not auto, the runtime's pick, nor triton, a
+# server elsewhere); Backend(...) / Precision(...) keep the names those of the other verbs
+BACKENDS = tuple(Backend(b).value for b in ("torch", "onnxruntime", "openvino", "tensorrt"))
+PRECISIONS = tuple(Precision(p).value for p in ("fp32", "fp16", "int8", "bf16"))
 
 
 def _list(text: str, what: str, allowed: tuple[str, ...], aliases: dict[str, str] | None = None) -> list[str]:
@@ -38,28 +44,33 @@ def _batches(text: str) -> list[int]:
 def command(
     config: str = typer.Option("paper,tiny", "--config", "-c", help="Presets to measure, comma-separated "
                                "(ignored with --model: the export folder has its config)."),
-    batch: str = typer.Option("1,8,32", "--batch", help="Batch sizes, comma-separated."),
-    backend: str = typer.Option("all", "--backend", help="torch, onnxruntime, openvino, tensorrt (comma-separated) "
-                                "or all."),
-    precision: str = typer.Option("all", "--precision", help="fp32, fp16, int8, bf16 (comma-separated) or all. "
-                                  "INT8 rows need an export with --int8; BF16 rows run on OpenVINO and torch "
-                                  "autocast where the CPU has BF16."),
-    model: Optional[Path] = typer.Option(None, "--model", help="Export folder (hicmd export). Default: a "
-                                         "random-initialised model of each config, exported to a temp folder."),
-    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Training checkpoint for the torch rows "
-                                              "and parity with --model (default: the one manifest.json names)."),
+    batch: str = typer.Option("1,8,32", "--batch", help="Images per forward pass: a comma-separated list, each "
+                              "timed."),
+    backend: str = typer.Option("all", "--backend", help="Inference backends to time, comma-separated: "
+                                f"{', '.join(BACKENDS)} or all."),
+    precision: str = typer.Option("all", "--precision", help=f"Embedder precisions to time, comma-separated: "
+                                  f"{', '.join(PRECISIONS)} or all. INT8 rows need an export with --int8; BF16 rows "
+                                  "run on OpenVINO and torch autocast where the CPU has BF16."),
+    model: Annotated[Optional[Path], model_option("Default: a random-initialised model of each config, exported "
+                                                  "to a temp folder.")] = None,
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", metavar="CHECKPOINT", help="Training checkpoint "
+                                              "(.pt) for the torch rows and parity with --model (default: the one "
+                                              "manifest.json names)."),
     quick: bool = typer.Option(False, "--quick", help="Short timings (>= 20 runs or 2 s) for demos and tests."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for every backend and the sgemm "
-                                          "peak (default: physical cores)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for inference, on every backend "
+                                          "and for the sgemm peak (default: the physical cores)."),
     compile_: bool = typer.Option(False, "--compile", help="Also time torch.compile (minutes of compiling on a CPU)."),
     embedder: bool = typer.Option(True, "--embedder/--no-embedder", help="Time the embedder matrix."),
     stream: bool = typer.Option(False, "--stream", help="Also play a SynthVI clip through the stream pipeline."),
-    videos: Optional[Path] = typer.Option(None, "--videos", help="Clip folder or 'hicmd synth --videos' output for "
-                                          "--stream (default: a small clip written to a temp folder)."),
+    clip: Optional[Path] = typer.Option(None, "--clip", metavar="DIR", help="Clip folder for --stream, or the output "
+                                        "of 'hicmd synth --videos' (default: a small clip written to a temp folder)."),
+    old_videos: Optional[Path] = typer.Option(None, "--videos", hidden=True, help="Old name of --clip (synth's "
+                                              "--videos is a switch)."),
     train: bool = typer.Option(False, "--train", help="Also time the training step (iterations/s)."),
-    out: Path = typer.Option(Path("bench-out"), "--out", help="Folder for bench.json, bench.md and bench.png."),
+    out: Annotated[Path, out_option("Folder for bench.json, bench.md and bench.png.")] = Path("bench-out"),
 ) -> None:
     """Measure embedding latency and throughput for every available backend, the stream and the training step."""
+    videos = clip if clip is not None else old_videos
     import tempfile
 
     from rich.console import Console
@@ -83,7 +94,7 @@ def command(
     if checkpoint is not None and model is None:
         raise UserError("--checkpoint goes with --model (an export folder); without --model a random model is used")
     if videos is not None and not videos.is_dir():
-        raise UserError(f"--videos {videos} is not a folder")
+        raise UserError(f"--clip {videos} is not a folder")
     if not (embedder or stream or train):
         raise UserError("nothing to measure: --no-embedder needs --stream or --train")
     try:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
+from hicmd.commands._options import model_option, out_option
 from hicmd.errors import UserError
 
 NAME = "calibrate"
+EXAMPLES = ("hicmd calibrate --points pairs.csv --rgb-size 1920x1080 --ir-size 640x512 -o calibration.json",
+            "hicmd calibrate --rgb rgb.mp4 --ir ir.mp4 -m model/ -o calibration.json")
 
 
 def _size(text: str | None, flag: str) -> tuple[int, int]:
@@ -46,15 +49,15 @@ def _read_points(path: Path):  # noqa: ANN202 - (rgb (N, 2), ir (N, 2))
 
 
 def command(
-    out: Path = typer.Option(Path("calibration.json"), "--out", help="Where to write calibration.json."),
+    out: Annotated[Path, out_option("Where to write calibration.json.")] = Path("calibration.json"),
     points: Optional[Path] = typer.Option(None, "--points", help="CSV of point pairs measured or clicked on the "
                                           "ground: rgb_x,rgb_y,ir_x,ir_y per line (4 or more, not on one line)."),
     rgb_size: Optional[str] = typer.Option(None, "--rgb-size", help="RGB image WIDTHxHEIGHT (with --points)."),
     ir_size: Optional[str] = typer.Option(None, "--ir-size", help="IR image WIDTHxHEIGHT (with --points)."),
     rgb: Optional[str] = typer.Option(None, "--rgb", help="RGB recording (or camera) to calibrate from, automatically."),
     ir: Optional[str] = typer.Option(None, "--ir", help="IR recording (or camera), with --rgb."),
-    model: Optional[Path] = typer.Option(None, "--model", help="Export folder: its embedder pairs people across "
-                                         "the cameras (with --rgb/--ir)."),
+    model: Annotated[Optional[Path], model_option("Its embedder pairs people across the cameras (with "
+                                                  "--rgb/--ir).")] = None,
     detections_rgb: Optional[Path] = typer.Option(None, help="Precomputed RGB detections (MOTChallenge text)."),
     detections_ir: Optional[Path] = typer.Option(None, help="Precomputed IR detections (MOTChallenge text)."),
     embed_every: int = typer.Option(2, help="Re-embed each track every N frames."),
@@ -64,10 +67,6 @@ def command(
 
     From point pairs on the ground, or automatically from a recording of people walking: the stream's own
     assignments give foot-point pairs, fitted robustly (RANSAC), wrong pairs rejected.
-
-    Examples:
-      hicmd calibrate --points pairs.csv --rgb-size 1920x1080 --ir-size 640x512 --out calibration.json
-      hicmd calibrate --rgb rgb.mp4 --ir ir.mp4 --model model/ --out calibration.json
     """
     from hicmd.runtime.geometry import fit_calibration
 

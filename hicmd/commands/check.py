@@ -11,6 +11,7 @@ from typing import Any
 import typer
 
 NAME = "check"
+EXAMPLES = ("hicmd check", "hicmd check --json > env.json   # attach to a bug report")
 
 # optional packages and the extra that brings each (hicmd.extras.EXTRA_OF has the module names)
 _OPTIONAL = (("onnx", "onnx"), ("onnxconverter_common", "onnxconverter-common"), ("matplotlib", "matplotlib"),
@@ -77,7 +78,7 @@ def command(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of lines."),
 ) -> None:
     """Versions and capabilities of this install (hicmd, Python, numpy, OpenCV, ONNX Runtime, TensorRT, CUDA,
-    torch): paste the output into a bug report. Example: hicmd check --json > env.json"""
+    torch): paste the output into a bug report."""
     import json
 
     env = environment()

@@ -10,6 +10,8 @@ import typer
 from hicmd.errors import UserError
 
 NAME = "convert-original"
+EXAMPLES = ("hicmd convert-original --gen gen_00070000.pt --id id_00070000.pt -o regdb.pt",
+            "hicmd convert-original --dir RegDB_pretrained/checkpoints --opts RegDB_pretrained/opts.yaml -o regdb.pt")
 
 
 def command(

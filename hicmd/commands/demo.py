@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
+from hicmd.commands._options import out_option
+
 NAME = "demo"
+EXAMPLES = ("hicmd demo -o hicmd-demo", "hicmd demo -o hicmd-demo --fresh --no-bench   # redo every step")
 
 
 def command(
-    out: Path = typer.Option(Path("hicmd-demo"), "--out", help="Folder for everything the demo makes."),
+    out: Annotated[Path, out_option("Folder for everything the demo makes.")] = Path("hicmd-demo"),
     fresh: bool = typer.Option(False, "--fresh", help="Redo every step instead of reusing what exists."),
     ids: int = typer.Option(200, "--ids", help="SynthVI identities (half train, half test)."),
     iters: Optional[int] = typer.Option(None, "--iters", min=1, help="Training iterations (default: tiny preset)."),

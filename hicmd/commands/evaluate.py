@@ -3,49 +3,46 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
+from hicmd.choices import Direction, SearchMode
+from hicmd.commands._options import CHECKPOINT_HELP, TorchDeviceOption, out_option
 from hicmd.errors import UserError
 
 NAME = "eval"
+EXAMPLES = ("hicmd eval runs/tiny/last.pt --data regdb:data/synthvi --direction both",
+            "hicmd eval runs/regdb{1..10}/last.pt --data regdb:/data/RegDB     # one model per split, mean +- std")
 
 
 def command(
-    checkpoints: list[Path] = typer.Argument(..., help="hicmd checkpoint (.pt) to evaluate; RegDB's 10-split "
-                                             "protocol: one per split (runs/regdb{1..10}/last.pt), mean and std."),
+    checkpoints: list[Path] = typer.Argument(..., metavar="CHECKPOINT", help=f"{CHECKPOINT_HELP} RegDB's "
+                                             "10-split protocol: one per split (runs/regdb{1..10}/last.pt), mean "
+                                             "and std."),
     data: str = typer.Option(..., "--data", help="regdb:PATH[:trial], sysu:PATH or llcm:PATH (SynthVI: regdb:PATH)."),
     trials: Optional[str] = typer.Option(
         None, help="Trial N, a range 1-10 or a list 1,3,5. Default: RegDB the spec's split (one model per split), "
                    "SYSU/LLCM gallery draws 1-10."),
-    mode: str = typer.Option("all", help="SYSU search mode: all, indoor or both."),
+    mode: SearchMode = typer.Option(SearchMode.all, help="SYSU search mode (both: all and indoor)."),
     shots: int = typer.Option(1, help="SYSU gallery images per (person, camera): 1 or 10 (10 needs --perm)."),
     perm: Optional[Path] = typer.Option(
         None, help="Official SYSU rand_perm_cam.mat; without it, AGW seeded draws (random.seed(trial-1))."),
-    direction: str = typer.Option("both", help="v2t (visible query), t2v (IR query) or both; SYSU is t2v only."),
+    direction: Direction = typer.Option(Direction.both, help="Query direction: v2t (visible query), t2v (IR query) "
+                                        "or both; SYSU is t2v only."),
     flip: bool = typer.Option(False, "--flip", help="Average the features of each image and its mirror."),
     per_trial: bool = typer.Option(False, "--per-trial", help="Also show one row per trial (metrics.json always "
                                    "has them, with the std over trials)."),
-    out: Optional[Path] = typer.Option(None, help="Folder for metrics.json and cmc.png. Default: eval_DATASET/ "
-                                                  "next to the checkpoint."),
+    out: Annotated[Optional[Path], out_option("Folder for metrics.json and cmc.png. Default: eval_DATASET/ next "
+                                              "to the checkpoint.")] = None,
     batch: int = typer.Option(64, min=1, help="Images per forward pass."),
-    device: str = typer.Option("cpu", help="cpu, cuda or cuda:N."),
+    device: TorchDeviceOption = "auto",
 ) -> None:
-    """Evaluate a checkpoint: CMC, mAP, mINP under the RegDB / SYSU-MM01 / LLCM protocols.
-
-    Examples:
-      hicmd eval runs/tiny/last.pt --data regdb:data/synthvi --direction both
-      hicmd eval runs/regdb{1..10}/last.pt --data regdb:/data/RegDB     # one model per split, mean +- std
-    """
+    """Evaluate a checkpoint: CMC, mAP, mINP under the RegDB / SYSU-MM01 / LLCM protocols."""
     for checkpoint in checkpoints:
         if not checkpoint.is_file():
             raise UserError(f"checkpoint {checkpoint} not found; pass the .pt file 'hicmd train' wrote")
     checkpoint = checkpoints[0]
-    if mode not in ("all", "indoor", "both"):
-        raise UserError(f"--mode {mode!r} must be all, indoor or both")
-    if direction not in ("v2t", "t2v", "both"):
-        raise UserError(f"--direction {direction!r} must be v2t, t2v or both")
     if perm is not None and not perm.is_file():
         raise UserError(f"--perm {perm} not found; it is evaluation/data_split/rand_perm_cam.mat of SYSU-MM01")
 
@@ -55,16 +52,17 @@ def command(
     from hicmd.evaluation.runner import evaluate, parse_trials
     from hicmd.checkpoint import load_model
 
-    if device != "cpu" and not (device == "cuda" or device.startswith("cuda:") and device[5:].isdigit()):
-        raise UserError(f"--device {device!r}: use cpu, cuda or cuda:N")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"--device {device}: no CUDA device is available here; use --device cpu")
+
     def evaluate_one(path: Path, split_trials: list[int] | None) -> dict:
         model, cfg = load_model(path, device)
         return evaluate(
             model, cfg, data, trials=split_trials,
-            directions=None if direction == "both" else (direction,),  # None: every direction the protocol has
-            modes=("all", "indoor") if mode == "both" else (mode,),
+            directions=None if direction is Direction.both else (direction.value,),  # None: all the protocol has
+            modes=("all", "indoor") if mode is SearchMode.both else (mode.value,),
             shots=shots, perm=perm, flip=flip, batch_size=batch, device=device,
         )
 

@@ -7,28 +7,35 @@ from typing import Annotated, Optional
 
 import typer
 
+from hicmd.choices import CalibMethod
+from hicmd.commands._options import CHECKPOINT_HELP, out_option
 from hicmd.errors import UserError
 
 NAME = "export"
+EXAMPLES = ("hicmd export runs/tiny/last.pt -o model/ --fp16",
+            "hicmd export runs/regdb1/last.pt -o model/ --fp16 --engine --trt-batch 1:8:32 --int8 --calib regdb:DATA")
 
 
-def _batch(text: str) -> tuple[int, int, int]:
+def _trt_batch(text: str, flag: str = "--trt-batch") -> tuple[int, int, int]:
     parts = text.split(":")
     try:
         low, opt, high = (int(p) for p in parts)
     except ValueError:
-        raise UserError(f"--batch {text!r} must be MIN:OPT:MAX, e.g. 1:8:32") from None
+        raise UserError(f"{flag} {text!r} must be MIN:OPT:MAX, e.g. 1:8:32") from None
     if not 1 <= low <= opt <= high:
-        raise UserError(f"--batch {text!r} must satisfy 1 <= MIN <= OPT <= MAX")
+        raise UserError(f"{flag} {text!r} must satisfy 1 <= MIN <= OPT <= MAX")
     return low, opt, high
 
 
 def command(
-    checkpoint: Annotated[Path, typer.Argument(help="hicmd checkpoint (.pt) to export.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (created).")] = Path("model"),
+    checkpoint: Annotated[Path, typer.Argument(metavar="CHECKPOINT", help=CHECKPOINT_HELP)],
+    out: Annotated[Path, out_option("Export folder to write (created): the graphs and manifest.json.")] = Path("model"),
     fp16: Annotated[bool, typer.Option("--fp16", help="Also write mixed-precision *.fp16.onnx graphs.")] = False,
     engine: Annotated[bool, typer.Option("--engine", help="Also build TensorRT engines (needs tensorrt + GPU).")] = False,
-    batch: Annotated[str, typer.Option(help="TensorRT profile batch MIN:OPT:MAX.")] = "1:8:32",
+    trt_batch: Annotated[str, typer.Option("--trt-batch", help="Batch sizes of the TensorRT engines' optimisation "
+                                           "profile, MIN:OPT:MAX.")] = "1:8:32",
+    old_batch: Annotated[Optional[str], typer.Option("--batch", hidden=True, help="Old name of --trt-batch "
+                                                     "(--batch is images per forward pass elsewhere).")] = None,
     opset: Annotated[int, typer.Option(help="ONNX opset (TensorRT 10 parses 9-20).")] = 17,
     no_verify: Annotated[bool, typer.Option("--no-verify", help="Skip the parity gates (recorded in the manifest).")] = False,
     data: Annotated[Optional[str], typer.Option(help="Parity crops from a dataset, e.g. regdb:PATH (default: "
@@ -44,8 +51,8 @@ def command(
                                        "calibrated on --calib and gated against FP32.")] = False,
     calib: Annotated[Optional[str], typer.Option("--calib", help="INT8 calibration data: regdb:PATH, sysu:PATH or "
                                                  "llcm:PATH (crops from its training split).")] = None,
-    calib_method: Annotated[str, typer.Option("--calib-method", help="INT8 calibration: max | entropy | "
-                                              "percentile.")] = "entropy",
+    calib_method: Annotated[CalibMethod, typer.Option("--calib-method", help="INT8 calibration of the activation "
+                                                      "ranges.")] = CalibMethod.entropy,
     calib_crops: Annotated[int, typer.Option("--calib-crops", help="INT8 calibration crops per modality.")] = 256,
     int8_max_drop: Annotated[float, typer.Option("--int8-max-drop", help="Largest R1 / mAP drop (points) of INT8 "
                                                  "vs FP32 under the dataset's protocol.")] = 1.0,
@@ -60,7 +67,7 @@ def command(
     from hicmd.export.pipeline import ExportOptions, run_export
 
     console = Console()
-    profile = _batch(batch)
+    profile = _trt_batch(trt_batch) if old_batch is None else _trt_batch(old_batch, "--batch")
     if not 9 <= opset <= 20:
         raise UserError(f"--opset {opset}: use 9..20 (17 recommended: TensorRT 10 parses opsets 9-20)")
     if workspace_gb <= 0:
@@ -69,10 +76,10 @@ def command(
         console.print("[yellow]warning: --no-verify: the parity gates are skipped; the manifest records that[/]")
     options = ExportOptions(fp16=fp16, engine=engine or trt_weak_fp16, batch=profile, opset=opset,
                             verify=not no_verify, data=data, workspace_gb=workspace_gb, weak_fp16=trt_weak_fp16,
-                            int8=_int8_options(int8, calib, calib_method, calib_crops, int8_max_drop, no_verify))
+                            int8=_int8_options(int8, calib, calib_method.value, calib_crops, int8_max_drop, no_verify))
     try:
-        with console.status("exporting") as status:
-            result = run_export(checkpoint, out, options, step=lambda text: status.update(text))
+        with _StepProgress(Console(stderr=True)) as progress:
+            result = run_export(checkpoint, out, options, step=progress.step)
     except CalibrationError as exc:
         raise UserError(f"--calib {calib}: {exc}") from None
     except DataError as exc:  # --data that cannot give the parity crops
@@ -108,6 +115,40 @@ def command(
                       f"{result.stream_gates['split']['threshold']:.3f}", highlight=False)
     console.print(f"[green]exported[/] {len(result.files)} file(s) to {out}; manifest {result.manifest}")
     _ecosystem(out, triton, deepstream, console)
+
+
+class _StepProgress:
+    """Export's progress on a terminal (stderr, so it shows even when the results go to a file): the running step
+    with a spinner and its time, each finished step kept with its duration. Off a terminal it prints nothing; the
+    gate table and the last line are the record."""
+
+    def __init__(self, console) -> None:  # noqa: ANN001 - rich Console
+        from rich.progress import Progress, SpinnerColumn, TextColumn
+
+        self.progress = Progress(SpinnerColumn(finished_text="[green]done[/]"), TextColumn("{task.description}"),
+                                 TextColumn("{task.elapsed:.1f} s"), console=console,
+                                 disable=not console.is_terminal)
+        self.task = None
+
+    def step(self, text: str) -> None:
+        from rich.markup import escape
+
+        self._finish()
+        self.task = self.progress.add_task(escape(text), total=1)
+
+    def _finish(self) -> None:
+        if self.task is not None:
+            self.progress.update(self.task, completed=1)
+            self.progress.stop_task(self.task)  # its time stops here
+
+    def __enter__(self) -> "_StepProgress":
+        self.progress.start()
+        return self
+
+    def __exit__(self, kind, *_) -> None:  # noqa: ANN001
+        if kind is None:  # a failed step stays unfinished on screen
+            self._finish()
+        self.progress.stop()
 
 
 def _int8_options(int8: bool, calib: str | None, method: str, crops: int, max_drop: float, no_verify: bool):

@@ -7,10 +7,12 @@ from typing import Annotated
 import typer
 
 NAME = "info"
+EXAMPLES = ("hicmd info -c paper", "hicmd info -c tiny --classes 296   # SYSU-MM01's training identities")
 
 
 def command(
-    config: Annotated[str, typer.Option("--config", "-c", help="Preset (paper, tiny) or a .toml/.yaml file.")] = "paper",
+    config: Annotated[str, typer.Option("--config", "-c", help="Preset (paper, tiny, edge) or a "
+                                                    ".toml/.yaml/.json file.")] = "paper",
     classes: Annotated[int, typer.Option(help="Identity classes for the classifier (RegDB 206, SYSU 296).")] = 206,
 ) -> None:
     """Model summary: parameters and MACs per module for a config."""

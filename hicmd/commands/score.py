@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
+from hicmd.commands._options import out_option
+
 NAME = "score"
+EXAMPLES = ("hicmd score --run out/ --gt data/synthvi/videos/clip01",
+            "hicmd score --run out/ --gt data/synthvi/videos/clip01 -o out/score.json")
 
 
 def command(
@@ -16,14 +20,13 @@ def command(
                              "--events RUN/events.jsonl --save-tracks RUN/tracks)."),
     gt: Path = typer.Option(..., "--gt", help="Clip folder with gt_rgb.txt / gt_ir.txt (and clip.json with the true "
                             "homography, for SynthVI clips)."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the scores as JSON."),
+    json_out: Annotated[Optional[Path], out_option("Also write the scores to this JSON file.")] = None,
+    old_json: Optional[Path] = typer.Option(None, "--json", hidden=True, help="Old name of --out (check's --json is "
+                                            "a switch)."),
     min_overlap_s: float = typer.Option(2.0, help="A same-person RGB/IR track pair counts for recall when both "
                                         "were seen together this long."),
 ) -> None:
-    """Score a stream run against ground truth: match precision/recall, cross-camera IDF1 and HOTA, calibration.
-
-    Example: hicmd score --run out/ --gt data/videos/clip01 --json out/score.json
-    """
+    """Score a stream run against ground truth: match precision/recall, cross-camera IDF1 and HOTA, calibration."""
     from rich.console import Console
     from rich.table import Table
 
@@ -38,6 +41,7 @@ def command(
             continue
         table.add_row(key, "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value))
     Console().print(table)
+    json_out = json_out if json_out is not None else old_json
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(card, indent=1) + "\n")

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
+from hicmd.choices import Backend, Cues, Device, Precision
+from hicmd.commands._options import BackendOption, DeviceOption, PrecisionOption, ThreadsOption, model_option
 from hicmd.errors import UserError
 
 NAME = "stream"
-
-
-class Cues(str, Enum):
-    appearance = "appearance"
-    time = "time"
-    geometry = "geometry"
+EXAMPLES = ("hicmd stream --rgb cam0 --ir v4l2:///dev/video2 -m model/ --save out.mp4 --events events.jsonl",
+            "hicmd stream --rgb rgb.mp4 --ir ir.mp4 -m model/ --calibration calibration.json --backend onnxruntime")
 
 
 def command(
@@ -24,11 +21,11 @@ def command(
                                       "udp://, http://, gst:<pipeline>, a video file or an image folder. Leave it out "
                                       "at night: IR only, people named from --gallery."),
     ir: str = typer.Option(..., "--ir", help="IR source (same forms); 16-bit Y16 frames are windowed by --ir-range."),
-    model: Path = typer.Option(..., "--model", help="Export folder with manifest.json (hicmd export)."),
-    backend: str = typer.Option("auto", help="auto | tensorrt | onnxruntime | openvino | torch | triton (with --url)"),
+    model: Annotated[Path, model_option()] = ...,  # required; after options that have defaults
+    backend: BackendOption = Backend.auto,
     url: Optional[str] = typer.Option(None, "--url", help="Triton server for --backend triton: grpc://host:8001."),
-    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
-    precision: str = typer.Option("auto", help="auto | fp32 | fp16 | int8 (hicmd export --int8) | bf16 (OpenVINO)"),
+    device: DeviceOption = Device.auto,
+    precision: PrecisionOption = Precision.auto,
     detector: Optional[str] = typer.Option(None, help="'hog' (default) or a YOLO-style person detector .onnx."),
     det_conf: Optional[float] = typer.Option(None, "--det-conf", help="Detector score threshold 0..1 (default: HOG "
                                              "0.3, ONNX 0.25)."),
@@ -79,9 +76,9 @@ def command(
     fps_rgb: Optional[float] = typer.Option(None, help="Frame rate of an RGB image folder (default 30) or a "
                                             "file whose header is wrong."),
     fps_ir: Optional[float] = typer.Option(None, help="Same for the IR source."),
-    threads: Optional[int] = typer.Option(None, help="CPU threads for the embedder."),
+    threads: ThreadsOption = None,
     mqtt: Optional[str] = typer.Option(None, "--mqtt", help="Also publish the events to mqtt://[user:pw@]host:1883/"
-                                       "topic (needs hicmd[mqtt]); a dead broker never stalls the stream."),
+                                       "topic (needs hicmd\\[mqtt]); a dead broker never stalls the stream."),
 ) -> None:
     """Watch an RGB and an IR camera, track people and say which IR person is which RGB person."""
     import contextlib
@@ -123,7 +120,7 @@ def command(
             output.parent.mkdir(parents=True, exist_ok=True)
     if enroll and not gallery:
         raise UserError("--enroll NAME needs --gallery DIR to save the crops into")
-    embedder = _open_embedder(model, backend, device, precision, threads, url)
+    embedder = _open_embedder(model, backend.value, device.value, precision.value, threads, url)
     publisher = _open_mqtt(mqtt) if mqtt else None
     gates = describe_gates(resolve_gates(opts, embedder))
     console.print(f"[bold]hicmd stream[/] {escape(redact(rgb)) if rgb else '(no RGB)'} + {escape(redact(ir))}\n"

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
+from hicmd.choices import Rig
+from hicmd.commands._options import out_option
 from hicmd.errors import UserError
 
 NAME = "synth"
+EXAMPLES = ("hicmd synth -o data/synthvi --ids 200",
+            "hicmd synth -o data/synthvi --ids 200 --videos --rig bispectrum   # + paired RGB/IR clips")
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -19,13 +23,8 @@ def _size(text: str) -> tuple[int, int]:
     return int(height), int(width)
 
 
-class Rig(str, Enum):
-    bispectrum = "bispectrum"
-    separate = "separate"
-
-
 def command(
-    out: Path = typer.Option(..., "--out", help="Folder to write (RegDB layout: Visible/, Thermal/, idx/)."),
+    out: Annotated[Path, out_option("Folder to write (RegDB layout: Visible/, Thermal/, idx/).")],
     ids: int = typer.Option(200, "--ids", help="Number of identities; half train, half test (>= 2)."),
     seed: int = typer.Option(0, "--seed", help="Universe seed: same seed, same bytes."),
     size: str = typer.Option("128x64", "--size", help="Image size HEIGHTxWIDTH."),

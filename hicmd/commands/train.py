@@ -3,27 +3,33 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import Annotated, List, Optional
 
 import typer
 
+from hicmd.choices import Amp
+from hicmd.commands._options import DEVICE_HELP, out_option, torch_device
 from hicmd.errors import UserError
 
 NAME = "train"
+EXAMPLES = ("hicmd train -c tiny --data regdb:data/synthvi -o runs/tiny",
+            "torchrun --nproc_per_node 4 -m hicmd train -c paper --data sysu:/data/SYSU-MM01 -o runs/sysu")
 
 
 def command(
     data: str = typer.Option(..., "--data", help="regdb:PATH[:trial], sysu:PATH or llcm:PATH (SynthVI: regdb:PATH)."),
-    out: Path = typer.Option(..., "--out", help="Run folder: log.csv, samples/, checkpoints/, last.pt."),
-    config: str = typer.Option("paper", "--config", help="Preset (paper, tiny) or a .toml/.yaml/.json file."),
+    out: Annotated[Path, out_option("Run folder: log.csv, results.png, samples/, checkpoints/, last.pt.")] = ...,
+    config: str = typer.Option("paper", "--config", "-c", help="Preset (paper, tiny, edge) or a .toml/.yaml/.json "
+                               "file."),
     iters: Optional[int] = typer.Option(None, "--iters", min=1, help="Total iterations (default: train.iters)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Checkpoint to continue from, bit-exactly."),
     overrides: List[str] = typer.Option([], "--set", help="Config override section.key=value (repeatable)."),
-    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N (train.device)."),
-    amp: Optional[str] = typer.Option(None, "--amp", help="Mixed precision: none, bf16 or fp16 (train.amp)."),
+    device: Optional[str] = typer.Option(None, "--device", parser=torch_device, metavar="[auto|cpu|cuda|cuda:N]",
+                                         help=f"{DEVICE_HELP} Default: the config's train.device (auto)."),
+    amp: Optional[Amp] = typer.Option(None, "--amp", help="Mixed precision (default: the config's train.amp)."),
     pretrained: Optional[str] = typer.Option(
         None, "--pretrained", help="ImageNet weights for the attribute encoders and H: 'imagenet-lite' (packaged "
-                                   "EfficientNet-Lite0, hicmd[pretrained]; sets model.pretrained), 'none', a local "
+                                   "EfficientNet-Lite0, hicmd\\[pretrained]; sets model.pretrained), 'none', a local "
                                    "ResNet .pth file, or 'torchvision' to download them."),
     evaluate: bool = typer.Option(True, "--eval/--no-eval", help="Evaluate on the test split at the end."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
@@ -34,7 +40,8 @@ def command(
 
     from hicmd.config import PRETRAINED, load_config
 
-    extra = [f"train.device={device}"] * (device is not None) + [f"train.amp={amp}"] * (amp is not None)
+    extra = ([f"train.device={device}"] if device is not None else []) + \
+        ([f"train.amp={amp.value}"] if amp is not None else [])
     if pretrained in PRETRAINED:  # packaged weights: a model setting, recorded in the run's config
         extra.append(f"model.pretrained={pretrained}")
         pretrained = None

@@ -7,49 +7,46 @@ from typing import Annotated, Optional
 
 import typer
 
+from hicmd.choices import Backend, Device, ModalityChoice, Precision, Swap
+from hicmd.commands._options import (PRECISION_HELP, BackendOption, DeviceOption, ThreadsOption, model_option,
+                                     out_option)
 from hicmd.errors import UserError
-from hicmd.modality import MODALITIES
 
 NAME = "translate"
+EXAMPLES = ("hicmd translate -m model/ --src rgb.png --ref ir.png --ref-modality ir --swap illumination -o x.png",
+            "hicmd translate -m model/ --src-dir people/ --ref-dir poses/ --swap pose -o grid.png")
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 
 
 def command(
-    model: Annotated[Path, typer.Option("--model", help="Export folder holding manifest.json.")],
-    out: Annotated[Path, typer.Option("--out", help="Output PNG (the translated image, or the grid).")],
+    model: Annotated[Path, model_option()],
+    out: Annotated[Path, out_option("Output PNG (the translated image, or the grid).")],
     src: Annotated[Optional[Path], typer.Option("--src", help="Source person image.")] = None,
     ref: Annotated[Optional[Path], typer.Option("--ref", help="Reference image giving pose/illumination.")] = None,
     src_dir: Annotated[Optional[Path], typer.Option("--src-dir", help="Grid mode: folder of source images.")] = None,
     ref_dir: Annotated[Optional[Path], typer.Option("--ref-dir", help="Grid mode: folder of reference images.")] = None,
-    swap: Annotated[str, typer.Option("--swap", help="Attributes taken from the reference: illumination|pose|both.")]
-    = "both",
-    src_modality: Annotated[str, typer.Option("--src-modality", help="rgb|ir")] = "rgb",
-    ref_modality: Annotated[str, typer.Option("--ref-modality", help="rgb|ir")] = "rgb",
+    swap: Annotated[Swap, typer.Option("--swap", help="Attributes taken from the reference.")] = Swap.both,
+    src_modality: Annotated[ModalityChoice, typer.Option("--src-modality", help="Camera of the source images.")]
+    = ModalityChoice.rgb,
+    ref_modality: Annotated[ModalityChoice, typer.Option("--ref-modality", help="Camera of the reference images.")]
+    = ModalityChoice.rgb,
     limit: Annotated[int, typer.Option("--limit", help="Grid mode: at most this many images per folder.")] = 8,
-    backend: Annotated[str, typer.Option("--backend", help="auto|tensorrt|onnxruntime|openvino|torch")] = "auto",
-    device: Annotated[str, typer.Option("--device", help="auto|cpu|cuda")] = "auto",
-    precision: Annotated[str, typer.Option("--precision", help="auto|fp32|fp16|int8|bf16 (INT8 / BF16: "
-                                                        "the embedders; the generator stays FP32/FP16)")] = "auto",
-    threads: Annotated[Optional[int], typer.Option("--threads", help="CPU threads for ONNX Runtime.")] = None,
+    backend: BackendOption = Backend.auto,
+    device: DeviceOption = Device.auto,
+    precision: Annotated[Precision, typer.Option("--precision", help=f"{PRECISION_HELP} INT8 / BF16 apply to the "
+                                                 "embedders; the generator stays FP32/FP16.")] = Precision.auto,
+    threads: ThreadsOption = None,
 ) -> None:
     """Render a person with another image's ID-excluded attributes (pose, illumination).
 
     The source keeps its identity (prototype and ID-discriminative attributes); --swap picks which of the
-    reference's codes replace the source's.
-
-    One image: --src a.png --ref b.png --out x.png
-
-    Grid: --src-dir D --ref-dir E --out grid.png (rows = sources, columns = references, originals first).
+    reference's codes replace the source's. One image: --src and --ref; a grid: --src-dir and --ref-dir (rows =
+    sources, columns = references, originals first).
     """
     import cv2
 
-    from hicmd.runtime.translate import SWAPS, Translator, compose_grid
+    from hicmd.runtime.translate import Translator, compose_grid
 
-    if swap not in SWAPS:
-        raise UserError(f"--swap {swap!r} is not one of {', '.join(SWAPS)}")
-    for flag, value in (("--src-modality", src_modality), ("--ref-modality", ref_modality)):
-        if value not in MODALITIES:
-            raise UserError(f"{flag} {value!r} must be rgb or ir")
     single, grid = (src is not None or ref is not None), (src_dir is not None or ref_dir is not None)
     if single == grid or (single and (src is None or ref is None)) or (grid and (src_dir is None or ref_dir is None)):
         raise UserError("give either --src and --ref (one image) or --src-dir and --ref-dir (a grid)")
@@ -61,15 +58,15 @@ def command(
         sources = [_read(p, "--src-dir") for p in _listing(src_dir, "--src-dir", limit)]
         references = [_read(p, "--ref-dir") for p in _listing(ref_dir, "--ref-dir", limit)]
 
-    with Translator(model, modalities=(src_modality, ref_modality), backend=backend, device=device,
-                    precision=precision, threads=threads) as translator:
+    with Translator(model, modalities=(src_modality.value, ref_modality.value), backend=backend.value,
+                    device=device.value, precision=precision.value, threads=threads) as translator:
         typer.echo(translator.describe())
-        results = translator.translate(sources, src_modality, references, ref_modality, swap)
+        results = translator.translate(sources, src_modality.value, references, ref_modality.value, swap.value)
     picture = results[0, 0] if single else compose_grid(sources, references, results)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() not in _IMAGE_SUFFIXES or not cv2.imwrite(str(out), picture):
         raise UserError(f"cannot write {out}; use a .png (or .jpg) path in a writable folder")
-    typer.echo(f"wrote {out} ({len(sources)} source(s) x {len(references)} reference(s), swap {swap})")
+    typer.echo(f"wrote {out} ({len(sources)} source(s) x {len(references)} reference(s), swap {swap.value})")
 
 
 def _listing(folder: Path, flag: str, limit: int) -> list[Path]:
