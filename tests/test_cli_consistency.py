@@ -210,11 +210,11 @@ def test_torch_device_accepts_cuda_n_only_in_that_form():
 def test_train_passes_amp_and_device_on_to_the_config(tmp_path):
     """The Enum/validated values reach the config: the run gets as far as reading --data."""
     pytest.importorskip("torch")
-    from hicmd.errors import UserError
+    from hicmd.errors import HicmdError
 
     result = CliRunner().invoke(app, ["train", "--data", "nowhere:x", "-o", str(tmp_path / "o"), "-c", "tiny",
                                       "--amp", "bf16", "--device", "cpu", "--no-eval", "--no-progress"])
-    assert isinstance(result.exception, UserError) and "must look like" in str(result.exception), result.output
+    assert isinstance(result.exception, HicmdError) and "must look like" in str(result.exception), result.output
 
 
 @pytest.mark.skipif(shutil.which("script") is None, reason="needs util-linux 'script' for a pseudo-terminal")

@@ -102,9 +102,18 @@ def test_tensorrt_form_is_numerically_the_same_graph(int8_model):
 
     model = onnx.load(str(int8_model["out"] / "ir.int8.onnx"))
     x = np.random.default_rng(0).integers(0, 256, (3, 80, 40, 3), dtype=np.uint8)
-    outs = [ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
-            .run(["embedding"], {"images": x})[0] for m in (model, tensorrt_int8(model))]
-    np.testing.assert_allclose(outs[0], outs[1], atol=1e-5)
+
+    def embed(graph: onnx.ModelProto, optimise: bool) -> np.ndarray:
+        options = ort.SessionOptions()
+        if not optimise:  # the graphs as written: Q/DQ evaluated node by node
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        session = ort.InferenceSession(graph.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        return session.run(["embedding"], {"images": x})[0]
+
+    trt = tensorrt_int8(model)
+    np.testing.assert_array_equal(embed(model, False), embed(trt, False))  # the same numbers, bit for bit
+    # optimised, ONNX Runtime fuses each form into its own integer kernels, which may round a value differently
+    assert _cosine(embed(model, True), embed(trt, True)).min() > 0.9999
 
 
 def test_broken_calibration_is_refused_by_the_gates(int8_model, tmp_path):

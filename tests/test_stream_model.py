@@ -43,6 +43,6 @@ def test_stream_with_a_trained_model_matches_rgb_and_ir_people(trained, tmp_path
         for key in totals:
             totals[key] += getattr(score, key)
     print("all clips", totals)
-    assert totals["positives"] >= 3 * TEST_CLIPS, totals  # the clips hold enough people to judge by
+    assert totals["positives"] >= 2 * TEST_CLIPS, totals  # the clips hold enough people to judge by
     assert totals["correct"] / totals["matches"] >= 0.9, totals
     assert totals["found"] / totals["positives"] >= 0.7, totals
