@@ -21,7 +21,7 @@ from hicmd.bench.machine import default_threads
 from hicmd.bench.peaks import sgemm_peak
 from hicmd.bench.subjects import random_subject
 from hicmd.bench.timing import FULL, QUICK, latency_stats, time_runs
-from hicmd.config import PRESETS
+from hicmd.presets import PRESETS
 
 LEVELS = {"basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
           "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,

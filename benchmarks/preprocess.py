@@ -48,7 +48,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if args.model is None:
             from hicmd.bench.subjects import random_subject
-            from hicmd.config import PRESETS
+            from hicmd.presets import PRESETS
 
             args.model = random_subject(PRESETS[args.config], Path(tmp), fp16=False).manifest.root
         embedder = Embedder(args.model, backend="onnxruntime", device="cpu", threads=args.threads,

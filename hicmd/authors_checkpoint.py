@@ -33,7 +33,8 @@ from typing import Any, Iterator, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from hicmd.config import PRESETS, Config, ModelConfig, config_to_dict
+from hicmd.config import Config, ModelConfig, config_to_dict
+from hicmd.presets import PRESETS
 from hicmd.errors import HicmdError
 from hicmd.model import HiCMD, MultiScaleDiscriminator
 from hicmd.model.blocks import LayerNorm

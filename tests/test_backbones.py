@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from hicmd.config import PRESETS, ConfigError, ModelConfig, load_config
+from hicmd.config import ConfigError, ModelConfig, load_config
+from hicmd.presets import PRESETS
 from hicmd.model import HiCMD
 from hicmd.model.backbones import LITE0_BLOCKS, LiteAttributeEncoder, LiteClassifier, LiteFeatureEmbedder
 from hicmd.pretrained import PACKAGED, PretrainedError, load_packaged, packaged_weights_path, read_packaged

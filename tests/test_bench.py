@@ -147,7 +147,7 @@ def test_bench_rejects_bad_options(tmp_path: Path):
 @pytest.mark.slow  # builds and runs the whole tiny model (decoder, discriminators) for summarise(): 4-15 s
 def test_macs_match_the_model_summary():
     from hicmd.bench.subjects import _macs
-    from hicmd.config import PRESETS
+    from hicmd.presets import PRESETS
     from hicmd.model import HiCMD
     from hicmd.model.summary import summarise
 

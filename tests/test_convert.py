@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from hicmd.commands.convert import command as convert_command
-from hicmd.config import PRESETS
+from hicmd.presets import PRESETS
 from hicmd.authors_checkpoint import ConversionError, OriginalFiles, convert_original, find_original_files, to_original
 from hicmd.errors import HicmdError
 from hicmd.model import HiCMD

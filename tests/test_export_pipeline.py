@@ -16,7 +16,7 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 from typer.testing import CliRunner
 
-from hicmd.config import PRESETS
+from hicmd.presets import PRESETS
 from hicmd.errors import HicmdError
 from hicmd.export import parity as P
 from hicmd.export.opcheck import check_tensorrt

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torchvision.models import resnet18, resnet50
 
 from hicmd import losses
-from hicmd.config import PRESETS
+from hicmd.presets import PRESETS
 from hicmd.model import HiCMD, load_imagenet_weights
 from hicmd.model.blocks import LayerNorm, adain
 from hicmd.model.summary import count_parameters

@@ -195,7 +195,8 @@ def test_best_pt_follows_the_best_evaluation(tmp_path):
 
 def test_a_checkpoint_from_before_hfl_batch_loads_as_the_batched_run_it_was(tmp_path):
 
-    from hicmd.config import PRESETS, config_to_dict
+    from hicmd.config import config_to_dict
+    from hicmd.presets import PRESETS
     from hicmd.model import HiCMD
 
     cfg = load_config("tiny", ["train.neg_ids=2", "train.hfl_batch=batched"])

@@ -290,7 +290,8 @@ def test_torch_backend_matches_exported_onnx(tmp_path):
     torch = pytest.importorskip("torch")
     from dataclasses import replace
 
-    from hicmd.config import TINY, config_to_dict
+    from hicmd.config import config_to_dict
+    from hicmd.presets import TINY
     from hicmd.export.graphs import export_embedder, export_generator
     from hicmd.model import HiCMD
     from hicmd.runtime.manifest import Artifact, InputSpec, Manifest, sha256_file

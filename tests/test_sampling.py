@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from hicmd.config import PRESETS
+from hicmd.presets import PRESETS
 from hicmd.data import load_train
 from hicmd.train.sampler import PairSampler, reference_schedule, schedule_note
 

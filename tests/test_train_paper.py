@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from hicmd.config import PRESETS
+from hicmd.presets import PRESETS
 from hicmd.data import load_train
 from hicmd.model import HiCMD
 from hicmd.train.sampler import PairSampler

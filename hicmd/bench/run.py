@@ -42,7 +42,7 @@ class BenchOptions:
 def run_bench(opts: BenchOptions, work: Path, log: Callable[[str], None] = print,
               progress: Callable[[str], None] | None = None) -> BenchResult:
     """Everything one `hicmd bench` measures. `work` holds temporary exports and clips."""
-    from hicmd.config import PRESETS
+    from hicmd.presets import PRESETS
 
     threads = opts.threads or default_threads()
     policy = QUICK if opts.quick else FULL

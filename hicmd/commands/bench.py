@@ -77,7 +77,7 @@ def command(
 
     from hicmd.bench import BenchOptions, run_bench
     from hicmd.bench.report import print_report, write_json, write_markdown, write_plot
-    from hicmd.config import PRESETS
+    from hicmd.presets import PRESETS
 
     configs = _list(config, "config", tuple(PRESETS))
     opts = BenchOptions(

@@ -7,7 +7,8 @@ from pathlib import Path
 import torch
 
 from hicmd.checkpoint import save_checkpoint
-from hicmd.config import PRESETS, config_to_dict
+from hicmd.config import config_to_dict
+from hicmd.presets import PRESETS
 from hicmd.model import HiCMD
 from hicmd.modality import MODALITIES
 

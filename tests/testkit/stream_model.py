@@ -19,8 +19,8 @@ WARMUP, ID_PIG = 600, 10  # shared HFL warm-up iterations (~4.4 it/s on 2 cores)
 SETTINGS = [f"train.iters={WARMUP + ID_PIG}", f"train.warmup_id={WARMUP}", f"train.step_size={WARMUP * 4 // 5}",
             "train.pos_ids=4", "train.neg_ids=4", "train.remap_p=0", "train.save_every=100000",
             "train.sample_every=100000"]
-SHAPING_SOURCES = ["hicmd/config.py", "hicmd/checkpoint.py", "hicmd/model", "hicmd/train", "hicmd/data",
-                   "hicmd/losses.py", "export", "tests/testkit/stream_model.py"]
+SHAPING_SOURCES = ["hicmd/config.py", "hicmd/presets.py", "hicmd/checkpoint.py", "hicmd/model", "hicmd/train",
+                   "hicmd/data", "hicmd/losses.py", "export", "tests/testkit/stream_model.py"]
 
 
 def cache_key() -> str:
