@@ -35,7 +35,7 @@ class BenchOptions:
     compile: bool = False
     embedder: bool = True
     stream: bool = False
-    videos: Path | None = None
+    clip: Path | None = None  # a clip folder or `hicmd synth --videos` output for the stream benchmark
     train: bool = False
 
 
@@ -65,7 +65,7 @@ def run_bench(opts: BenchOptions, work: Path, log: Callable[[str], None] = print
         add_ratios(rows)
     streams: list[StreamRow] = []
     if opts.stream:
-        clip = find_clip(opts.videos) if opts.videos else timed_step(
+        clip = find_clip(opts.clip) if opts.clip else timed_step(
             "write SynthVI clip", lambda: make_clip(work / "videos", 20 if opts.quick else 120), log)
         for subject in subjects:
             if progress:

@@ -84,7 +84,7 @@ def command(
         configs=configs, batches=_batches(batch),
         backends=_list(backend, "backend", BACKENDS, {"ort": "onnxruntime", "trt": "tensorrt", "ov": "openvino"}),
         precisions=_list(precision, "precision", PRECISIONS), model=model, checkpoint=checkpoint, quick=quick,
-        threads=threads, compile=compile_, embedder=embedder, stream=stream, videos=videos, train=train)
+        threads=threads, compile=compile_, embedder=embedder, stream=stream, clip=videos, train=train)
     if threads is not None and threads < 1:
         raise UserError(f"--threads must be at least 1, got {threads}")
     if model is not None and not model.is_dir():
