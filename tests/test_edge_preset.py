@@ -72,9 +72,10 @@ def edge(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
 def test_edge_trains_from_the_packaged_imagenet_weights(edge):
     import torch
 
+    from hicmd.checkpoint import load_checkpoint
     from hicmd.pretrained import read_packaged
 
-    state = torch.load(edge / "run" / "last.pt", map_location="cpu", weights_only=False)
+    state = load_checkpoint(edge / "run" / "last.pt")  # torch.load(weights_only=True)
     assert state["config"]["name"] == "edge" and state["config"]["model"]["pretrained"] == "imagenet-lite"
     packaged = read_packaged("imagenet-lite")
     for key, source in (("attribute.ir.blocks.8.expand.conv.weight", "_blocks.8._expand_conv.weight"),

@@ -171,9 +171,10 @@ def _reference(subject: Subject, images: np.ndarray, runners: list[Runner]) -> n
 
 
 def bench_embedder(subject: Subject, batches: list[int], backends: list[str], precisions: list[str], threads: int,
-                   policy: TimingPolicy, peaks: dict[str, Peak | None], compile_: bool = False,
+                   policy: TimingPolicy, compile_: bool = False,
                    progress: Callable[[str], None] | None = None) -> list[EmbedderRow]:
-    """Rows for one config: measured runners x batches, plus one row per skipped backend/variant."""
+    """Rows for one config: measured runners x batches, plus one row per skipped backend/variant. `peak_fraction`
+    is left to the caller, which knows the peaks once the timings are done (`peak_fraction`)."""
     name = subject.cfg.name
     runners, rows = _open_runners(subject, backends, precisions, threads, compile_)
     try:
@@ -193,7 +194,6 @@ def bench_embedder(subject: Subject, batches: list[int], backends: list[str], pr
                     continue
                 row.timed(latency_stats(times, batch))
                 row.gflops = 2.0 * subject.macs * row.images_per_s / 1e9 if subject.macs else None
-                row.peak_fraction = peak_fraction(row, peaks)
                 row.parity_cosine = None if reference is None else cosine_min(out, reference)
                 if runner.stages is not None:
                     row.stages_ms = runner.stages(images, max(policy.floor_runs, 10))

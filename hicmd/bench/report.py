@@ -22,6 +22,10 @@ EMBEDDER_COLUMNS = (
     ("GFLOP/s", "gflops", "{:.1f}"), ("% peak", "peak_fraction", "{:.0%}"), ("parity cos", "parity_cosine", "{:.6f}"),
 )
 
+STREAM_HEADERS = ["config", "steps", "processed FPS", "embedder-bound FPS", "ratio", "stage p50 ms"]
+TRAIN_HEADERS = ["config", "device", "threads", "runs", "s / iteration", "iterations/s", "images/s"]
+TARGET_HEADERS = ["target", "value", "threshold", "result"]
+
 
 def _cell(row: Any, key: str, fmt: str) -> str:
     value = getattr(row, key)
@@ -93,14 +97,14 @@ def write_markdown(result: BenchResult, path: Path) -> Path:
                   for r in staged]
     if result.stream:
         lines += ["", "## Stream", ""]
-        lines += _md_table(["config", "steps", "processed FPS", "embedder-bound FPS", "ratio", "stage p50 ms"],
+        lines += _md_table(STREAM_HEADERS,
                            [_stream_cells(s) for s in result.stream])
     if result.train:
         lines += ["", "## Training step", ""]
-        lines += _md_table(["config", "device", "threads", "runs", "s / iteration", "iterations/s", "images/s"],
+        lines += _md_table(TRAIN_HEADERS,
                            [[t.config, t.device, *_train_cells(t)] for t in result.train])
     lines += ["", "## Targets", ""]
-    lines += _md_table(["target", "value", "threshold", "result"],
+    lines += _md_table(TARGET_HEADERS,
                        [[t.target, _cell(t, "value", "{:.3f}"), f"{t.threshold:g}", _target_text(t)]
                         for t in result.targets])
     path.write_text("\n".join(lines) + "\n")
@@ -160,24 +164,23 @@ def print_report(result: BenchResult, console: Any) -> None:
         table.add_row(*cells)
     console.print(table)
     if result.stream:
-        t = Table(title="stream (files as fast as possible)")
-        for h in ("config", "steps", "processed FPS", "embedder-bound FPS", "ratio", "stage p50 ms"):
-            t.add_column(h)
-        for s in result.stream:
-            t.add_row(*_stream_cells(s))
-        console.print(t)
+        _print_table(console, "stream (files as fast as possible)", STREAM_HEADERS,
+                     [_stream_cells(s) for s in result.stream])
     if result.train:
-        t = Table(title="training step (D + G update, random in-memory batch)")
-        for h in ("config", "threads", "runs", "s / iteration", "iterations/s", "images/s"):
-            t.add_column(h)
-        for r in result.train:
-            t.add_row(r.config, *_train_cells(r))
-        console.print(t)
-    t = Table(title="targets")
-    for h in ("target", "value", "threshold", "result"):
-        t.add_column(h)
-    for tg in result.targets:
-        style = {True: "green", False: "red", None: "yellow"}[tg.met]
-        t.add_row(tg.target, _cell(tg, "value", "{:.3f}"), f"{tg.threshold:g}",
-                  f"[{style}]{_target_text(tg)}[/{style}]")
-    console.print(t)
+        _print_table(console, "training step (D + G update, random in-memory batch)", TRAIN_HEADERS,
+                     [[t.config, t.device, *_train_cells(t)] for t in result.train])
+    styles = {True: "green", False: "red", None: "yellow"}
+    _print_table(console, "targets", TARGET_HEADERS,
+                 [[tg.target, _cell(tg, "value", "{:.3f}"), f"{tg.threshold:g}",
+                   f"[{styles[tg.met]}]{_target_text(tg)}[/{styles[tg.met]}]"] for tg in result.targets])
+
+
+def _print_table(console: Any, title: str, headers: list[str], rows: list[list[str]]) -> None:
+    from rich.table import Table
+
+    table = Table(title=title)
+    for header in headers:
+        table.add_column(header)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)

@@ -61,7 +61,7 @@ def run_bench(opts: BenchOptions, work: Path, log: Callable[[str], None] = print
     if opts.embedder:
         for subject in subjects:
             rows += bench_embedder(subject, opts.batches, opts.backends, opts.precisions, threads, policy,
-                                   peaks, opts.compile, progress)
+                                   opts.compile, progress)
         add_ratios(rows)
     streams: list[StreamRow] = []
     if opts.stream:
