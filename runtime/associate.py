@@ -7,6 +7,9 @@ it has been the agreeing assignment for `confirm` consecutive updates that broug
 when one of its tracks ends or when it has disagreed for `confirm` such updates. Cross-modality re-id is weak
 (rank-1 around 50-70 %), so aggregating over time is what keeps false matches rare.
 
+A global id belongs to a person, not to a track: when a matched track ends, its partner keeps showing the match's
+id, and a new match always takes the older of the ids involved.
+
 Only tracks seen in their latest frame take part in the assignment. A match whose track is coasting (its person
 hidden or gone) is held, not counted as disagreeing; but when the partner is confirmed with a new track of its own
 camera (the tracker lost the person and started again), the new track takes the match over, global id included.
@@ -132,7 +135,15 @@ class CrossMatcher:
         """Expire matches of a track that ended."""
         keys = [k for k, m in self.matches.items() if track in (m.rgb, m.ir)]
         self._streak = {k: v for k, v in self._streak.items() if (k[0] if track.camera == "rgb" else k[1]) != track.id}
-        return [self._end(k, t, "track_end") for k in keys]
+        events = []
+        for key in keys:
+            match = self.matches[key]
+            survivor = match.ir if track is match.rgb else match.rgb
+            events.append(self._end(key, t, "track_end"))
+            # the person is still in the other camera: their global id must not change because one tracker lost
+            # them, and the next track of them in this camera that matches the survivor takes that id back
+            survivor.own_gid = survivor.gid = match.gid
+        return events
 
     def partner(self, track: Track) -> Match | None:
         for m in self.matches.values():

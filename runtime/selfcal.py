@@ -19,6 +19,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from .consensus import Consensus, TrackPairs, consensus_homography, judge
 from .geometry import Calibration, CalibrationError, Size, fit_calibration, reprojection_errors
 
 __all__ = ["SelfCalOptions", "SelfCalibrator"]
@@ -37,7 +38,8 @@ class SelfCalOptions:
     max_stretch: float = 20.0  # a real RGB->IR ground map may scale the two ground directions differently, not 20x
     min_spread_ratio: float = 0.1  # inlier foot points' minor/major spread: they must cover an area, not a line
     drift_window: int = 16  # recent pairs judged against the current fit
-    drift_px: float = 12.0  # median error of each person's best partner above which the fit is dropped
+    drift_px: float = 12.0  # median error of the pairs the fit explained above which it is dropped
+    patience_s: float = 2.0  # trying this long without a fit before saying so in an event
     border_px: float = 2.0  # boxes this close to the frame edge are cut: their bottom is not the foot
 
 
@@ -50,6 +52,8 @@ class SelfCalibrator:
         self._last: dict[tuple[int, int], float] = {}
         self._fitted_at = 0
         self._failed_said = False
+        self._explains: set[tuple[int, int]] = set()  # the track pairs the fit in use takes for one person each
+        self._first_try: float | None = None
         self.fits = self.drops = 0
 
     def observe(self, candidates: Iterable[tuple[Any, Any, float]], t: float) -> list[dict[str, Any]]:
@@ -59,7 +63,6 @@ class SelfCalibrator:
 
         if len(self._last) > 4096:  # a long run meets many track pairs: forget those not seen for a while
             self._last = {k: v for k, v in self._last.items() if t - v < 30.0}
-        best: dict[int, float] = {}  # per RGB person: the residual of their best IR partner under the fit in use
         for rgb, ir, distance in candidates:
             key = (rgb.id, ir.id)
             if not (rgb.visible and ir.visible) or distance > self.opts.candidate:
@@ -69,12 +72,10 @@ class SelfCalibrator:
             self._last[key] = t
             pair = (foot(rgb), foot(ir), key)
             self.pairs.append(pair)
-            if self.calibration is not None and self._lands_in_ir(pair[0]):
-                error = float(reprojection_errors(self.calibration.homography, *pair[:2])[0])
-                best[rgb.id] = min(error, best.get(rgb.id, np.inf))
-        # a moved camera puts even each person's best partner far off; people the fit maps outside the IR image
-        # have no partner there, so they say nothing
-        self.recent.extend(best.values())
+            if self.calibration is not None and key in self._explains:
+                # a pair the fit took for one person: off now, the camera moved (new people, whom a fit from
+                # a few walkers may not cover yet, say nothing here: they are what the next refit learns from)
+                self.recent.append(float(reprojection_errors(self.calibration.homography, *pair[:2])[0]))
         events = self._check_drift(t)
         if len(self.pairs) >= self.opts.min_pairs and len(self.pairs) - self._fitted_at >= (
                 self.opts.refit_every if self.calibration is not None else 1):
@@ -92,43 +93,50 @@ class SelfCalibrator:
         b = self.opts.border_px
         return x1 > b and y1 > b and x2 < w - b and y2 < h - b
 
+    def _track_pairs(self) -> TrackPairs:
+        grouped: dict[tuple[int, int], list[tuple[np.ndarray, np.ndarray]]] = {}
+        for rgb, ir, key in self.pairs:
+            grouped.setdefault(key, []).append((rgb, ir))
+        return {k: (np.stack([p[0] for p in v]), np.stack([p[1] for p in v])) for k, v in grouped.items()}
+
     def _fit(self, t: float) -> list[dict[str, Any]]:
-        rgb = np.stack([p[0] for p in self.pairs])
-        ir = np.stack([p[1] for p in self.pairs])
         self._fitted_at = len(self.pairs)
+        pairs = self._track_pairs()
         try:
-            fit = fit_calibration(rgb, ir, self.sizes["rgb"], self.sizes["ir"], self.opts.ransac_px)
-            self._check(fit, rgb, ir)
+            found = consensus_homography(pairs, self.opts.ransac_px)
+            if found is None:
+                raise CalibrationError("no homography explains two people seen by both cameras yet")
+            fit = fit_calibration(found.rgb, found.ir, self.sizes["rgb"], self.sizes["ir"], self.opts.ransac_px)
+            self._check(fit, found)
         except CalibrationError as exc:
-            if self.calibration is None and not self._failed_said:
+            self._first_try = t if self._first_try is None else self._first_try
+            if self.calibration is None and not self._failed_said and t - self._first_try >= self.opts.patience_s:
                 self._failed_said = True  # said once; it keeps trying as pairs come in
                 return [{"event": "calibration", "t": round(t, 4), "status": "unfitted", "source": "self",
                          "reason": str(exc), "pairs": len(self.pairs), "cues": "appearance+time"}]
             return []
-        if self.calibration is not None:  # a refit must explain the evidence at least as well as the fit in use,
-            # and keep explaining the pairs that fit did (wrong pairs can line up into a rival fit of their own)
-            held = reprojection_errors(self.calibration.homography, rgb, ir) <= self.opts.ransac_px
-            kept = reprojection_errors(fit.homography, rgb[held], ir[held]) <= self.opts.ransac_px
-            if fit.inliers < held.sum() or kept.mean() < 0.8:
+        if self.calibration is not None:  # a refit must explain the evidence, one to one, at least as well
+            in_use = judge(self.calibration.homography, pairs, self.opts.ransac_px)
+            if judge(fit.homography, pairs, self.opts.ransac_px).support < in_use.support:
                 return []
         status = "fitted" if self.calibration is None else "refitted"
         self.calibration, self.fits = fit, self.fits + 1
-        self.recent.clear()
+        self._explains = set(judge(fit.homography, pairs, self.opts.ransac_px).keys)
         return [{"event": "calibration", "t": round(t, 4), "status": status, "source": "self",
-                 "reprojection_px": round(fit.reprojection_px, 3), "inliers": fit.inliers, "pairs": fit.pairs,
+                 "reprojection_px": round(fit.reprojection_px, 3), "inliers": fit.inliers, "pairs": len(self.pairs),
+                 "people": len(found.keys),
                  "homography": [[round(v, 8) for v in row] for row in fit.homography.tolist()]}]
 
-    def _check(self, fit: Calibration, rgb: np.ndarray, ir: np.ndarray) -> None:
-        """Refuse fits that wrong pairs can produce: too few agreeing pairs, all from one walker, or a mirror."""
-        inlier = reprojection_errors(fit.homography, rgb, ir) <= self.opts.ransac_px
-        keys = [self.pairs[i][2] for i in np.flatnonzero(inlier)]
-        people = min(len({k[0] for k in keys}), len({k[1] for k in keys}))  # distinct RGB and IR tracks
-        if fit.inliers < max(self.opts.min_inliers, self.opts.min_inlier_ratio * fit.pairs):
-            raise CalibrationError(f"only {fit.inliers} of {fit.pairs} pairs agree on one homography")
+    def _check(self, fit: Calibration, found: Consensus) -> None:
+        """Refuse fits that wrong pairs can produce: too few agreeing points, one walker only, or a mirror."""
+        rgb = found.rgb
+        people = min(len({k[0] for k in found.keys}), len({k[1] for k in found.keys}))
+        if fit.inliers < self.opts.min_inliers:
+            raise CalibrationError(f"only {fit.inliers} foot-point pairs agree on one homography")
         if people < self.opts.min_people:
             raise CalibrationError("the agreeing pairs come from one walker only")
         h = fit.homography
-        x, y = rgb[inlier].mean(0)
+        x, y = rgb.mean(0)
         w = h[2, 0] * x + h[2, 1] * y + h[2, 2]
         jac = (h[:2, :2] * w - np.outer(h[:2] @ [x, y, 1], h[2, :2])) / w**2
         if np.linalg.det(jac) <= 0:  # the ground seen from above by both cameras keeps its handedness
@@ -136,7 +144,7 @@ class SelfCalibrator:
         stretch = np.linalg.svd(jac, compute_uv=False)
         if stretch[1] <= 0 or stretch[0] / stretch[1] > self.opts.max_stretch:
             raise CalibrationError("the fit squashes the ground along one direction: the pairs do not span it yet")
-        spread = np.linalg.eigvalsh(np.cov(rgb[inlier].T))
+        spread = np.linalg.eigvalsh(np.cov(rgb.T))
         if spread[0] < self.opts.min_spread_ratio**2 * spread[1]:
             raise CalibrationError("the agreeing pairs lie along one line: they do not span the ground yet")
 
@@ -149,8 +157,8 @@ class SelfCalibrator:
         self.calibration, self.drops = None, self.drops + 1
         self.pairs.clear()  # pairs from before the camera moved describe the old view
         self.recent.clear()
-        self._fitted_at, self._failed_said = 0, False
+        self._fitted_at, self._failed_said, self._first_try, self._explains = 0, False, None, set()
         return [{"event": "calibration", "t": round(t, 4), "status": "dropped", "source": "self",
-                 "reason": f"people's best partners are {error:.1f} px off (median of the last "
+                 "reason": f"the people it paired are {error:.1f} px off (median of the last "
                            f"{self.opts.drift_window}): a camera moved?",
                  "cues": "appearance+time"}]

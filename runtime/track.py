@@ -86,7 +86,7 @@ class Track:
     confirmed: bool = False
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float32))
     look: Appearance = field(default_factory=Appearance)
-    own_gid: int = 0  # the global id this track was born with
+    own_gid: int = 0  # shown when unmatched: its own, or that of a matched partner whose track ended
     gid: int = 0  # the global id shown: shared with its match in the other camera
     name: str | None = None  # gallery name, when one is close enough
 
