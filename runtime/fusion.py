@@ -36,6 +36,8 @@ class FusionOptions:
     weight_geometry: float = 1.0
     weight_time: float = 0.3
     entry_scale_s: float = 2.0  # entry-time difference at which the time cue is at its worst
+    entry_gate_s: float = 0.5  # people who came into both views this close in time, and no one else did, may match
+    #                            on the looser appearance gate before any calibration (0: never)
     velocity_scale: float = 1.0  # velocity disagreement (IR box heights per second) at which it is at its worst
 
     def __post_init__(self) -> None:
@@ -105,7 +107,10 @@ def fused_scores(rgb: list[Track], ir: list[Track], opts: FusionOptions, calibra
         entry = np.abs(np.array([tr.first_t for tr in rgb])[:, None] - np.array([tr.first_t for tr in ir])[None])
         cost += opts.weight_time * np.minimum(entry / opts.entry_scale_s, 1.0)
     if not (opts.use_geometry and calibration is not None):
-        return Scores(cost, appearance <= opts.appearance_gate, appearance, None)
+        allowed = appearance <= opts.appearance_gate
+        if opts.use_time and opts.entry_gate_s > 0:
+            allowed |= _entered_together(rgb, ir, opts.entry_gate_s) & (appearance <= opts.geometry_appearance_gate)
+        return Scores(cost, allowed, appearance, None)
 
     heights = np.array([_height(tr) for tr in ir])
     mapped = calibration.rgb_to_ir(np.stack([foot(tr) for tr in rgb]))
@@ -117,6 +122,17 @@ def fused_scores(rgb: list[Track], ir: list[Track], opts: FusionOptions, calibra
         cost += opts.weight_time * _velocity_disagreement(rgb, ir, heights, calibration, history, opts)
     allowed = (geometry <= opts.geometry_gate) & (appearance <= opts.geometry_appearance_gate)
     return Scores(cost, allowed, appearance, geometry)
+
+
+def _entered_together(rgb: list[Track], ir: list[Track], gate_s: float) -> np.ndarray:
+    """(N, M) bool: the two tracks came into view within gate_s of each other and neither has another such partner.
+    Someone walking into a place both cameras watch shows up in both at once; this is the time cue strong enough to
+    match on before geometry is known, as long as it is unambiguous (two people entering together are not)."""
+    entered_r = np.array([tr.entered for tr in rgb])
+    entered_i = np.array([tr.entered for tr in ir])
+    close = np.abs(np.array([tr.first_t for tr in rgb])[:, None] - np.array([tr.first_t for tr in ir])[None]) <= gate_s
+    close &= entered_r[:, None] & entered_i[None]
+    return close & (close.sum(1, keepdims=True) == 1) & (close.sum(0, keepdims=True) == 1)
 
 
 def _velocity_disagreement(rgb: list[Track], ir: list[Track], heights: np.ndarray, calibration: Calibration,

@@ -34,12 +34,13 @@ from .shutdown import stop_on_signals
 from .sources import gui_available, open_source, parse_source
 from .stats import RateMeter, StageTimes
 from .embedder import CropEmbedder
-from .track import IouTracker, Track, Tracker
+from .track import IouTracker, Track, Tracker, crowded, whole_in_frame
 from .trackfiles import TrackFiles
 
 __all__ = ["StreamError", "StreamOptions", "Summary", "run_stream"]
 
 CAMERAS = MODALITIES  # one camera per modality
+SWAP_WINDOW_S = 2.0  # an IoU tracker swaps people only where boxes overlap: splits need an overlap this recent
 
 
 def run_stream(opts: StreamOptions, embedder: CropEmbedder, *, detectors: dict[str, Detector] | None = None,
@@ -217,8 +218,13 @@ class Pipeline:
                 self._start_track(cam, track, frame)
             for track in ended:
                 self._end_track(track, frame.t)
-            for track in self.trackers[cam].confirmed:
-                if track.visible and track.look.due(track.age, self.opts.embed_every):
+            live, size = self.trackers[cam].confirmed, (frame.image.shape[1], frame.image.shape[0])
+            for track in live:  # once a track has an embedding, only crops that show it alone and whole add to it
+                clear = track.visible and not crowded(track, live)
+                if track.visible and not clear:
+                    track.crowded_t = frame.t
+                if track.visible and track.look.due(track.age, self.opts.embed_every) and (
+                        track.look.embedding is None or clear and whole_in_frame(track, size)):
                     crop = _crop(frame.image, track.box)
                     if crop is not None:
                         todo[cam].append(track)
@@ -231,7 +237,7 @@ class Pipeline:
             for cam in CAMERAS:
                 for track, crop, emb in zip(todo[cam], crops[cam], embeddings[cam]):
                     track.look.last_age = track.age
-                    verdict = track.look.judge(emb, self.gates["split"])
+                    verdict = track.look.judge(emb, self.gates["split"], t - track.crowded_t <= SWAP_WINDOW_S)
                     if verdict == "odd":
                         continue  # one crop unlike the track (a passer-by in front): kept out of its embedding
                     if verdict == "changed":

@@ -14,7 +14,7 @@ from typing import Protocol
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-__all__ = ["Track", "Appearance", "Tracker", "IouTracker", "iou_matrix", "ema_update"]
+__all__ = ["Track", "Appearance", "Tracker", "IouTracker", "iou_matrix", "ema_update", "whole_in_frame", "crowded"]
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -56,14 +56,23 @@ class Appearance:
         """Whether the track at `age` needs a new crop embedded (every `every` frames, at once when it has none)."""
         return self.embedding is None or age - self.last_age >= every
 
-    def judge(self, embedding: np.ndarray, split_gate: float | None) -> str:
-        """"same"; "odd": a crop far from the settled embedding; "changed": the second such crop in a row. Same
-        camera, so the distance is reliable, unlike across modalities."""
+    def judge(self, embedding: np.ndarray, split_gate: float | None, swap_possible: bool = True) -> str:
+        """"same"; "odd": a crop far from the settled embedding; "changed": the second such crop in a row while
+        another person was close enough for the tracker to have swapped them. Far crops with no one near mean the
+        person's look changed (turned, stepped into shade), not the person. Same camera, so the distance is
+        reliable, unlike across modalities."""
         if not split_gate or self.embedding is None or self.count < 3:
             return "same"
         far = 1.0 - float(np.dot(embedding, self.embedding)) > split_gate
         self.outliers = self.outliers + 1 if far else 0
-        return "same" if not far else "odd" if self.outliers < 2 else "changed"
+        if not far:
+            return "same"
+        if self.outliers < 2:
+            return "odd"
+        if not swap_possible:
+            self.outliers = 0
+            return "same"
+        return "changed"
 
     def add(self, embedding: np.ndarray, alpha: float) -> None:
         self.embedding = ema_update(self.embedding, embedding, alpha, self.count)
@@ -84,6 +93,8 @@ class Track:
     age: int = 1  # frames of this camera since the track started
     misses: int = 0  # consecutive frames without a detection
     confirmed: bool = False
+    entered: bool = False  # born after the camera's first frame: first_t is when the person came into view
+    crowded_t: float = -1e9  # when its box last overlapped another person's (where IoU tracking can swap people)
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float32))
     look: Appearance = field(default_factory=Appearance)
     own_gid: int = 0  # shown when unmatched: its own, or that of a matched partner whose track ended
@@ -96,6 +107,24 @@ class Track:
     @property
     def visible(self) -> bool:
         return self.misses == 0
+
+
+def whole_in_frame(track: Track, size: tuple[int, int], border: float = 2.0) -> bool:
+    """The box lies inside the frame (width, height): its person is not cut by the image edge."""
+    x1, y1, x2, y2 = (float(v) for v in track.box)
+    return x1 >= border and y1 >= border and x2 <= size[0] - border and y2 <= size[1] - border
+
+
+def crowded(track: Track, others: list[Track], overlap: float = 0.05) -> bool:
+    """Another visible person's box covers more than `overlap` of this track's box."""
+    x1, y1, x2, y2 = (float(v) for v in track.box)
+    area = max((x2 - x1) * (y2 - y1), 1e-6)
+    for other in others:
+        if other is not track and other.visible:
+            ox1, oy1, ox2, oy2 = (float(v) for v in other.box)
+            if max(0.0, min(x2, ox2) - max(x1, ox1)) * max(0.0, min(y2, oy2) - max(y1, oy1)) > overlap * area:
+                return True
+    return False
 
 
 class Tracker(Protocol):
@@ -158,7 +187,7 @@ class IouTracker:
                 continue
             keep.append(track)
         for det in high_left:
-            track = Track(self._next_id, self.camera, det[:4].copy(), float(det[4]), t, t)
+            track = Track(self._next_id, self.camera, det[:4].copy(), float(det[4]), t, t, entered=self.frames > 1)
             self._next_id += 1
             if self.frames == 1 or self.min_hits <= 1:  # people already there at start need no warm-up
                 track.confirmed = True

@@ -18,7 +18,7 @@ from hicmd.runtime.events import SCHEMA, EventLog, validate_event
 from hicmd.runtime.gallery import Gallery, GalleryError, save_crop
 from hicmd.runtime.pairing import Pairer
 from hicmd.runtime.sources import SourceError, fix_y16_shape, parse_ir_range, parse_source, y16_to_u8
-from hicmd.runtime.track import IouTracker, Track, ema_update, iou_matrix
+from hicmd.runtime.track import Appearance, IouTracker, Track, crowded, ema_update, iou_matrix, whole_in_frame
 
 # ------------------------------------------------------------------------------------------------ sources
 
@@ -201,6 +201,44 @@ def test_matcher_track_end_expires_match():
     lost = m.track_ended(i, 2.0)
     assert lost[0]["reason"] == "track_end" and lost[0]["duration_s"] == 2.0
     assert m.matches == {} and r.gid == r.own_gid
+
+
+def test_a_track_splits_only_where_someone_was_close_enough_to_swap_with():
+    def settled() -> Appearance:
+        look = Appearance()
+        for _ in range(3):
+            look.add(np.array([1.0, 0.0], np.float32), 0.9)
+        return look
+
+    other = np.array([0.0, 1.0], np.float32)  # far beyond the split gate from the settled look
+    crossed, alone = settled(), settled()
+    assert [crossed.judge(other, 0.5, swap_possible=True) for _ in range(2)] == ["odd", "changed"]
+    assert [alone.judge(other, 0.5, swap_possible=False) for _ in range(2)] == ["odd", "same"]
+    assert alone.outliers == 0
+
+
+def test_crowded_and_whole_in_frame():
+    a = Track(1, "rgb", np.array([10, 10, 50, 100], np.float32), 1.0, 0.0, 0.0)
+    b = Track(2, "rgb", np.array([45, 20, 85, 110], np.float32), 1.0, 0.0, 0.0)
+    far = Track(3, "rgb", np.array([200, 20, 240, 110], np.float32), 1.0, 0.0, 0.0)
+    assert crowded(a, [a, b, far]) and not crowded(a, [a, far]) and not crowded(far, [a, b, far])
+    b.misses = 1  # a person not seen in this frame crowds no one
+    assert not crowded(a, [a, b])
+    assert whole_in_frame(a, (256, 192)) and not whole_in_frame(far, (240, 192))
+
+
+def test_a_global_id_outlives_the_track_that_lost_its_person():
+    m = CrossMatcher(threshold=0.5, confirm=1)
+    r1, i = _track("rgb", 1, [1, 0], m), _track("ir", 1, [1, 0], m)
+    _refresh(r1, i)
+    m.update([r1], [i], 0.0)
+    gid = i.gid
+    m.track_ended(r1, 1.0)  # the RGB tracker lost the person; the IR camera still sees them
+    assert i.gid == gid
+    r2 = _track("rgb", 2, [1, 0.05], m)  # the RGB tracker picks them up again as a new track
+    _refresh(r2, i)
+    assert [e["event"] for e in m.update([r2], [i], 2.0)] == ["match"]
+    assert r2.gid == i.gid == gid and r2.own_gid != gid
 
 
 def test_matcher_hungarian_prefers_global_optimum():
