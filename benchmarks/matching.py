@@ -51,10 +51,14 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=4, help="clips per rig")
     parser.add_argument("--frames", type=int, default=300, help="RGB frames per clip (10 fps)")
     parser.add_argument("--embed-every", default="2")
+    parser.add_argument("--seeds", default=f"{RIGS['bispectrum']},{RIGS['separate']}",
+                        help="universe seeds of the bispectrum and separate clips (a second pair checks that what was "
+                             "tuned on the first holds)")
     args = parser.parse_args()
     out = Path(args.out)
     table: dict = {}
-    for rig, seed in RIGS.items():
+    seeds = [int(v) for v in args.seeds.split(",")]
+    for rig, seed in zip(RIGS, seeds):
         data = out / "clips" / rig
         if not (data / "videos").is_dir():
             hicmd("synth", "--out", str(data), "--ids", "60", "--per-id", "1", "--seed", str(seed), "--videos",
@@ -69,7 +73,7 @@ def main() -> None:
                       "--detections-ir", str(clip / "det_ir.txt"), "--embed-every", args.embed_every, "--cues",
                       setting, "--events", str(run / "events.jsonl"), "--overwrite", "--save-tracks",
                       str(run / "tracks"))
-                hicmd("score", "--run", str(run), "--gt", str(clip), "--json", str(run / "score.json"))
+                hicmd("score", "--run", str(run), "--gt", str(clip), "--out", str(run / "score.json"))
                 cards.append(json.loads((run / "score.json").read_text()))
             table[f"{rig}/{setting}"] = {**pooled(cards), "runs": cards}
             row = table[f"{rig}/{setting}"]

@@ -47,7 +47,8 @@ class SelfCalibrator:
     def __init__(self, rgb_size: Size, ir_size: Size, opts: SelfCalOptions = SelfCalOptions()) -> None:
         self.sizes, self.opts = {"rgb": rgb_size, "ir": ir_size}, opts
         self.calibration: Calibration | None = None
-        self.pairs: deque[tuple[np.ndarray, np.ndarray, tuple[int, int]]] = deque(maxlen=600)
+        # long enough to remember people who have left: they pin the map where later walkers do not go
+        self.pairs: deque[tuple[np.ndarray, np.ndarray, tuple[int, int]]] = deque(maxlen=4000)
         self.recent: deque[float] = deque(maxlen=opts.drift_window)
         self._last: dict[tuple[int, int], float] = {}
         self._fitted_at = 0
@@ -97,7 +98,11 @@ class SelfCalibrator:
         grouped: dict[tuple[int, int], list[tuple[np.ndarray, np.ndarray]]] = {}
         for rgb, ir, key in self.pairs:
             grouped.setdefault(key, []).append((rgb, ir))
-        return {k: (np.stack([p[0] for p in v]), np.stack([p[1] for p in v])) for k, v in grouped.items()}
+        out = {}
+        for key, points in grouped.items():  # a long-seen pair is thinned, evenly: bounded work per fit
+            points = [points[j] for j in np.linspace(0, len(points) - 1, min(len(points), 40)).round().astype(int)]
+            out[key] = (np.stack([p[0] for p in points]), np.stack([p[1] for p in points]))
+        return out
 
     def _fit(self, t: float) -> list[dict[str, Any]]:
         self._fitted_at = len(self.pairs)
@@ -139,6 +144,10 @@ class SelfCalibrator:
         x, y = rgb.mean(0)
         w = h[2, 0] * x + h[2, 1] * y + h[2, 2]
         jac = (h[:2, :2] * w - np.outer(h[:2] @ [x, y, 1], h[2, :2])) / w**2
+        seen = np.stack([p[0] for p in self.pairs])  # every foot the RGB camera saw lies in front of the IR one
+        depth = fit.homography[2, :2] @ seen.T + fit.homography[2, 2]
+        if not (np.all(depth > 0) or np.all(depth < 0)):
+            raise CalibrationError("the fit puts people the RGB camera sees behind the IR camera")
         if np.linalg.det(jac) <= 0:  # the ground seen from above by both cameras keeps its handedness
             raise CalibrationError("the fit mirrors the ground")
         stretch = np.linalg.svd(jac, compute_uv=False)

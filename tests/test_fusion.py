@@ -60,7 +60,7 @@ def test_without_a_calibration_geometry_falls_back_to_appearance_and_time():
 
 
 def test_people_who_enter_both_views_together_may_match_before_any_calibration():
-    opts = FusionOptions(cues="time", appearance_gate=0.3)
+    opts = FusionOptions(cues="time", appearance_gate=0.3, entry_gate_s=0.5)
     rgb = [_track(1, "rgb", (100, 300), [1, 0], first_t=5.0), _track(2, "rgb", (300, 300), [1, -0.3], first_t=0.0)]
     ir = [_track(1, "ir", (90, 250), [0.3, 1], first_t=5.3), _track(2, "ir", (250, 250), [0.2, 1], first_t=0.0)]
     rgb[0].entered = ir[0].entered = True  # came into view at 5.0 / 5.3 s; the others were there from the start
@@ -70,6 +70,10 @@ def test_people_who_enter_both_views_together_may_match_before_any_calibration()
     late = _track(3, "ir", (300, 250), [0.3, 1], first_t=4.8)
     late.entered = True  # a second person entering at the same moment: the entry no longer says who is who
     assert not fused_scores(rgb, ir + [late], opts, None).allowed[0].any()
+    late.first_t = 6.1  # a second later: trackers confirm people a few frames apart, so still too close to tell
+    assert not fused_scores(rgb, ir + [late], opts, None).allowed[0].any()
+    late.first_t = 7.0
+    assert fused_scores(rgb, ir + [late], opts, None).allowed[0].tolist() == [True, False, False]
     assert not fused_scores(rgb, ir, FusionOptions(cues="appearance", appearance_gate=0.3), None).allowed.any()
 
 
