@@ -127,3 +127,17 @@ def test_self_calibration_recovers_the_homography_from_noisy_wrong_assignments_a
     assert statuses[-1] in ("fitted", "refitted")  # and it learns the new view
     final = cal.calibration.rgb_to_ir(start)
     assert np.median(np.linalg.norm(final - Calibration(moved, (1, 1), (1, 1), 0, 1, 1).rgb_to_ir(start), axis=1)) < 4
+
+
+def test_self_calibration_that_cannot_fit_says_so_once_and_keeps_to_appearance_and_time():
+    cal = SelfCalibrator((640, 480), (512, 384), SelfCalOptions(min_pairs=10, every_s=0.0))
+    events = []
+    for k in range(60):  # one walker only: no homography can be told from one path
+        rgb_foot = (100 + 6 * k, 300 + 2 * k)
+        rgb = _track(1, "rgb", rgb_foot, [1, 0])
+        ir = _track(1, "ir", _ir_of(rgb_foot), [1, 0], height=64)
+        events += [(k * 0.1, e) for e in cal.observe([(rgb, ir, 0.8)], k * 0.1)]
+    assert cal.calibration is None
+    assert len(events) == 1, events
+    t, event = events[0]
+    assert event["status"] == "unfitted" and event["cues"] == "appearance+time" and t >= 2.0
