@@ -7,10 +7,10 @@ from __future__ import annotations
 import importlib.util
 
 from ..cpu import cpu_info
-from ..manifest import Manifest
+from ..manifest import Artifact, Manifest
 from .base import BackendError
 
-__all__ = ["openvino_choice", "openvino_inference", "bf16_record"]
+__all__ = ["openvino_choice", "openvino_inference", "openvino_int8", "bf16_record"]
 
 
 def openvino_choice() -> tuple[bool, str]:
@@ -47,3 +47,16 @@ def openvino_inference(manifest: Manifest, precision: str) -> tuple[str, str | N
     if not record.get("passed"):
         return "fp32", "fp32: BF16 failed its parity gates at export"
     return "bf16", "BF16: the CPU has it and it passed its parity gates at export"
+
+
+def openvino_int8(manifest: Manifest, role: str, modality: str | None) -> tuple[Artifact | None, str]:
+    """(artifact, note) for OpenVINO's `--precision int8`: its own INT8 IR (NNCF) when the manifest has one
+    (export gated it like the Q/DQ graph), else None: the Q/DQ graph, refused when OpenVINO failed its gates."""
+    found = manifest.find(role, modality, "int8", "openvino")
+    if found:
+        return found[0], "int8: OpenVINO's own INT8 IR (NNCF; faster than the Q/DQ graph on OpenVINO)"
+    record = (manifest.parity or {}).get("openvino", {}).get("int8")
+    if record is not None and not record.get("passed"):
+        raise BackendError("--precision int8: OpenVINO on the INT8 Q/DQ graphs failed its gates at export (see "
+                           "manifest.json parity.openvino.int8); use --backend onnxruntime or --precision fp32")
+    return None, "int8: the Q/DQ graph (no OpenVINO INT8 IR in the manifest: export --int8 with nncf installed)"
