@@ -102,6 +102,14 @@ def test_openvino_backend_runs_the_nncf_ir_with_parity(int8_model, tmp_path):
     (folder / "ir.int8.nncf.bin").write_bytes((folder / "rgb.int8.nncf.bin").read_bytes())
     with pytest.raises(BackendError, match="ir.int8.nncf.bin does not match the sha256"):
         _embed(load_manifest(folder), backend="openvino", precision="int8")
+    # and it is confined to the model folder like every other file
+    from hicmd.runtime.manifest import ManifestError
+
+    data = json.loads((folder / "manifest.json").read_text())
+    next(a for a in data["artifacts"] if a["format"] == "openvino")["weights"]["file"] = "../outside.bin"
+    (folder / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(ManifestError, match="leads outside the model folder"):
+        load_manifest(folder)
 
 
 @needs_openvino
@@ -164,3 +172,22 @@ def test_openvino_protocol_gates_refuse_a_failing_precision(int8_model, tmp_path
             _embed(refused, backend="openvino", precision="bf16")
         _, text = _embed(refused, backend="openvino", precision="auto")
         assert "f32 inference" in text and "failed" in text
+
+
+def test_auto_picks_openvino_on_x86_cpus_with_avx2_or_avx512(monkeypatch):
+    """OpenVINO's CPU kernels follow the instruction set, not the vendor (measured on AMD Zen 4: README); the line
+    auto prints says which and why."""
+    from hicmd.runtime.backends import choice
+    from hicmd.runtime.cpu import CpuInfo
+
+    for installed in (True, False):
+        monkeypatch.setattr(choice.importlib.util, "find_spec", lambda name, i=installed: object() if i else None)
+        for vendor, flags, words in (("GenuineIntel", {"avx2"}, "Intel CPU"),
+                                     ("AuthenticAMD", {"avx2", "avx512f"}, "AuthenticAMD CPU with AVX-512"),
+                                     ("AuthenticAMD", {"avx2"}, "AuthenticAMD CPU with AVX2"),
+                                     ("AuthenticAMD", set(), "no AVX2 / AVX-512"), ("", set(), "no AVX2 / AVX-512")):
+            monkeypatch.setattr(choice, "cpu_info", lambda: CpuInfo("test", vendor, frozenset(flags)))
+            use, why = choice.openvino_choice()
+            assert use is (installed and "no AVX2" not in words), (vendor, flags, installed, why)
+            assert why.startswith("auto: OpenVINO" if use else "auto: ONNX Runtime") and words in why, why
+            assert "\n" not in why and (use or "no AVX2" in words or "not installed" in why)
