@@ -3,8 +3,9 @@
 It reads the same files as ONNX Runtime: the FP32 graph, optionally inferred in BF16 (`precision="bf16"`: OpenVINO's
 CPU plugin default on CPUs with AVX512-BF16 / AMX), and the INT8 Q/DQ graphs, whose quantized convolutions run in
 INT8 and whose float remainder is kept FP32; and OpenVINO's own INT8 IR (`*.int8.nncf.xml` + `.bin`, NNCF's
-quantization of the FP32 graph, hicmd.export.int8_openvino), which it runs faster than the Q/DQ graph. The inference precision is always set explicitly and read back into
-`description`, never left to the plugin's default silently. Dynamic batch; a latency hint (one stream).
+quantization of the FP32 graph, hicmd.export.int8_openvino), which it runs faster than the Q/DQ graph. The
+inference precision is always set explicitly and read back into `description`, never left to the plugin's default
+silently. Dynamic batch; a latency hint (one stream).
 """
 
 from __future__ import annotations
