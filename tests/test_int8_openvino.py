@@ -165,20 +165,21 @@ def test_openvino_protocol_gates_refuse_a_failing_precision(int8_model, tmp_path
         assert "f32 inference" in text and "failed" in text
 
 
-def test_auto_picks_openvino_on_x86_cpus_with_avx2_or_avx512(monkeypatch):
-    """OpenVINO's CPU kernels follow the instruction set, not the vendor (measured on AMD Zen 4: README); the line
-    auto prints says which and why."""
+def test_auto_picks_openvino_on_intel_and_avx512_x86_cpus(monkeypatch):
+    """OpenVINO's CPU kernels follow the instruction set, not the vendor (measured on AMD Zen 4, AVX-512: README);
+    the line auto prints says which and why. AVX2-only and Arm CPUs were not measured: ONNX Runtime."""
     from hicmd.runtime.backends import choice
     from hicmd.runtime.cpu import CpuInfo
 
     for installed in (True, False):
         monkeypatch.setattr(choice.importlib.util, "find_spec", lambda name, i=installed: object() if i else None)
-        for vendor, flags, words in (("GenuineIntel", {"avx2"}, "Intel CPU"),
-                                     ("AuthenticAMD", {"avx2", "avx512f"}, "AuthenticAMD CPU with AVX-512"),
-                                     ("AuthenticAMD", {"avx2"}, "AuthenticAMD CPU with AVX2"),
-                                     ("AuthenticAMD", set(), "no AVX2 / AVX-512"), ("", set(), "no AVX2 / AVX-512")):
+        amd512 = ("AuthenticAMD", {"avx2", "avx512f"}, "AuthenticAMD CPU with AVX-512", True)
+        for vendor, flags, words, picked in (("GenuineIntel", {"avx2"}, "Intel CPU", True), amd512,
+                                             ("AuthenticAMD", {"avx2"}, "has AVX2 only", False),
+                                             ("AuthenticAMD", set(), "has no AVX-512", False),
+                                             ("", set(), "has no AVX-512", False)):
             monkeypatch.setattr(choice, "cpu_info", lambda v=vendor, f=flags: CpuInfo("test", v, frozenset(f)))
             use, why = choice.openvino_choice()
-            assert use is (installed and "no AVX2" not in words), (vendor, flags, installed, why)
+            assert use is (installed and picked), (vendor, flags, installed, why)
             assert why.startswith("auto: OpenVINO" if use else "auto: ONNX Runtime") and words in why, why
-            assert "\n" not in why and (use or "no AVX2" in words or "not installed" in why)
+            assert "\n" not in why and (use or not picked or "not installed" in why)

@@ -2,7 +2,7 @@
 
 `open_backend` picks one for a manifest artifact. `auto` prefers TensorRT (tensorrt importable, a CUDA device, an
 engine in the manifest built for this TensorRT and GPU), then ONNX Runtime's CUDA provider, then OpenVINO when it
-is installed on an Intel CPU or another x86-64 CPU with AVX2 / AVX-512, then ONNX Runtime on the CPU. The chosen
+is installed on an Intel CPU or another x86-64 CPU with AVX-512, then ONNX Runtime on the CPU. The chosen
 backend's `description` says what runs and why; it is also logged on "hicmd.runtime". Precisions: fp32 / fp16 /
 int8 name the graph (OpenVINO's int8: its own NNCF IR when the export has one); bf16 is OpenVINO's inference of
 the FP32 graph; `auto` never picks INT8 (FP32 stays the CPU default for parity).
