@@ -1,5 +1,6 @@
-"""The INT8 stages of `hicmd export --int8` that run after the graphs are written (hicmd.export.pipeline calls
-them): the R1 / mAP gates under the dataset's protocol, and the INT8 TensorRT engines of the embedders."""
+"""The stages of `hicmd export` that run after the graphs are written (hicmd.export.pipeline calls them): the R1 / mAP
+gates under the dataset's protocol of every reduced-precision path, and the INT8 TensorRT engines of the
+embedders."""
 
 from __future__ import annotations
 
@@ -12,22 +13,79 @@ __all__ = ["protocol_stage", "engine_stage"]
 
 
 def protocol_stage(cfg: Any, out: Path, options: Any, result: Any, step: Callable[[str], None]) -> list[Gate]:
-    """R1 / mAP of the INT8 graphs vs FP32 under the dataset's protocol, when `--data` (else `--calib`) has a
-    test split; recorded either way."""
+    """R1 / mAP vs FP32 under the dataset's protocol, when `--data` (else `--calib`) has a test split, of every
+    reduced-precision path the export wrote or measured, scored in one pass: the INT8 Q/DQ graphs (ONNX Runtime)
+    and OpenVINO's own INT8, whose gates are returned (a failure stops the export), and OpenVINO BF16 / INT8 on the
+    Q/DQ graphs, whose gates join their `parity.openvino` entries (a failure there makes the runtime refuse that
+    precision, as their cosine gates do). Recorded either way."""
     from hicmd.data import DataError
-    from hicmd.export.int8_gates import protocol_gates
+    from hicmd.export.int8_gates import onnx_graphs, protocol_gates
 
-    spec = options.data or options.int8.calib
-    step(f"INT8: R1 / mAP vs FP32 under the {spec.split(':')[0]} protocol")
-    try:
-        gates, scores = protocol_gates(spec, out, "int8", options.int8.max_drop, cfg.model.height, cfg.model.width)
-    except DataError as exc:
-        result.parity["int8"]["protocol"] = {"note": f"not measured: {exc}"}
+    spec = options.data or (options.int8.calib if options.int8 else None)
+    candidates = _candidates(out, result)
+    if spec is None or not candidates:
         return []
-    scores["gates"] = [{"artifact": g.artifact, "metric": g.metric, "value": g.value, "threshold": g.threshold,
-                        "passed": g.passed} for g in gates]
-    result.parity["int8"]["protocol"] = scores
-    return gates
+    max_drop = options.int8.max_drop if options.int8 else DEFAULT_MAX_DROP
+    records = {name: _record_of(result, name) for name in candidates}
+    step(f"R1 / mAP vs FP32 under the {spec.split(':')[0]} protocol: {', '.join(candidates)}")
+    try:
+        measured = protocol_gates(spec, {"fp32": onnx_graphs(out, "fp32"), **candidates}, max_drop,
+                                  cfg.model.height, cfg.model.width)
+    except DataError as exc:
+        for record in records.values():
+            record["protocol"] = {"note": f"not measured: {exc}"}
+        return []
+    stopping: list[Gate] = []
+    for name, (gates, protocol) in measured.items():
+        record = records[name]
+        record["protocol"] = protocol
+        if name.startswith("openvino."):
+            record["gates"] = record.get("gates", []) + [{**g, "op": "<="} for g in protocol["gates"]]
+            record["passed"] = bool(record.get("passed", True)) and all(g.passed for g in gates)
+        else:
+            stopping += gates
+    return stopping
+
+
+DEFAULT_MAX_DROP = 1.0  # points, for OpenVINO BF16 when no --int8 (whose --int8-max-drop it would take) is given
+
+
+def _candidates(out: Path, result: Any) -> dict[str, dict[str, Callable]]:
+    """The graphs to score against FP32: name -> {modality: images -> embeddings}."""
+    from hicmd.export.int8_gates import onnx_graphs
+
+    candidates: dict[str, dict[str, Callable]] = {}
+    int8 = result.parity.get("int8")
+    if int8 is not None:
+        candidates["int8"] = onnx_graphs(out, "int8")
+        if "rgb.int8.nncf" in int8.get("nncf", {}):  # written (a skipped one records only why)
+            from hicmd.export.int8_openvino import nncf_embedders
+
+            candidates["int8.nncf"] = nncf_embedders(out)
+    for name, entry in result.parity.get("openvino", {}).items():
+        if name in ("bf16", "int8"):
+            candidates[f"openvino.{name}"] = _openvino_graphs(out, entry["graph"], entry["inference"])
+    return candidates
+
+
+def _openvino_graphs(out: Path, graph: str, inference: str) -> dict[str, Callable]:
+    from hicmd.modality import MODALITIES
+    from hicmd.runtime.backends.openvino import OpenVinoBackend
+
+    graphs = {}
+    for m in MODALITIES:
+        backend = OpenVinoBackend(out / (f"{m}.onnx" if graph == "fp32" else f"{m}.{graph}.onnx"), inference=inference)
+        graphs[m] = lambda x, b=backend: b.run({"images": x})["embedding"]
+    return graphs
+
+
+def _record_of(result: Any, name: str) -> dict:
+    """Where a candidate's protocol scores are recorded in the manifest's parity section."""
+    if name == "int8":
+        return result.parity["int8"]
+    if name == "int8.nncf":
+        return result.parity["int8"]["nncf"]
+    return result.parity["openvino"][name.split(".", 1)[1]]
 
 
 def engine_stage(cfg: Any, out: Path, options: Any, result: Any, step: Callable[[str], None]) -> list[Any]:

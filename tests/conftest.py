@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -46,3 +47,38 @@ def trained(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     from testkit.stream_model import build, cache_key
 
     return cached_build(request, tmp_path_factory, f"hicmd-stream-model-{cache_key()}", build)
+
+
+@pytest.fixture(scope="session")
+def int8_model(trained, tmp_path_factory):
+    """run_export of the trained checkpoint with --int8 (entropy calibration on 64 training crops per modality,
+    the protocol gate on a tenth of the test split); with nncf installed it holds OpenVINO's own INT8 IRs too.
+    Shared by tests/test_int8.py and tests/test_int8_openvino.py; one torch thread while it exports (2 shared
+    cores: several times faster than two contended ones)."""
+    import torch
+
+    from hicmd.export.int8 import Int8Options
+    from hicmd.export.pipeline import ExportOptions, run_export
+
+    root = tmp_path_factory.mktemp("int8")
+    data = _every_tenth_test_image(trained / "crops", root / "data")
+    options = ExportOptions(crops=32, int8=Int8Options(calib=f"regdb:{data}", crops=64))
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result = run_export(trained / "run" / "last.pt", root / "model", options)
+    finally:
+        torch.set_num_threads(before)
+    return {"out": root / "model", "result": result, "crops": trained / "crops", "ckpt": trained / "run" / "last.pt",
+            "data": data}
+
+
+def _every_tenth_test_image(crops: Path, root: Path) -> Path:
+    """The fixture's RegDB-layout crops with a tenth of them as the test split (the protocol gate's cost)."""
+    (root / "idx").mkdir(parents=True)
+    for folder in ("Visible", "Thermal"):
+        (root / folder).symlink_to(crops / folder)
+    for lst in (crops / "idx").glob("*.txt"):
+        lines = lst.read_text().splitlines(keepends=True)
+        (root / "idx" / lst.name).write_text("".join(lines[::10] if lst.name.startswith("test") else lines))
+    return root

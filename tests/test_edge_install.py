@@ -22,7 +22,7 @@ from testkit.stream import make_clip
 
 # what a base install (no extras) does not have
 HIDDEN = ("torch", "torchvision", "tensorboard", "onnx", "onnxconverter_common", "matplotlib", "tensorrt",
-          "tritonclient", "paho", "motmetrics")
+          "tritonclient", "paho", "motmetrics", "openvino", "nncf")
 BLOCKER = f'''
 import sys
 HIDDEN = {set(HIDDEN)!r}

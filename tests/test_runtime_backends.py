@@ -61,7 +61,12 @@ def test_onnxruntime_missing_provider_is_clear(export):
 
 
 def test_open_backend_auto_without_tensorrt_is_onnxruntime_cpu(export, monkeypatch):
+    from hicmd.runtime.backends import choice
+    from hicmd.runtime.cpu import CpuInfo
+
     monkeypatch.setitem(sys.modules, "tensorrt", None)  # as if not installed, even on a GPU box
+    # a CPU auto keeps on ONNX Runtime (an AVX-512 or Intel one takes OpenVINO: tests/test_int8_openvino.py)
+    monkeypatch.setattr(choice, "cpu_info", lambda: CpuInfo("test", "AuthenticAMD", frozenset({"avx2"})))
     backend = open_backend(export, "embedder", "rgb")
     assert backend.description.startswith("onnxruntime") and "rgb.onnx" in backend.description
     generator = open_backend(export, "generator", backend="onnxruntime", device="cpu")

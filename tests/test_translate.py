@@ -60,7 +60,7 @@ def _people(n: int, seed: int) -> list[np.ndarray]:
 
 def test_translator_matches_numpy(export):
     sources, references = _people(2, 1), _people(3, 2)
-    with Translator(export, device="cpu") as translator:
+    with Translator(export, backend="onnxruntime", device="cpu") as translator:
         assert "generator: onnxruntime" in translator.describe()
         got = translator.translate(sources, "rgb", references, "ir", "illumination")
     src = reference_embedder(np.stack([s[..., ::-1] for s in sources]), "rgb")
@@ -90,7 +90,7 @@ def test_cli_single_and_grid(export, tmp_path):
     out = tmp_path / "out" / "x.png"
     result = runner.invoke(app, ["translate", "--model", str(export.root), "--src", str(src / "00.png"),
                                  "--ref", str(ref / "01.png"), "--swap", "pose", "--ref-modality", "ir",
-                                 "--device", "cpu", "--out", str(out)])
+                                 "--backend", "onnxruntime", "--device", "cpu", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "onnxruntime" in result.output
     single = cv2.imread(str(out))

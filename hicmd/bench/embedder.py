@@ -86,8 +86,21 @@ def _backend_runner(manifest: Any, backend: str, device: str, precision: str, th
         from hicmd.bench.gpu import tensorrt_stages
 
         stages = lambda images, runs: tensorrt_stages(opened, {name: images}, runs)  # noqa: E731
-    return Runner(backend, precision, "default", device, opened.description,
+    variant = "default"
+    if (backend, precision) == ("openvino", "int8"):  # OpenVINO's own INT8 IR (NNCF) when the export has it
+        variant = "nncf" if manifest.find("embedder", "rgb", "int8", "openvino") else "qdq"
+    return Runner(backend, precision, variant, device, opened.description,
                   lambda images: opened.run({name: images})["embedding"], opened.close, stages)
+
+
+def _openvino_qdq_runner(manifest: Any, threads: int) -> Runner:
+    """OpenVINO on the Q/DQ graph, beside its own INT8 IR (which `open_backend` prefers): the two side by side."""
+    from hicmd.runtime.backends.openvino import OpenVinoBackend
+
+    opened = OpenVinoBackend(manifest.verified_path(manifest.pick("embedder", "rgb", "int8", "onnx")), threads=threads)
+    name = manifest.input.name
+    return Runner("openvino", "int8", "qdq", "cpu", f"{opened.description} [int8: the Q/DQ graph]",
+                  lambda images: opened.run({name: images})["embedding"], opened.close)
 
 
 def _open_runners(subject: Subject, backends: list[str], precisions: list[str], threads: int,
@@ -145,6 +158,8 @@ def _open_runners(subject: Subject, backends: list[str], precisions: list[str], 
     for backend, device, precision in plans:
         try:
             runners.append(_backend_runner(subject.manifest, backend, device, precision, threads))
+            if runners[-1].variant == "nncf":
+                runners.append(_openvino_qdq_runner(subject.manifest, threads))
         except BackendError as exc:
             skip(backend, precision, "default", str(exc))
     return runners, skipped

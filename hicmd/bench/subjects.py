@@ -76,6 +76,8 @@ def random_subject(cfg: Any, folder: Path, fp16: bool = True, int8: bool = False
                TensorSpec("attribute", (-1, m.attribute_dim), "float32"))
     artifacts = tuple(Artifact("rgb" + ("" if p == "fp32" else f".{p}"), "embedder", "rgb", p, "onnx", f.name,
                                sha256_file(f), inputs, outputs) for p, f in files.items())
+    if int8:
+        artifacts += _openvino_int8(folder, crops, inputs, outputs)
     manifest = Manifest(
         config_name=cfg.name, config=config_to_dict(cfg), checkpoint={},
         input=InputSpec(EMBEDDER_INPUT, "NHWC", "uint8", "RGB", m.height, m.width, m.mean, m.std),
@@ -84,6 +86,20 @@ def random_subject(cfg: Any, folder: Path, fp16: bool = True, int8: bool = False
     manifest.save(folder)
     return Subject(cfg, manifest, model, manifest.macs_per_image, "random",
                    ["random-initialised weights: the weights do not change latency"])
+
+
+def _openvino_int8(folder: Path, crops: np.ndarray, inputs: tuple, outputs: tuple) -> tuple:
+    """OpenVINO's own INT8 IR of the RGB embedder (NNCF, the same crops) when nncf is installed, as export writes
+    it (hicmd.export.int8_openvino): the bench's `openvino int8 nncf` row."""
+    from hicmd.export.int8_openvino import NNCF, nncf_problem, quantize_openvino
+    from hicmd.runtime.manifest import Artifact, sha256_file
+
+    if nncf_problem():
+        return ()
+    xml, weights = folder / f"rgb.{NNCF}.xml", folder / f"rgb.{NNCF}.bin"
+    quantize_openvino(folder / "rgb.onnx", xml, crops)
+    return (Artifact(f"rgb.{NNCF}", "embedder", "rgb", "int8", "openvino", xml.name, sha256_file(xml), inputs,
+                     outputs, weights={"file": weights.name, "sha256": sha256_file(weights)}),)
 
 
 def export_subject(folder: Path, checkpoint: Path | None) -> Subject:

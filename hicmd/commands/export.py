@@ -107,6 +107,8 @@ def command(
         for line in result.trtexec:
             console.print(line, soft_wrap=True, markup=False, highlight=False)
         raise typer.Exit(1)
+    for note in result.notes:
+        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     match = result.stream_gates.get("match")
     if match:
         console.print(f"stream gates (from {result.stream_gates['source']}): match {match['threshold']:.3f} "

@@ -2,8 +2,10 @@
 
 It reads the same files as ONNX Runtime: the FP32 graph, optionally inferred in BF16 (`precision="bf16"`: OpenVINO's
 CPU plugin default on CPUs with AVX512-BF16 / AMX), and the INT8 Q/DQ graphs, whose quantized convolutions run in
-INT8 and whose float remainder is kept FP32. The inference precision is always set explicitly and read back into
-`description`, never left to the plugin's default silently. Dynamic batch; a latency hint (one stream).
+INT8 and whose float remainder is kept FP32; and OpenVINO's own INT8 IR (`*.int8.nncf.xml` + `.bin`, NNCF's
+quantization of the FP32 graph, hicmd.export.int8_openvino), which it runs faster than the Q/DQ graph. The
+inference precision is always set explicitly and read back into `description`, never left to the plugin's default
+silently. Dynamic batch; a latency hint (one stream).
 """
 
 from __future__ import annotations
@@ -34,10 +36,11 @@ def supports_bf16(device: str = "CPU") -> bool:
 
 
 class OpenVinoBackend(BackendBase):
-    """One compiled OpenVINO model; `inference` is fp32 or bf16 (the precision of the graph's float parts)."""
+    """One compiled OpenVINO model (an ONNX file, or an IR .xml with its `weights` .bin); `inference` is fp32 or
+    bf16 (the precision of the graph's float parts)."""
 
     def __init__(self, path: str | Path, device: str = "CPU", inference: str = "fp32",
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, weights: str | Path | None = None) -> None:
         try:
             import openvino as ov
             import openvino.properties as props
@@ -60,7 +63,7 @@ class OpenVinoBackend(BackendBase):
                 raise BackendError(f"threads must be >= 1 (got {threads})")
             config[props.inference_num_threads] = threads
         try:
-            model = core.read_model(str(path))
+            model = core.read_model(str(path), None if weights is None else str(weights))
             self.compiled = core.compile_model(model, device, config)
         except RuntimeError as exc:
             raise BackendError(f"OpenVINO cannot load {path}: {str(exc).splitlines()[0]}") from None

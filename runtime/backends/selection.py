@@ -170,17 +170,22 @@ def _open_tensorrt(manifest: Manifest, role: str, modality: str | None, precisio
 
 def _open_openvino(manifest: Manifest, role: str, modality: str | None, precision: str, threads: int | None,
                    notes: list[str]) -> Backend:
-    from .choice import openvino_inference
+    from .choice import openvino_inference, openvino_int8
     from .openvino import OpenVinoBackend
 
     graph = "fp32" if precision in ("auto", "bf16") else precision
-    artifact = _pick(manifest, role, modality, graph, "onnx", ("fp32",))
+    artifact = None
+    if graph == "int8":  # OpenVINO's own INT8 IR when export wrote one, else the Q/DQ graph
+        artifact, why = openvino_int8(manifest, role, modality)
+        notes.append(why)
+    artifact = artifact or _pick(manifest, role, modality, graph, "onnx", ("fp32",))
     # BF16 is parity-gated for the embedders; the generator's auto stays FP32
     inference, why = openvino_inference(manifest, "fp32" if role != "embedder" and precision == "auto" else precision)
     if why:
         notes.append(why)
-    return _finish(OpenVinoBackend(_existing(manifest, artifact), inference=inference, threads=threads), manifest,
-                   role, modality, artifact.file, notes)
+    path = _existing(manifest, artifact)  # an IR's weights file is verified with it
+    return _finish(OpenVinoBackend(path, inference=inference, threads=threads, weights=manifest.weights_path(artifact)),
+                   manifest, role, modality, artifact.file, notes)
 
 
 def _open_torch(manifest: Manifest, role: str, modality: str | None, device: str) -> Backend:

@@ -304,4 +304,9 @@ def install_fakes(monkeypatch, version: str = "10.3.0.30", capability: tuple[int
     for name, module in (("tensorrt", trt), ("cuda", cuda), ("cuda.bindings", bindings),
                          ("cuda.bindings.runtime", cudart)):
         monkeypatch.setitem(__import__("sys").modules, name, module)
+    from hicmd.runtime.backends import choice
+    from hicmd.runtime.cpu import CpuInfo
+
+    # the fake GPU is a Jetson Orin's (8.7): its Arm CPU falls back to ONNX Runtime, whatever CPU runs the tests
+    monkeypatch.setattr(choice, "cpu_info", lambda: CpuInfo("ARMv8 (fake Orin)", "", frozenset()))
     return log, cudart
