@@ -25,7 +25,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-__all__ = ["activation_bounded_ranges", "float_nodes", "keep_sensitive_float", "SENSITIVITY_CROPS"]
+__all__ = ["activation_bounded_ranges", "float_nodes", "keep_sensitive_float", "float_convolutions_of",
+           "SENSITIVITY_CROPS"]
 
 SENSITIVITY_CROPS = 64  # of the calibration crops: enough to rank the convolutions, cheap enough to try each alone
 _QDQ = ("QuantizeLinear", "DequantizeLinear")
@@ -74,6 +75,12 @@ def _quantized_nodes(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
     constants = {t.name for t in graph.initializer}
     dequantized = {n.output[0] for n in graph.node if n.op_type == "DequantizeLinear" and n.input[0] in constants}
     return [n for n in graph.node if n.op_type not in _QDQ and any(i in dequantized for i in n.input[1:])]
+
+
+def float_convolutions_of(model: onnx.ModelProto) -> list[str]:
+    """The Conv nodes of a Q/DQ graph whose weights are float (kept float by rule 2)."""
+    quantized = {n.name for n in _quantized_nodes(model.graph)}
+    return [n.name for n in model.graph.node if n.op_type == "Conv" and n.name not in quantized]
 
 
 def float_nodes(qdq: onnx.ModelProto, fp32: onnx.ModelProto, names: set[str]) -> onnx.ModelProto:

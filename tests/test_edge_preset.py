@@ -120,7 +120,8 @@ def test_edge_exports_fp32_and_fp16_with_depthwise_convolutions_kept_fp32(edge):
 def test_edge_exports_int8_whose_gates_hold(edge):
     import onnxruntime as ort
 
-    from hicmd.export.int8_mixed import float_nodes
+    from hicmd.export.int8_mixed import float_convolutions_of, float_nodes
+    from hicmd.export.tensorrt import float_convolutions
 
     gates = json.loads((edge / "int8-gates.json").read_text())
     assert len(gates) > 4 and all(g["passed"] for g in gates), [g for g in gates if not g["passed"]]
@@ -144,6 +145,12 @@ def test_edge_exports_int8_whose_gates_hold(edge):
         assert floated and floated < set(convs) and sensitivity["quantized"] == len(convs) - len(floated)
         assert all(weights.get(convs[name].input[1]) == onnx.TensorProto.FLOAT for name in floated)
         assert all(convs[name].input[1] not in weights for name in set(convs) - floated)  # read through a DQ
+        # a TensorRT engine of it may run just those convolutions in float
+        one = sorted(floated)[0]
+        layers = [{"Name": f"{name} + /x/Clip", "LayerType": "CaskConvolution",
+                   "Inputs": [{"Format/Datatype": "Row major linear FP32"}]} for name in (one, "/other/Conv")]
+        assert float_convolutions({"Layers": layers}, float_convolutions_of(model)) == [
+            "/other/Conv + /x/Clip (Row major linear FP32)"]
         # every node back in float is the FP32 graph again: what the sensitivity measurement relies on
         everything = float_nodes(model, fp32, set(convs))
         run = [ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(
