@@ -10,11 +10,13 @@ structure, the other measures.
    model, 0.964 -> 0.996 on a 10-minute one). The bound is read from the graph, so the rule needs no calibration
    data; where the calibrated range is already inside the bound the rule widens it (with the Clip outputs at 6,
    as in Lite0, the calibrated and the bounded ranges gave the same cosines).
-2. Measured mixed precision (only when the all-INT8 graph misses the target). On calibration crops, each quantized
-   convolution is put back to float alone and the cosine gain measured; the most sensitive ones stay float, as few
-   as reach the target. The target is half the INT8 gates' error budget (mean cosine >= 0.9975, min >= 0.99),
-   so the held-out gates keep room; the gates still judge the result. "Float" means float weights and bias, no
-   Q/DQ on the input, and none on the output unless a quantized node reads it.
+2. Measured mixed precision (only when the all-INT8 graph misses the target on calibration crops). Each
+   quantized node's loss, 1 - mean cosine to FP32 with only that node quantized, is measured; small quantization
+   errors add up, so the least sensitive nodes are quantized while their summed loss fits the target's budget,
+   bisected down until the measured graph meets the target; the rest stay float. The target is half the INT8
+   gates' error budget (mean cosine >= 0.9975, min >= 0.99), so the held-out gates keep room; the gates still
+   judge the result. "Float" means float weights and bias, and no Q/DQ pair around the node that no quantized
+   node produces or reads.
 """
 
 from __future__ import annotations
@@ -32,11 +34,11 @@ SENSITIVITY_CROPS = 64  # of the calibration crops: enough to rank the convoluti
 _QDQ = ("QuantizeLinear", "DequantizeLinear")
 
 
-def _constants(model: onnx.ModelProto) -> dict[str, np.ndarray]:
-    values = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+def _constants(model: onnx.ModelProto) -> dict[str, onnx.TensorProto]:
+    values = {t.name: t for t in model.graph.initializer}
     for node in model.graph.node:
         if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
-            values[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+            values[node.output[0]] = node.attribute[0].t
     return values
 
 
@@ -63,7 +65,7 @@ def activation_bounded_ranges(model: onnx.ModelProto, symmetric: bool = True) ->
         bounds = [constants.get(name) for name in clip.input[1:3] if name]
         if len(bounds) != 2 or any(b is None for b in bounds):
             continue  # an open-ended or computed bound: the calibrated range stays
-        low, high = (float(b) for b in bounds)
+        low, high = (float(numpy_helper.to_array(b)) for b in bounds)
         if symmetric:
             low, high = -max(abs(low), abs(high)), max(abs(low), abs(high))
         overrides[node.output[0]] = [{"rmin": np.float32(low), "rmax": np.float32(high)}]

@@ -63,8 +63,9 @@ def _train_and_export(root: Path) -> None:
     # precision is checked below with cosines instead
     result = run_export(root / "run" / "last.pt", root / "fp16", ExportOptions(fp16=True, verify=False))
     assert result.manifest is not None
-    # INT8: calibrated on the training half of 40 further people, gated on SynthVI crops and on their test half
-    write_regdb(root / "calib", 40, images_per_modality=2, seed=1, size=(80, 40))
+    # INT8: calibrated on the training half of 200 further people, gated on SynthVI crops and under the RegDB
+    # protocol on their test half (200 queries a direction: one changed rank-1 moves R1 by 0.5 points)
+    write_regdb(root / "calib", 200, images_per_modality=2, seed=1, size=(80, 40))
     int8 = Int8Options(calib=f"regdb:{root / 'calib'}", crops=32)
     result = run_export(root / "run" / "last.pt", root / "int8", ExportOptions(crops=16, int8=int8))
     gates = [{"artifact": g.artifact, "metric": g.metric, "value": g.value, "threshold": g.threshold,
@@ -135,7 +136,7 @@ def test_edge_exports_int8_whose_gates_hold(edge):
         assert mixed["activation_bounded_ranges"] == 49
         model, fp32 = (onnx.load(str(edge / "int8" / f"{graph}{p}.onnx")) for p in (".int8", ""))
         scales = _clip_fed_output_scales(model)
-        assert len(scales) > 0 and all(abs(s - 6 / 127) < 1e-6 for s in scales), scales
+        assert len(scales) > 0 and all(abs(s - 12 / 255) < 1e-6 for s in scales), scales  # [-6, 6] on uint8
         # rule 2: this 6-iteration model misses the target all-INT8; the most sensitive convolutions stay float
         sensitivity = mixed["sensitivity"]
         assert sensitivity["all_int8"]["mean"] < sensitivity["target"]["mean"] <= sensitivity["cosine"]["mean"]
