@@ -19,7 +19,8 @@ Fair on a shared machine: CPU time counts only the cycles the training process g
 other workers compete for the cores gets the same work as one trained alone, where wall-clock budgets give it
 less. The runs set OMP_WAIT_POLICY=PASSIVE, so OpenMP threads that wait for a descheduled sibling sleep instead of
 spinning (spinning would count as CPU time). What CPU time does not remove: a busy machine makes each cycle
-slower (shared caches and memory bandwidth, SMT siblings), which a quiet machine is still needed for. Each run's
+slower (shared caches and memory bandwidth, SMT siblings): a tiny warm-up iteration measured 0.59 CPU s under load
+9-11 against at most 0.40 quiet (README), so run both presets under the same, preferably quiet, conditions. Each run's
 CPU and wall seconds are reported, and a run more than 5 % off its budget is flagged.
 
     .venv/bin/python benchmarks/edge_vs_tiny.py --out bench-edge                 # the full 2 x 10 minutes x 2 cores
