@@ -1,5 +1,5 @@
 """Two rules that make an INT8 embedder graph hold where plain post-training quantization does not (the `edge`
-preset's ImageNet EfficientNet-Lite0; README, "INT8 of the edge preset"). Both are general: one reads the graph's
+preset's ImageNet EfficientNet-Lite0; README, INT8 section, "Two rules"). Both are general: one reads the graph's
 structure, the other measures.
 
 1. Activation-bounded ranges (always). A convolution whose output only feeds a Clip with constant bounds (ReLU6)
