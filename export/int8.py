@@ -113,8 +113,11 @@ def _head_gemms(model: onnx.ModelProto) -> list[str]:
 
 
 def quantize_embedder(src: str | Path, dst: str | Path, images: np.ndarray, method: str = DEFAULT_METHOD,
-                      quantize_head: bool = False, activation: str = "symmetric") -> onnx.ModelProto:
-    """FP32 embedder graph at `src` -> Q/DQ INT8 graph at `dst`, calibrated on `images` (uint8 NHWC).
+                      quantize_head: bool = False, activation: str = "symmetric",
+                      mixed: bool = True) -> tuple[onnx.ModelProto, dict[str, Any]]:
+    """FP32 embedder graph at `src` -> Q/DQ INT8 graph at `dst`, calibrated on `images` (uint8 NHWC); returns it
+    with the record of its mixed precision (hicmd.export.int8_mixed: activation-bounded ranges always; with
+    `mixed`, the most sensitive convolutions kept float when the all-INT8 graph misses the cosine target).
 
     `activation` "symmetric" is the artifact: uint8 activations with zero point 128, the very grid of TensorRT's
     signed INT8 with zero point 0 (`tensorrt_int8` converts exactly), and the one x86 ONNX Runtime fuses into
@@ -123,6 +126,7 @@ def quantize_embedder(src: str | Path, dst: str | Path, images: np.ndarray, meth
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     from hicmd.export.graphs import check_onnx
+    from hicmd.export.int8_mixed import activation_bounded_ranges, keep_sensitive_float
 
     if activation not in ("symmetric", "s8", "asymmetric"):
         raise ValueError(f"activation {activation!r}: use symmetric, s8 or asymmetric")
@@ -134,6 +138,7 @@ def quantize_embedder(src: str | Path, dst: str | Path, images: np.ndarray, meth
         "ActivationSymmetric": symmetric, "WeightSymmetric": True, "QuantizeBias": True,
         "CalibTensorRangeSymmetric": symmetric,
         "CalibStridedMinMax": 1,  # collect one reader item (a batch) at a time: bounded memory for histograms
+        "TensorQuantOverrides": activation_bounded_ranges(model, symmetric),
     }
     with tempfile.TemporaryDirectory(prefix="hicmd-int8-") as tmp, _quiet():
         out = Path(tmp) / "int8.onnx"
@@ -144,10 +149,13 @@ def quantize_embedder(src: str | Path, dst: str | Path, images: np.ndarray, meth
                         weight_type=QuantType.QInt8, calibrate_method=methods[method],
                         nodes_to_exclude=[] if quantize_head else _head_gemms(model), extra_options=extra)
         quantized = onnx.load(str(out))
+    record: dict[str, Any] = {"activation_bounded_ranges": len(extra["TensorQuantOverrides"])}
+    if mixed:
+        quantized, record["sensitivity"] = keep_sensitive_float(quantized, model, images)
     quantized.producer_name, quantized.producer_version = model.producer_name, model.producer_version
     check_onnx(quantized)
     onnx.save(quantized, str(dst))
-    return quantized
+    return quantized, record
 
 
 @contextlib.contextmanager
@@ -251,12 +259,15 @@ def write_int8(folder: Path, options: Int8Options, calibration: tuple[dict[str, 
         "method": options.method, "calibration": record_of_crops,
         "weights": "int8, symmetric, per output channel", "bias": "int32 (DequantizeLinear)",
         "activations": "uint8 with zero point 128 (symmetric: TensorRT's int8 grid with zero point 0)",
-        "float": "uint8 input + normalisation, InstanceNorm, L2-normalisations, reductions, the BNNeck head",
+        "float": "uint8 input + normalisation, InstanceNorm, L2-normalisations, reductions, the BNNeck head, and "
+                 "the convolutions listed under each graph's mixed_precision.sensitivity.float",
+        "ranges": "a convolution read only by a Clip with constant bounds (ReLU6) is quantized on the Clip's "
+                  "bounds, not its calibrated pre-activation range (hicmd.export.int8_mixed)",
         "generator": "not quantized: stays FP32 / FP16",
     }
     for modality in MODALITIES:
         step(f"INT8: quantizing {modality}.int8.onnx ({options.method} calibration)")
-        model = quantize_embedder(folder / f"{modality}.onnx", folder / f"{modality}.int8.onnx", images[modality],
-                                  options.method, options.quantize_head)
-        record[f"{modality}.int8"] = quantized_ops(model)
+        model, mixed = quantize_embedder(folder / f"{modality}.onnx", folder / f"{modality}.int8.onnx",
+                                         images[modality], options.method, options.quantize_head)
+        record[f"{modality}.int8"] = {**quantized_ops(model), "mixed_precision": mixed}
     return record

@@ -90,6 +90,9 @@ def _record_of(result: Any, name: str) -> dict:
 
 def engine_stage(cfg: Any, out: Path, options: Any, result: Any, step: Callable[[str], None]) -> list[Any]:
     """INT8 engines of the embedders from the Q/DQ graphs' TensorRT form (`*.int8.trt.onnx`)."""
+    import onnx
+
+    from hicmd.export.int8_mixed import float_convolutions_of
     from hicmd.export.pipeline import EMBEDDERS, ENGINE_NOTE, TIMING_CACHE, _artifact, _file, engine_shapes
     from hicmd.export.tensorrt import build_engine
 
@@ -98,7 +101,8 @@ def engine_stage(cfg: Any, out: Path, options: Any, result: Any, step: Callable[
         step(f"building TensorRT engine {_file(g, 'int8', 'engine')} (explicit quantization)")
         source, path = out / f"{g}.int8.trt.onnx", out / _file(g, "int8", "engine")
         built = build_engine(source, path, engine_shapes(cfg, g, options.batch), fp16=False, int8=True,
-                             workspace_gb=options.workspace_gb, timing_cache=out / TIMING_CACHE)
+                             workspace_gb=options.workspace_gb, timing_cache=out / TIMING_CACHE,
+                             float_ok=float_convolutions_of(onnx.load(str(source))))
         result.files.append(path)
         info = {"version": built.version, "gpu": built.gpu, "compute_capability": built.compute_capability,
                 "profile": dict(zip(("min", "opt", "max"), options.batch)), "strongly_typed": True,

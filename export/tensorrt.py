@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import shlex
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,11 +102,14 @@ def layer_precisions(info: dict[str, Any]) -> dict[str, int]:
     return dict(counts)
 
 
-def float_convolutions(info: dict[str, Any]) -> list[str]:
-    """Convolution layers of an engine whose input is not INT8 (inspector JSON at DETAILED verbosity)."""
+def float_convolutions(info: dict[str, Any], expected: Collection[str] = ()) -> list[str]:
+    """Convolution layers of an engine whose input is not INT8 (inspector JSON at DETAILED verbosity), except
+    those named after an `expected` node (the convolutions the Q/DQ graph itself keeps float)."""
     found = []
     for layer in info.get("Layers", []):
-        if isinstance(layer, dict) and "convolution" in str(layer.get("LayerType", "")).lower():
+        if not isinstance(layer, dict) or any(name in str(layer.get("Name", "")) for name in expected):
+            continue
+        if "convolution" in str(layer.get("LayerType", "")).lower():
             inputs = layer.get("Inputs") or []
             fmt = inputs[0].get("Format/Datatype", "") if inputs and isinstance(inputs[0], dict) else ""
             if _precision_of(fmt) != "int8":
@@ -114,8 +118,10 @@ def float_convolutions(info: dict[str, Any]) -> list[str]:
 
 
 def build_engine(onnx_path: Path, engine_path: Path, shapes: Shapes, *, fp16: bool, workspace_gb: float = 2.0,
-                 timing_cache: Path | None = None, weak_fp16: bool = False, int8: bool = False) -> BuiltEngine:
-    """Parse, build, save and inspect one engine. Raises EngineError with the parser/builder's own words."""
+                 timing_cache: Path | None = None, weak_fp16: bool = False, int8: bool = False,
+                 float_ok: Collection[str] = ()) -> BuiltEngine:
+    """Parse, build, save and inspect one engine. Raises EngineError with the parser/builder's own words.
+    `float_ok`: convolutions an INT8 graph keeps float on purpose (hicmd.export.int8_mixed)."""
     import tensorrt as trt
     from hicmd.runtime.backends.cuda import cuda_device
 
@@ -158,7 +164,7 @@ def build_engine(onnx_path: Path, engine_path: Path, shapes: Shapes, *, fp16: bo
     info = json.loads(engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON))
     precisions = layer_precisions(info)
     if int8:
-        floats = float_convolutions(info)
+        floats = float_convolutions(info, float_ok)
         if floats or not precisions.get("int8"):
             raise EngineError(f"{engine_path.name}: the Q/DQ graph asks for INT8 convolutions but TensorRT "
                               f"{trt.__version__} runs {len(floats)} in float ({'; '.join(floats[:3]) or precisions})")

@@ -1,5 +1,6 @@
 """The `edge` preset end to end, small: trained a few iterations from the packaged ImageNet weights, exported to
-FP32 + FP16 ONNX with the parity gates, then streamed and translated with the CLI.
+FP32 + FP16 ONNX with the parity gates and to INT8 with its gates, then streamed (FP32 and INT8) and translated
+with the CLI.
 
 The trained + exported model is built once and cached in pytest's cache folder under a key of the sources that
 shape it (as tests/testkit/stream_model.py does for the stream tests).
@@ -49,6 +50,7 @@ def _train_and_export(root: Path) -> None:
     from hicmd.config import load_config
     from hicmd.data.synthvi_video import write_clip
     from hicmd.data.synthvi_write import write_regdb
+    from hicmd.export.int8 import Int8Options
     from hicmd.export.pipeline import ExportOptions, run_export
     from hicmd.train.loop import train
 
@@ -61,6 +63,14 @@ def _train_and_export(root: Path) -> None:
     # precision is checked below with cosines instead
     result = run_export(root / "run" / "last.pt", root / "fp16", ExportOptions(fp16=True, verify=False))
     assert result.manifest is not None
+    # INT8: calibrated on the training half of 200 further people, gated on SynthVI crops and under the RegDB
+    # protocol on their test half (200 queries a direction: one changed rank-1 moves R1 by 0.5 points)
+    write_regdb(root / "calib", 200, images_per_modality=2, seed=1, size=(80, 40))
+    int8 = Int8Options(calib=f"regdb:{root / 'calib'}", crops=32)
+    result = run_export(root / "run" / "last.pt", root / "int8", ExportOptions(crops=16, int8=int8))
+    gates = [{"artifact": g.artifact, "metric": g.metric, "value": g.value, "threshold": g.threshold,
+              "passed": g.passed} for g in result.gates]
+    (root / "int8-gates.json").write_text(json.dumps(gates))  # the test reads them: no manifest when they fail
     write_clip(root / "clip", [1, 2], seed=0, index=0, frames=20)
 
 
@@ -108,6 +118,67 @@ def test_edge_exports_fp32_and_fp16_with_depthwise_convolutions_kept_fp32(edge):
     assert all(types[n.input[1]] == onnx.TensorProto.FLOAT16 for n in pointwise)
 
 
+def test_edge_exports_int8_whose_gates_hold(edge):
+    import onnxruntime as ort
+
+    from hicmd.export.int8_mixed import float_convolutions_of, float_nodes
+    from hicmd.export.tensorrt import float_convolutions
+
+    gates = json.loads((edge / "int8-gates.json").read_text())
+    assert len(gates) > 4 and all(g["passed"] for g in gates), [g for g in gates if not g["passed"]]
+    assert {g["metric"] for g in gates} >= {"cosine mean", "cosine min", "same rank-1", "r1 drop (points)"}
+    record = json.loads((edge / "int8" / "manifest.json").read_text())["parity"]["int8"]
+    images = np.stack([cv2.imread(str(p))[:, :, ::-1] for p in sorted((edge / "calib").rglob("*.png"))[:16]])
+    for graph in ("rgb", "ir"):
+        mixed = record[f"{graph}.int8"]["mixed_precision"]
+        # rule 1: every Conv -> ReLU6 of the two Lite0 trunks (attribute: stem, 31 of the blocks' convolutions, the
+        # head; H: 16) is quantized on ReLU6's range, not its calibrated pre-activation range
+        assert mixed["activation_bounded_ranges"] == 49
+        model, fp32 = (onnx.load(str(edge / "int8" / f"{graph}{p}.onnx")) for p in (".int8", ""))
+        scales = _clip_fed_output_scales(model)
+        assert len(scales) > 0 and all(abs(s - 12 / 255) < 1e-6 for s in scales), scales  # [-6, 6] on uint8
+        # rule 2: this 6-iteration model misses the target all-INT8; the most sensitive convolutions stay float
+        sensitivity = mixed["sensitivity"]
+        assert sensitivity["all_int8"]["mean"] < sensitivity["target"]["mean"] <= sensitivity["cosine"]["mean"]
+        floated = {f["node"] for f in sensitivity["float"]}
+        convs = {n.name: n for n in model.graph.node if n.op_type == "Conv"}
+        weights = {t.name: t.data_type for t in model.graph.initializer}
+        assert floated and floated < set(convs) and sensitivity["quantized"] == len(convs) - len(floated)
+        assert all(weights.get(convs[name].input[1]) == onnx.TensorProto.FLOAT for name in floated)
+        assert all(convs[name].input[1] not in weights for name in set(convs) - floated)  # read through a DQ
+        # a TensorRT engine of it may run just those convolutions in float
+        one = sorted(floated)[0]
+        layers = [{"Name": f"{name} + /x/Clip", "LayerType": "CaskConvolution",
+                   "Inputs": [{"Format/Datatype": "Row major linear FP32"}]} for name in (one, "/other/Conv")]
+        assert float_convolutions({"Layers": layers}, float_convolutions_of(model)) == [
+            "/other/Conv + /x/Clip (Row major linear FP32)"]
+        # every node back in float is the FP32 graph again: what the sensitivity measurement relies on
+        everything = float_nodes(model, fp32, set(convs))
+        run = [ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+            ["embedding"], {"images": images})[0] for m in (fp32, everything)]
+        np.testing.assert_allclose(run[0], run[1], atol=1e-5)
+
+
+def _clip_fed_output_scales(model: onnx.ModelProto) -> list[float]:
+    """The scales of the QuantizeLinear nodes on Conv outputs whose DequantizeLinear only a Clip reads."""
+    from onnx import numpy_helper
+
+    constants = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    producer = {o: n for n in model.graph.node for o in n.output}
+    readers: dict[str, list] = {}
+    for n in model.graph.node:
+        for i in n.input:
+            readers.setdefault(i, []).append(n.op_type)
+    scales = []
+    for n in model.graph.node:
+        source = producer.get(n.input[0]) if n.op_type == "QuantizeLinear" else None
+        if source is not None and source.op_type == "Conv":
+            dq = [d for d in model.graph.node if d.op_type == "DequantizeLinear" and d.input[0] == n.output[0]]
+            if len(dq) == 1 and readers.get(dq[0].output[0]) == ["Clip"]:
+                scales.append(float(constants[n.input[1]]))
+    return scales
+
+
 def _hicmd(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "hicmd", *args], capture_output=True, text=True, timeout=300)
 
@@ -120,6 +191,14 @@ def test_edge_model_streams_and_translates(edge, tmp_path):
                  "--threads", "1")
     assert run.returncode == 0, run.stderr
     kinds = {json.loads(line)["event"] for line in (tmp_path / "ev.jsonl").read_text().splitlines()}
+    assert "track_new" in kinds
+    run = _hicmd("stream", "--rgb", str(clip / "rgb.mp4"), "--ir", str(clip / "ir.mp4"), "--model",
+                 str(edge / "int8"), "--precision", "int8", "--backend", "onnxruntime", "--detections-rgb",
+                 str(clip / "det_rgb.txt"), "--detections-ir", str(clip / "det_ir.txt"), "--events",
+                 str(tmp_path / "ev8.jsonl"), "--max-frames", "12", "--threads", "1")
+    assert run.returncode == 0, run.stderr
+    assert "rgb.int8.onnx" in run.stdout + run.stderr  # the stream names the graphs it runs
+    kinds = {json.loads(line)["event"] for line in (tmp_path / "ev8.jsonl").read_text().splitlines()}
     assert "track_new" in kinds
     people = sorted((edge / "data").rglob("*.png")) + sorted((edge / "data").rglob("*.bmp"))
     out = tmp_path / "x.png"

@@ -58,6 +58,9 @@ def test_resume_in_a_fresh_process_is_bit_exact(data, tmp_path):
     rows = list(csv.DictReader((half / "log.csv").open()))
     assert [r["iteration"] for r in rows] == ["1", "2"]
     assert {"G_lr", "ID_lr", "D_lr", "alpha", "CE", "TRIP", "G_adv", "D_a"} <= set(rows[0])
+    # the process's CPU seconds beside the wall seconds (benchmarks/edge_vs_tiny.py budgets by them)
+    cpu = [float(r["cpu_time"]) for r in csv.DictReader((tmp_path / "straight" / "log.csv").open())]
+    assert len(cpu) == 2 and 0 < cpu[0] < cpu[1]
     assert (half / "checkpoints" / "iter_0000001.pt").is_file() and (half / "samples" / "iter_0000002.png").is_file()
 
     # a checkpoint from another config is refused with the differing fields named (length may change)

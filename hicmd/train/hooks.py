@@ -57,11 +57,14 @@ class LogHook:
         self.run, self.csv = run, CsvLog(run.out / "log.csv")
         self.board = TensorBoard(run.out / "tensorboard")
         log.info(self.board.note)
-        self.begin = time.perf_counter()
+        self.begin, self.cpu_begin = time.perf_counter(), time.process_time()
 
     def after_step(self, step: Step) -> None:
         if step.due(self.run.cfg.train.log_every):
-            row = {"iteration": step.iteration, "time": round(time.perf_counter() - self.begin, 3), **step.terms,
+            # cpu_time: this process's CPU seconds, all threads; unlike wall time it does not grow when other
+            # processes take the cores (benchmarks/edge_vs_tiny.py budgets training by it)
+            row = {"iteration": step.iteration, "time": round(time.perf_counter() - self.begin, 3),
+                   "cpu_time": round(time.process_time() - self.cpu_begin, 3), **step.terms,
                    "skipped": self.run.trainer.skipped, "corrupt": self.run.sampler.corrupt}
             self.csv.write(row)
             self.board.write(step.iteration, row)
