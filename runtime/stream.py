@@ -40,7 +40,7 @@ from .trackfiles import TrackFiles
 __all__ = ["StreamError", "StreamOptions", "Summary", "run_stream"]
 
 CAMERAS = MODALITIES  # one camera per modality
-SWAP_WINDOW_S = 2.0  # an IoU tracker swaps people only where boxes overlap: splits need an overlap this recent
+SWAP_WINDOW_S = 2.0  # an IoU tracker swaps people where boxes overlap: splits come sooner after an overlap this recent
 
 
 def run_stream(opts: StreamOptions, embedder: CropEmbedder, *, detectors: dict[str, Detector] | None = None,

@@ -56,23 +56,17 @@ class Appearance:
         """Whether the track at `age` needs a new crop embedded (every `every` frames, at once when it has none)."""
         return self.embedding is None or age - self.last_age >= every
 
-    def judge(self, embedding: np.ndarray, split_gate: float | None, swap_possible: bool = True) -> str:
-        """"same"; "odd": a crop far from the settled embedding; "changed": the second such crop in a row while
-        another person was close enough for the tracker to have swapped them. Far crops with no one near mean the
-        person's look changed (turned, stepped into shade), not the person. Same camera, so the distance is
-        reliable, unlike across modalities."""
+    def judge(self, embedding: np.ndarray, split_gate: float | None, crowded: bool = True) -> str:
+        """"same"; "odd": a crop far from the settled embedding; "changed": far crops in a row, two while another
+        person is or just was close enough for the tracker to have swapped them, four with no one near (far crops
+        of a person alone are mostly their look changing: turning, stepping into shade; a box handed from one
+        person to the next with no overlap, as where one leaves and another steps in, still splits, later). Same
+        camera, so the distance is reliable, unlike across modalities."""
         if not split_gate or self.embedding is None or self.count < 3:
             return "same"
         far = 1.0 - float(np.dot(embedding, self.embedding)) > split_gate
         self.outliers = self.outliers + 1 if far else 0
-        if not far:
-            return "same"
-        if self.outliers < 2:
-            return "odd"
-        if not swap_possible:
-            self.outliers = 0
-            return "same"
-        return "changed"
+        return "same" if not far else "odd" if self.outliers < (2 if crowded else 4) else "changed"
 
     def add(self, embedding: np.ndarray, alpha: float) -> None:
         self.embedding = ema_update(self.embedding, embedding, alpha, self.count)

@@ -203,7 +203,7 @@ def test_matcher_track_end_expires_match():
     assert m.matches == {} and r.gid == r.own_gid
 
 
-def test_a_track_splits_only_where_someone_was_close_enough_to_swap_with():
+def test_a_track_splits_sooner_where_someone_was_close_enough_to_swap_with():
     def settled() -> Appearance:
         look = Appearance()
         for _ in range(3):
@@ -212,9 +212,11 @@ def test_a_track_splits_only_where_someone_was_close_enough_to_swap_with():
 
     other = np.array([0.0, 1.0], np.float32)  # far beyond the split gate from the settled look
     crossed, alone = settled(), settled()
-    assert [crossed.judge(other, 0.5, swap_possible=True) for _ in range(2)] == ["odd", "changed"]
-    assert [alone.judge(other, 0.5, swap_possible=False) for _ in range(2)] == ["odd", "same"]
-    assert alone.outliers == 0
+    assert [crossed.judge(other, 0.5, crowded=True) for _ in range(2)] == ["odd", "changed"]
+    assert [alone.judge(other, 0.5, crowded=False) for _ in range(4)] == ["odd", "odd", "odd", "changed"]
+    back = settled()
+    verdicts = [back.judge(v, 0.5, crowded=False) for v in (other, other, other, np.array([1.0, 0.1], np.float32))]
+    assert verdicts == ["odd", "odd", "odd", "same"] and back.outliers == 0
 
 
 def test_crowded_and_whole_in_frame():
