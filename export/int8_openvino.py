@@ -6,8 +6,9 @@ Why a second INT8 artifact: OpenVINO runs NNCF's quantization of the paper embed
 same network's Q/DQ graph (README, INT8 section): NNCF places its FakeQuantize nodes where OpenVINO's CPU plugin
 fuses them, the Q/DQ graph is placed for ONNX Runtime and TensorRT. It is calibrated on the very crops the Q/DQ
 graph is (hicmd.export.int8.read_calibration), and it must pass the very gates the Q/DQ graph does (cosine mean /
-min and rank-1 agreement against PyTorch, R1 / mAP drop under the dataset's protocol): a failure stops the export
-like a Q/DQ failure. Its float parts stay FP32 (saved without FP16 weight compression). The OpenVINO backend runs
+min and rank-1 agreement against PyTorch, R1 / mAP drop under the dataset's protocol). It is kept only if they
+pass: a failure removes the IRs, says so in one line and records why, and OpenVINO runs the Q/DQ graphs (which
+passed their own gates) for --precision int8; the export goes on. Its float parts stay FP32 (saved without FP16 weight compression). The OpenVINO backend runs
 it for `--precision int8` when the manifest has it.
 """
 
@@ -24,7 +25,7 @@ import numpy as np
 from hicmd.modality import MODALITIES
 
 __all__ = ["NNCF", "nncf_problem", "quantize_openvino", "write_nncf", "nncf_artifacts", "nncf_stage", "nncf_gates",
-           "nncf_embedders"]
+           "nncf_embedders", "refuse_failed_nncf"]
 
 NNCF = "int8.nncf"  # file infix and artifact suffix: rgb.int8.nncf.xml, artifact "rgb.int8.nncf"
 
@@ -165,3 +166,23 @@ def nncf_embedders(folder: Path, threads: int | None = None) -> dict[str, Callab
         backend = _open(_files(folder, modality)[0], threads)
         out[modality] = lambda x, b=backend: b.run({"images": x})["embedding"]
     return out
+
+
+def refuse_failed_nncf(folder: Path, result: Any, artifacts: list[Any]) -> None:
+    """Drop the IRs (files, artifacts, record) when any of their gates (parity or protocol) failed."""
+    record = result.parity["int8"].get("nncf", {})
+    gates = record.get("parity", {}).get("gates", []) + record.get("protocol", {}).get("gates", [])
+    failed = [g for g in gates if not g.get("passed", True)]
+    if not failed:
+        return
+    for modality in MODALITIES:
+        record.pop(f"{modality}.{NNCF}", None)
+        for path in _files(folder, modality):
+            path.unlink(missing_ok=True)
+            if path in result.files:
+                result.files.remove(path)
+    artifacts[:] = [a for a in artifacts if a.format != "openvino"]
+    reasons = "; ".join(f"{g['artifact']} {g['metric']} {g['value']:.4g} (gate {g['threshold']})" for g in failed)
+    record["refused"] = reasons
+    result.notes.append(f"OpenVINO's own INT8 (NNCF) refused by its gates ({reasons}): OpenVINO runs the Q/DQ graphs "
+                        "for --precision int8")

@@ -312,8 +312,7 @@ def _export(model, cfg, checkpoint: Path, out: Path, options: ExportOptions,  # 
             from hicmd.export.int8_openvino import nncf_gates
 
             step("parity: OpenVINO's own INT8 (NNCF) vs PyTorch")
-            gates, result.parity["int8"]["nncf"]["parity"] = nncf_gates(model, out, crops)
-            result.gates += gates
+            _, result.parity["int8"]["nncf"]["parity"] = nncf_gates(model, out, crops)
         if importlib.util.find_spec("openvino") is not None:  # optional: recorded, gates the runtime's BF16
             from hicmd.export.openvino_check import openvino_parity
 
@@ -323,6 +322,10 @@ def _export(model, cfg, checkpoint: Path, out: Path, options: ExportOptions,  # 
             from hicmd.export.int8_stage import protocol_stage
 
             result.gates += protocol_stage(cfg, out, options, result, step)
+        if openvino_int8:  # OpenVINO's own INT8 is kept only if all its gates passed
+            from hicmd.export.int8_openvino import refuse_failed_nncf
+
+            refuse_failed_nncf(out, result, artifacts)
     if result.failed or any(result.opcheck.values()):
         return result
     if options.data:

@@ -183,3 +183,26 @@ def test_auto_picks_openvino_on_intel_and_avx512_x86_cpus(monkeypatch):
             assert use is (installed and picked), (vendor, flags, installed, why)
             assert why.startswith("auto: OpenVINO" if use else "auto: ONNX Runtime") and words in why, why
             assert "\n" not in why and (use or not picked or "not installed" in why)
+
+
+def test_nncf_irs_that_fail_a_gate_are_dropped_and_the_export_goes_on(tmp_path):
+    """Kept only if its gates pass: the IRs' files, artifacts and record go, a note says why, the rest stays."""
+    from hicmd.export.int8_openvino import refuse_failed_nncf
+
+    files = [tmp_path / f"{m}.int8.nncf.{e}" for m in ("rgb", "ir") for e in ("xml", "bin")]
+    for f in files + [tmp_path / "rgb.int8.onnx"]:
+        f.write_bytes(b"x")
+    gate = {"artifact": "rgb.int8.nncf", "metric": "cosine min", "value": 0.5, "threshold": 0.98, "passed": False}
+    record = {"rgb.int8.nncf": {}, "ir.int8.nncf": {}, "parity": {"gates": [gate]}}
+    result = SimpleNamespace(parity={"int8": {"nncf": record}}, files=list(files), notes=[])
+    artifacts = [SimpleNamespace(format="onnx", name="rgb.int8"), SimpleNamespace(format="openvino", name="rgb.nncf")]
+    refuse_failed_nncf(tmp_path, result, artifacts)
+    assert [a.format for a in artifacts] == ["onnx"] and result.files == []
+    assert not any(f.exists() for f in files) and (tmp_path / "rgb.int8.onnx").exists()
+    assert "rgb.int8.nncf" not in record and "cosine min" in record["refused"]
+    assert len(result.notes) == 1 and "refused" in result.notes[0]
+    gate["passed"] = True  # all passed: nothing happens
+    record.pop("refused")
+    kept = [SimpleNamespace(format="openvino", name="rgb.nncf")]
+    refuse_failed_nncf(tmp_path, SimpleNamespace(parity={"int8": {"nncf": record}}, files=[], notes=[]), kept)
+    assert len(kept) == 1 and "refused" not in record
