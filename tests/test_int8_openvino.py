@@ -56,13 +56,15 @@ def test_nncf_artifact_is_written_hashed_and_gated(int8_model):
     protocol = record["protocol"]  # and the protocol's R1 / mAP drop, scored in the same pass as the Q/DQ graph's
     assert set(protocol["settings"]) == {"v2t", "t2v"} and len(protocol["gates"]) == 4
     assert all(g["passed"] and g["artifact"].startswith("int8.nncf regdb") for g in protocol["gates"])
-    assert {g.artifact for g in result.gates} >= {"rgb.int8.nncf", "ir.int8.nncf", "int8.nncf regdb v2t"}
+    assert "refused" not in record and not result.notes  # kept: every gate passed
+    # its gates do not stop the export (a failing IR is dropped instead: test below), so they are not export gates
+    assert not {g.artifact for g in result.gates} & {"rgb.int8.nncf", "ir.int8.nncf", "int8.nncf regdb v2t"}
 
 
 @needs_nncf
 def test_broken_nncf_calibration_is_refused(int8_model, tmp_path):
-    """Calibrated on black images the IRs' ranges cannot hold real crops: their gates fail. (They are export
-    gates: the export's own result.gates hold them, test above, and any failed one stops the export.)"""
+    """Calibrated on black images the IRs' ranges cannot hold real crops: their gates fail (and the export then
+    drops the IRs: test_nncf_irs_that_fail_a_gate_are_dropped_and_the_export_goes_on)."""
     from hicmd.export.int8_openvino import nncf_gates, write_nncf
     from hicmd.export.parity import synthvi_crops
 
