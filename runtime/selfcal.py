@@ -1,14 +1,12 @@
-"""Online self-calibration of the RGB->IR ground-plane homography from the stream's own assignments. Torch-free.
+"""Online self-calibration of the RGB->IR ground-plane homography from the stream's own observations. Torch-free.
 
-Each association round pairs every visible RGB person with an IR person (the Hungarian assignment on appearance and
-time). Many of those pairs are wrong on a model that does not know the people, but the right ones share one thing
-the wrong ones lack: their foot points, taken at the same moment, are related by one homography, frame after frame,
-wherever the person walks. So candidate foot-point pairs are collected from the assignments (those whose appearance
-distance is not hopeless), and once enough are spread over the ground, RANSAC fits the homography: wrong pairs are
-outliers (a wrong pair traces two different people's paths, which no one homography relates). The stream announces
-the fit in a `calibration` event and starts fusing geometry into its association; it refits as evidence grows, and
-drops a fit whose error on new pairs grows (a camera was moved or knocked), going back to appearance + time until a
-new fit holds.
+Every RGB x IR pair of people seen at the same moment is a candidate correspondence (those whose appearance
+distance is not hopeless). Most are of two different people, but the right ones share one thing the wrong ones
+lack: their foot points, taken at the same moment, are related by one homography, frame after frame, wherever the
+person walks. The fit is the homography that explains the most track pairs one to one (runtime/consensus.py), from
+two or more people. The stream announces it in a `calibration` event and starts fusing geometry into its
+association; it refits as evidence grows, and drops a fit when the people it paired drift off it (a camera was
+moved or knocked), going back to appearance + time until a new fit holds.
 """
 
 from __future__ import annotations
@@ -32,7 +30,6 @@ class SelfCalOptions:
     refit_every: int = 16  # new pairs between refits
     every_s: float = 0.2  # one pair per assigned pair at most this often (consecutive frames say little new)
     ransac_px: float = 8.0  # IR pixels: detector boxes jitter by a few pixels in each camera
-    min_inlier_ratio: float = 0.3  # of the candidates; RANSAC finds the right ones among the wrong
     min_inliers: int = 12
     min_people: int = 2  # inliers from at least this many track pairs: one walker's path leaves H undetermined
     max_stretch: float = 20.0  # a real RGB->IR ground map may scale the two ground directions differently, not 20x
@@ -82,11 +79,6 @@ class SelfCalibrator:
                 self.opts.refit_every if self.calibration is not None else 1):
             events += self._fit(t)
         return events
-
-    def _lands_in_ir(self, rgb_foot: np.ndarray) -> bool:
-        x, y = self.calibration.rgb_to_ir(rgb_foot[None])[0]
-        w, h = self.sizes["ir"]
-        return bool(np.isfinite(x) and 0.05 * w < x < 0.95 * w and 0.05 * h < y < h)
 
     def _whole(self, track: Any) -> bool:
         w, h = self.sizes[track.camera]
