@@ -112,13 +112,13 @@ class SelfCalibrator:
                 return [{"event": "calibration", "t": round(t, 4), "status": "unfitted", "source": "self",
                          "reason": str(exc), "pairs": len(self.pairs), "cues": "appearance+time"}]
             return []
+        verdict = judge(fit.homography, pairs, self.opts.ransac_px)
         if self.calibration is not None:  # a refit must explain the evidence, one to one, at least as well
-            in_use = judge(self.calibration.homography, pairs, self.opts.ransac_px)
-            if judge(fit.homography, pairs, self.opts.ransac_px).support < in_use.support:
+            if verdict.support < judge(self.calibration.homography, pairs, self.opts.ransac_px).support:
                 return []
         status = "fitted" if self.calibration is None else "refitted"
         self.calibration, self.fits = fit, self.fits + 1
-        self._explains = set(judge(fit.homography, pairs, self.opts.ransac_px).keys)
+        self._explains = set(verdict.keys)
         return [{"event": "calibration", "t": round(t, 4), "status": status, "source": "self",
                  "reprojection_px": round(fit.reprojection_px, 3), "inliers": fit.inliers, "pairs": len(self.pairs),
                  "people": len(found.keys),
