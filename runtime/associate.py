@@ -3,7 +3,8 @@
 Every time fresh embeddings arrive, live RGB and IR tracks are paired by the Hungarian algorithm
 (scipy.optimize.linear_sum_assignment) on a cost from a `scorer`: cosine distance gated by `threshold` by default,
 or appearance fused with time and geometry (runtime/fusion.py); pairs outside the scorer's gates never agree. A pair becomes a match after
-it has been the agreeing assignment for `confirm` consecutive updates that brought new evidence, and a match ends
+it has been the agreeing assignment for `confirm` consecutive updates that brought new evidence (one fewer where
+geometry or a time cue vouches for the pair: that cue is evidence appearance does not have), and a match ends
 when one of its tracks ends or when it has disagreed for `confirm` such updates. Cross-modality re-id is weak
 (rank-1 around 50-70 %), so aggregating over time is what keeps false matches rare.
 
@@ -75,6 +76,7 @@ class CrossMatcher:
         rgb = [tr for tr in rgb if tr.look.embedding is not None and tr.visible]
         ir = [tr for tr in ir if tr.look.embedding is not None and tr.visible]
         agreeing: dict[Key, tuple[Track, Track, float]] = {}
+        backed: set[Key] = set()
         self.assigned: list[tuple[Track, Track, float]] = []
         if rgb and ir:
             scores = self.scorer(rgb, ir)
@@ -86,6 +88,8 @@ class CrossMatcher:
             for r, c in zip(rows, cols):
                 if scores.allowed[r, c]:
                     agreeing[(rgb[r].id, ir[c].id)] = (rgb[r], ir[c], float(scores.appearance[r, c]))
+                    if scores.backed is not None and scores.backed[r, c]:
+                        backed.add((rgb[r].id, ir[c].id))
 
         fresh: set[Key] = set()
         for key, (r, i, _) in agreeing.items():
@@ -114,7 +118,9 @@ class CrossMatcher:
         busy = {tr for tr, m in held.items() if m.rgb.visible and m.ir.visible}
         for key in sorted(fresh, key=lambda k: agreeing[k][2]):  # best pairs first
             r, i, dist = agreeing[key]
-            if key in self.matches or self._streak[key] < self.confirm or r in busy or i in busy:
+            # a pair that geometry or time vouches for needs one agreeing update fewer: that cue is evidence too
+            needed = max(1, self.confirm - 1) if key in backed else self.confirm
+            if key in self.matches or self._streak[key] < needed or r in busy or i in busy:
                 continue
             # the older identity survives, so ids stay stable; a match handed over keeps its id
             handed = [m for m in dict.fromkeys((held.get(r), held.get(i))) if m is not None and m.key in self.matches]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .associate import CrossMatcher, Match
-from .fusion import FootHistory, FusionOptions, Scores, fused_scores
+from .fusion import AloneTogether, FootHistory, FusionOptions, Scores, fused_scores
 from .geometry import Calibration, Size
 from .selfcal import SelfCalibrator, SelfCalOptions
 from .track import Track
@@ -23,6 +23,7 @@ class CrossView:
                  self_calibrate: bool = True, selfcal: SelfCalOptions | None = None) -> None:
         self.fusion, self.fixed = fusion, calibration
         self.history = FootHistory()
+        self.alone = AloneTogether(fusion.alone_s)
         self.matcher = CrossMatcher(fusion.appearance_gate, confirm, scorer=self._scores)
         self._selfcal_opts = selfcal or SelfCalOptions()
         self._want_selfcal = self_calibrate and calibration is None and fusion.use_geometry
@@ -72,7 +73,9 @@ class CrossView:
     def tick(self, rgb: list[Track], ir: list[Track], t: float) -> list[dict[str, Any]]:
         """Every paired step: every RGB x IR pair of people seen now is a candidate correspondence for
         self-calibration. Most are wrong, but only the right ones agree on one homography across people and time:
-        RANSAC keeps those (runtime/selfcal.py). Pairs that look clearly different are left out."""
+        RANSAC keeps those (runtime/selfcal.py). Pairs that look clearly different are left out. And who has been
+        alone in both views together (the time cue for lone walkers)."""
+        self.alone.update(rgb, ir, t)
         if self.selfcal is None:
             return []
         rgb = [tr for tr in rgb if tr.visible]
@@ -86,6 +89,7 @@ class CrossView:
 
     def track_ended(self, track: Track, t: float) -> list[dict[str, Any]]:
         self.history.forget(track)
+        self.alone.forget(track)
         return self.matcher.track_ended(track, t)
 
     def summary(self) -> dict[str, Any]:
@@ -99,4 +103,4 @@ class CrossView:
                 "self_drops": self.selfcal.drops if self.selfcal else 0}
 
     def _scores(self, rgb: list[Track], ir: list[Track]) -> Scores:
-        return fused_scores(rgb, ir, self.fusion, self.calibration, self.history)
+        return fused_scores(rgb, ir, self.fusion, self.calibration, self.history, frozenset(self.alone.pairs))

@@ -22,7 +22,7 @@ import numpy as np
 from .geometry import Calibration
 from .track import Track
 
-__all__ = ["CUES", "FusionOptions", "FootHistory", "Scores", "fused_scores", "foot"]
+__all__ = ["CUES", "FusionOptions", "FootHistory", "AloneTogether", "Scores", "fused_scores", "foot"]
 
 CUES = ("appearance", "time", "geometry")  # each setting adds one cue to the ones before it
 
@@ -38,6 +38,8 @@ class FusionOptions:
     entry_scale_s: float = 2.0  # entry-time difference at which the time cue is at its worst
     entry_gate_s: float = 0.5  # people who came into both views this close in time, and no one else did, may match
     #                            on the looser appearance gate before any calibration (0: never)
+    alone_s: float = 0.5  # a track that was the only person in its view while another was the only one in the
+    #                       other, for this long, may match it on the looser gate before any calibration (0: never)
     velocity_scale: float = 1.0  # velocity disagreement (IR box heights per second) at which it is at its worst
 
     def __post_init__(self) -> None:
@@ -97,16 +99,56 @@ class FootHistory:
         return points[0][1], points[-1][1], points[-1][0] - points[0][0]
 
 
+class AloneTogether:
+    """The pairs of tracks that were each the only person in their camera's view at the same time, for a while.
+
+    When one camera shows exactly one person and the other camera shows exactly one person, over a second or more,
+    they are almost always one person walking through the place both watch: the time cue for the lone walker, who
+    gives neither an entry to compare (there from the start, or entering with no one to tell apart) nor a second
+    person to calibrate geometry with. Coasting tracks count as present (someone hidden behind another person is
+    still there), so an occlusion does not make a crowd look like a lone walker. Once earned, a pair keeps it: the
+    person is no less themselves when somebody else walks in."""
+
+    def __init__(self, span_s: float) -> None:
+        self.span_s = span_s
+        self.pairs: set[tuple[int, int]] = set()
+        self._current: tuple[int, int] | None = None
+        self._since = 0.0
+
+    def update(self, rgb: list[Track], ir: list[Track], t: float) -> None:
+        """Every paired step, with each camera's live (confirmed) tracks, visible or coasting."""
+        rgb, ir = _present(rgb), _present(ir)
+        key = (rgb[0].id, ir[0].id) if len(rgb) == 1 and len(ir) == 1 else None
+        if key != self._current:
+            self._current, self._since = key, t
+        if key is not None and self.span_s > 0 and t - self._since >= self.span_s:
+            self.pairs.add(key)
+
+    def forget(self, track: Track) -> None:
+        side = 0 if track.camera == "rgb" else 1
+        self.pairs = {k for k in self.pairs if k[side] != track.id}
+
+
+def _present(tracks: list[Track], established: int = 5) -> list[Track]:
+    """The people in view: visible tracks, and coasting ones that had been seen for a while (a track of a frame or
+    two that vanished again is a false or doubled detection far more often than a person hiding)."""
+    return [tr for tr in tracks if tr.visible or tr.hits >= established]
+
+
 @dataclass
 class Scores:
     cost: np.ndarray  # (N, M) Hungarian cost
     allowed: np.ndarray  # (N, M) bool: pairs inside every gate
     appearance: np.ndarray  # (N, M) cosine distance
     geometry: np.ndarray | None  # (N, M) foot-point distance in IR box heights (None without a calibration)
+    backed: np.ndarray | None = None  # (N, M) bool: allowed pairs a cue beyond appearance vouches for (geometry,
+    #                                   or having entered or been alone in both views together)
 
 
 def fused_scores(rgb: list[Track], ir: list[Track], opts: FusionOptions, calibration: Calibration | None,
-                 history: FootHistory | None = None) -> Scores:
+                 history: FootHistory | None = None, alone: frozenset[tuple[int, int]] = frozenset()) -> Scores:
+    """The cost and gates of every RGB x IR pair. `alone`: the (RGB track id, IR track id) pairs that have been
+    alone together (AloneTogether), a time cue."""
     emb_r = np.stack([tr.look.embedding for tr in rgb]).astype(np.float32)
     emb_i = np.stack([tr.look.embedding for tr in ir]).astype(np.float32)
     appearance = 1.0 - emb_r @ emb_i.T
@@ -116,8 +158,13 @@ def fused_scores(rgb: list[Track], ir: list[Track], opts: FusionOptions, calibra
         cost += opts.weight_time * np.minimum(entry / opts.entry_scale_s, 1.0)
     if not (opts.use_geometry and calibration is not None):
         allowed = appearance <= opts.appearance_gate
-        if opts.use_time and opts.entry_gate_s > 0:
-            allowed |= _entered_together(rgb, ir, opts.entry_gate_s) & (appearance <= opts.geometry_appearance_gate)
+        if opts.use_time:  # the time cues strong enough to match on the looser gate before geometry is known
+            together = np.array([[(r.id, i.id) in alone for i in ir] for r in rgb], bool).reshape(appearance.shape)
+            if opts.entry_gate_s > 0:
+                together |= _entered_together(rgb, ir, opts.entry_gate_s)
+            together &= appearance <= opts.geometry_appearance_gate
+            allowed |= together
+            return Scores(cost, allowed, appearance, None, together)
         return Scores(cost, allowed, appearance, None)
 
     heights = np.array([_height(tr) for tr in ir])
@@ -129,19 +176,21 @@ def fused_scores(rgb: list[Track], ir: list[Track], opts: FusionOptions, calibra
     if opts.use_time and history is not None:
         cost += opts.weight_time * _velocity_disagreement(rgb, ir, heights, calibration, history, opts)
     allowed = (geometry <= opts.geometry_gate) & (appearance <= opts.geometry_appearance_gate)
-    return Scores(cost, allowed, appearance, geometry)
+    return Scores(cost, allowed, appearance, geometry, allowed)
 
 
 def _entered_together(rgb: list[Track], ir: list[Track], gate_s: float) -> np.ndarray:
     """(N, M) bool: the two tracks came into view within gate_s of each other and no one else came into either view
-    within three times that. Someone walking into a place both cameras watch shows up in both at once; this is the
+    within four times that. Someone walking into a place both cameras watch shows up in both at once; this is the
     time cue strong enough to match on before geometry is known, as long as it is unambiguous: a tracker confirms a
-    person a few frames early or late in each camera, so people entering a second apart cannot be told apart."""
+    person a few frames early or late in each camera, and two separately mounted cameras see a person step in up to
+    a second or two apart, so people entering within 2 s of each other cannot be told apart (on SynthVI's separate
+    rig, rivals 1.6 s apart were matched the wrong way round with three times the gate)."""
     entered_r = np.array([tr.entered for tr in rgb])
     entered_i = np.array([tr.entered for tr in ir])
     apart = np.abs(np.array([tr.first_t for tr in rgb])[:, None] - np.array([tr.first_t for tr in ir])[None])
     both = entered_r[:, None] & entered_i[None]
-    rivals = both & (apart <= 3 * gate_s)
+    rivals = both & (apart <= 4 * gate_s)
     return both & (apart <= gate_s) & (rivals.sum(1, keepdims=True) == 1) & (rivals.sum(0, keepdims=True) == 1)
 
 

@@ -46,7 +46,9 @@ Size = tuple[int, int]  # (width, height) in pixels
 class Calibration:
     """The RGB->IR ground-plane homography, the image sizes it maps between and the quality of its fit."""
 
-    homography: np.ndarray  # 3x3 float64, maps RGB image pixels to IR image pixels, normalised so H[2, 2] == 1
+    # 3x3 float64, maps RGB image pixels to IR image pixels, scaled so that |H[2, 2]| == 1, its sign such that the
+    # ground it was fitted on has w > 0 (fit_calibration)
+    homography: np.ndarray
     rgb_size: Size
     ir_size: Size
     reprojection_px: float  # median IR-image distance of the inlier pairs after mapping
@@ -62,7 +64,7 @@ class Calibration:
         for name, size in (("rgb_size", self.rgb_size), ("ir_size", self.ir_size)):
             if len(size) != 2 or min(size) <= 0:
                 raise CalibrationError(f"{name} must be [width, height] in pixels, got {list(size)}")
-        object.__setattr__(self, "homography", h / h[2, 2])
+        object.__setattr__(self, "homography", h / abs(h[2, 2]))
         object.__setattr__(self, "rgb_size", (int(self.rgb_size[0]), int(self.rgb_size[1])))
         object.__setattr__(self, "ir_size", (int(self.ir_size[0]), int(self.ir_size[1])))
 
@@ -172,5 +174,10 @@ def fit_calibration(rgb: np.ndarray, ir: np.ndarray, rgb_size: Size, ir_size: Si
     if inlier.sum() < MIN_PAIRS or _spread_ratio(rgb[inlier]) < MIN_SPREAD_RATIO:
         raise CalibrationError(f"only {int(inlier.sum())} of {len(rgb)} pairs agree on one homography, or they lie "
                                "on one line; give more, well-spread pairs")
+    # a homography is defined up to scale, a negative one too: OpenCV's (h33 = 1) can leave the ground it was fitted
+    # on at w < 0 (where the horizon line runs between the image origin and the people). Orient it so that this
+    # ground has w > 0, which is what makes w <= 0 mean "behind the horizon" in rgb_to_ir
+    if np.median(np.c_[rgb[inlier], np.ones(int(inlier.sum()))] @ h[2]) < 0:
+        h = -h
     err = reprojection_errors(h, rgb[inlier], ir[inlier])
     return Calibration(h, rgb_size, ir_size, float(np.median(err)), int(inlier.sum()), len(rgb))

@@ -14,7 +14,8 @@ from typing import Protocol
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-__all__ = ["Track", "Appearance", "Tracker", "IouTracker", "iou_matrix", "ema_update", "whole_in_frame", "crowded"]
+__all__ = ["Track", "Appearance", "Tracker", "IouTracker", "iou_matrix", "proximity", "ema_update", "whole_in_frame",
+           "crowded"]
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -103,6 +104,21 @@ class Track:
         return self.misses == 0
 
 
+def proximity(a: np.ndarray, b: np.ndarray, reach: float) -> np.ndarray:
+    """Pairwise nearness of [x1, y1, x2, y2] boxes, (N, 4) x (M, 4) -> (N, M) in [0, 1]: 1 - the distance between
+    centres in units of `reach` heights of the box in `a`; 0 beyond that or where the heights differ by more than
+    a third (a box this far off and another size is someone else)."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)), np.float32)
+    a, b = np.asarray(a, np.float32)[:, None, :4], np.asarray(b, np.float32)[None, :, :4]
+    height_a, height_b = a[..., 3] - a[..., 1], b[..., 3] - b[..., 1]
+    centre_a, centre_b = (a[..., :2] + a[..., 2:]) / 2, (b[..., :2] + b[..., 2:]) / 2
+    shift = np.linalg.norm(centre_a - centre_b, axis=-1)
+    near = np.clip(1.0 - shift / np.maximum(reach * height_a, 1e-6), 0.0, 1.0)
+    ratio = height_b / np.maximum(height_a, 1e-6)
+    return np.where((ratio > 0.75) & (ratio < 4 / 3), near, 0.0).astype(np.float32)
+
+
 def whole_in_frame(track: Track, size: tuple[int, int], border: float = 2.0) -> bool:
     """The box lies inside the frame (width, height): its person is not cut by the image edge."""
     x1, y1, x2, y2 = (float(v) for v in track.box)
@@ -142,8 +158,9 @@ class IouTracker:
     """Two-stage high/low confidence IoU tracker for one camera."""
 
     def __init__(self, camera: str, high: float = 0.5, low: float = 0.1, match_iou: float = 0.3,
-                 low_iou: float = 0.5, min_hits: int = 2, max_misses: int = 30) -> None:
+                 low_iou: float = 0.5, min_hits: int = 2, max_misses: int = 30, reach: float = 0.5) -> None:
         self.camera = camera
+        self.reach = reach  # stage 1b: how far (in box heights) a box may move between frames without overlapping
         self.high, self.low, self.match_iou, self.low_iou = high, low, match_iou, low_iou
         self.min_hits, self.max_misses = min_hits, max_misses
         self.tracks: list[Track] = []
@@ -161,6 +178,12 @@ class IouTracker:
 
         pool = list(self.tracks)
         _, pool, high_left = self._assign(pool, high, self.match_iou, t)
+        # stage 1b: a person crossing the view fast at a low frame rate (a thermal camera at 5-9 fps) moves more
+        # than their own width between frames, so a track without a velocity yet overlaps its next box not at all
+        if self.reach > 0:
+            near = [tr for tr in pool if tr.misses == 0]
+            moved, _, high_left = self._assign(near, high_left, 1e-6, t, lambda a, b: proximity(a, b, self.reach))
+            pool = [tr for tr in pool if tr not in moved]
         # stage 2: only tracks that were seen in the previous frame may take a low-confidence detection
         recent = [tr for tr in pool if tr.misses == 0]
         matched2, _, _ = self._assign(recent, low, self.low_iou, t)
@@ -200,13 +223,14 @@ class IouTracker:
         self.tracks[self.tracks.index(track)] = new
         return new
 
-    def _assign(self, tracks: list[Track], dets: np.ndarray, min_iou: float,
-                t: float) -> tuple[list[Track], list[Track], np.ndarray]:
-        """Hungarian on 1 - IoU with a gate; updates matched tracks; returns (matched, unmatched, unmatched dets)."""
+    def _assign(self, tracks: list[Track], dets: np.ndarray, min_iou: float, t: float,
+                affinity=iou_matrix) -> tuple[list[Track], list[Track], np.ndarray]:
+        """Hungarian on the affinity (IoU) with a gate; updates matched tracks; returns (matched, unmatched,
+        unmatched dets)."""
         if not tracks or len(dets) == 0:
             return [], list(tracks), dets
-        iou = iou_matrix(np.stack([tr.predict() for tr in tracks]), dets)
-        rows, cols = linear_sum_assignment(1.0 - iou)
+        iou = affinity(np.stack([tr.predict() for tr in tracks]), dets)
+        rows, cols = linear_sum_assignment(-iou)
         matched, used = [], set()
         for r, c in zip(rows, cols):
             if iou[r, c] < min_iou:

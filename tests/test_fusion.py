@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from hicmd.runtime.associate import CrossMatcher
-from hicmd.runtime.fusion import FootHistory, FusionOptions, fused_scores
+from hicmd.runtime.fusion import AloneTogether, FootHistory, FusionOptions, fused_scores
 from hicmd.runtime.geometry import Calibration
 from hicmd.runtime.selfcal import SelfCalibrator, SelfCalOptions
 from hicmd.runtime.track import Appearance, Track
@@ -72,9 +72,58 @@ def test_people_who_enter_both_views_together_may_match_before_any_calibration()
     assert not fused_scores(rgb, ir + [late], opts, None).allowed[0].any()
     late.first_t = 6.1  # a second later: trackers confirm people a few frames apart, so still too close to tell
     assert not fused_scores(rgb, ir + [late], opts, None).allowed[0].any()
-    late.first_t = 7.0
+    late.first_t = 7.2
     assert fused_scores(rgb, ir + [late], opts, None).allowed[0].tolist() == [True, False, False]
     assert not fused_scores(rgb, ir, FusionOptions(cues="appearance", appearance_gate=0.3), None).allowed.any()
+
+
+def test_people_alone_in_both_views_at_once_may_match_before_any_calibration():
+    # the lone walker: there from the start (no entry time) and nobody else to calibrate with
+    rgb = _track(1, "rgb", (100, 300), [1, 0], first_t=0.0)
+    ir = _track(7, "ir", (90, 250), [0.2, 1], first_t=0.0)
+    opts = FusionOptions(cues="time", appearance_gate=0.3, alone_s=1.0)
+    alone = AloneTogether(opts.alone_s)
+    for k in range(10):  # 0.9 s alone together: not yet
+        alone.update([rgb], [ir], k * 0.1)
+    scores = fused_scores([rgb], [ir], opts, None, alone=frozenset(alone.pairs))
+    assert scores.appearance[0, 0] > opts.appearance_gate and not scores.allowed.any()
+    alone.update([rgb], [ir], 1.0)
+    assert fused_scores([rgb], [ir], opts, None, alone=frozenset(alone.pairs)).allowed.tolist() == [[True]]
+    # earned once, kept when someone else walks in; never on appearance alone; too unlike is still refused
+    other = _track(2, "rgb", (300, 300), [1, 0.3], first_t=1.5)  # as unlike the IR person as RGB 1 is
+    alone.update([rgb, other], [ir], 1.5)
+    assert fused_scores([rgb, other], [ir], opts, None, alone=frozenset(alone.pairs)).allowed.tolist() == [[True],
+                                                                                                       [False]]
+    assert not fused_scores([rgb], [ir], FusionOptions(cues="appearance", appearance_gate=0.3), None,
+                            alone=frozenset(alone.pairs)).allowed.any()
+    far = _track(8, "ir", (90, 250), [-1, 0.05], first_t=0.0)
+    assert not fused_scores([rgb], [far], opts, None, alone=frozenset({(1, 8)})).allowed.any()
+    alone.forget(ir)  # the track ended: its pairs go with it
+    assert not alone.pairs
+
+
+def test_alone_together_needs_one_person_per_view_without_a_break():
+    alone = AloneTogether(1.0)
+    rgb, ir = _track(1, "rgb", (100, 300), [1, 0]), _track(1, "ir", (90, 250), [1, 0])
+    hidden = _track(2, "ir", (200, 250), [0, 1])
+    hidden.misses, hidden.hits = 3, 20  # coasting: a person seen for 20 frames, now hidden behind someone
+    for k in range(20):
+        alone.update([rgb], [ir, hidden], k * 0.1)
+    assert not alone.pairs
+    for k in range(6):  # alone 0.5 s, then a second person shows up, then alone again for 0.5 s: no
+        alone.update([rgb], [ir], 2.0 + k * 0.1)
+    alone.update([rgb], [ir, hidden], 2.6)
+    for k in range(6):
+        alone.update([rgb], [ir], 2.7 + k * 0.1)
+    assert not alone.pairs
+    hidden.hits = 2  # ... but a box seen twice that vanished again is a false or doubled detection, not a person
+    for k in range(6):
+        alone.update([rgb], [ir, hidden], 3.3 + k * 0.1)
+    assert alone.pairs == {(1, 1)}
+    off = AloneTogether(0.0)
+    for k in range(30):
+        off.update([rgb], [ir], k * 0.1)
+    assert not off.pairs
 
 
 def test_velocity_disagreement_raises_the_cost():

@@ -82,6 +82,24 @@ def test_a_calibration_for_other_image_sizes_is_refused():
         cal.check_sizes((1280, 720), (320, 256))
 
 
+def test_a_fit_whose_scale_comes_out_negative_still_maps_the_ground_it_was_fitted_on():
+    """A homography is defined up to scale, also a negative one. OpenCV returns it with h33 = 1, which leaves the
+    mapped points' w negative where the horizon line runs between the image origin and the people (two cameras
+    looking at the ground from opposite sides, SynthVI's `separate` rig). w <= 0 means "behind the horizon" only
+    once the sign is fixed so that the ground the fit was made from has w > 0; without that, every point mapped
+    to nan and the geometry cue went blind."""
+    h = np.array([[1.0, 0.05, 3.0], [0.02, 1.0, -4.0], [0.0005, -0.01, 1.0]])
+    rng = np.random.default_rng(0)
+    rgb = np.c_[rng.uniform(10, 250, 60), rng.uniform(110, 190, 60)]  # all beyond y = 100, where w < 0
+    homog = np.c_[rgb, np.ones(len(rgb))] @ h.T
+    assert (homog[:, 2] < 0).all()
+    ir = homog[:, :2] / homog[:, 2:]
+    cal = fit_calibration(rgb, ir, (256, 192), (256, 192))
+    mapped = cal.rgb_to_ir(rgb)
+    assert np.isfinite(mapped).all() and np.allclose(mapped, ir, atol=1e-3)
+    assert np.isnan(cal.rgb_to_ir(np.array([[100.0, 10.0]]))).all()  # the far side of the horizon line
+
+
 def test_foot_points_and_errors():
     assert foot_points(np.array([[10, 20, 30, 100]])).tolist() == [[25.0, 120.0]]
     rgb, ir = _pairs(5, np.random.default_rng(3))

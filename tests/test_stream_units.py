@@ -130,6 +130,24 @@ def test_tracker_keeps_a_walker_whose_box_width_swings_with_the_stride():
     assert [t.id for t in tracker.tracks] == [1] and tracker.tracks[0].hits == 40
 
 
+def test_tracker_follows_a_person_who_moves_more_than_their_width_per_frame():
+    """A thermal camera at 5 fps: a walker crossing the view moves 11 px a frame with a 10 px wide box, so a new
+    track (no velocity yet) never overlaps its next box. IoU alone never confirms such a person; nearness does,
+    and two such people passing each other keep their own tracks."""
+    def walk(tracker: IouTracker) -> list[int]:
+        tracker.update(np.zeros((0, 5), np.float32), 0.0)  # they walk in after the first frame: warm-up applies
+        for f in range(1, 13):
+            dets = [[20 + 11 * f, 50, 30 + 11 * f, 93, 0.9], [170 - 11 * f, 55, 180 - 11 * f, 95, 0.9]]
+            tracker.update(np.array(dets, np.float32), f / 5)
+        return sorted(t.id for t in tracker.confirmed)
+
+    assert walk(IouTracker("ir", reach=0.0)) == []  # IoU only: a new tentative track every frame
+    tracker = IouTracker("ir")
+    assert walk(tracker) == [1, 2]
+    first, second = sorted(tracker.confirmed, key=lambda t: t.id)
+    assert first.box[0] > second.box[0] and first.hits == second.hits == 12  # crossed, each still their own
+
+
 def test_ema_update_is_normalised_and_slow():
     a, b = np.array([1.0, 0.0], np.float32), np.array([0.0, 1.0], np.float32)
     first = ema_update(None, a)
@@ -174,6 +192,27 @@ def test_matcher_confirms_after_k_and_gates():
     assert i2.gid == i2.own_gid
     # no new evidence -> the streak does not grow and nothing changes
     assert m.update([r1, r2], [i1, i2], 3.0) == []
+
+
+def test_matcher_needs_one_update_fewer_where_geometry_or_time_vouches():
+    from hicmd.runtime.fusion import Scores
+
+    def scorer(backed):
+        def score(rgb, ir):
+            appearance = np.full((len(rgb), len(ir)), 0.2)
+            allowed = np.ones_like(appearance, bool)
+            return Scores(appearance, allowed, appearance, None, allowed if backed else None)
+        return score
+
+    for backed, needed in ((False, 3), (True, 2)):
+        m = CrossMatcher(threshold=0.3, confirm=3, scorer=scorer(backed))
+        r, i = _track("rgb", 1, [1, 0], m), _track("ir", 1, [1, 0], m)
+        steps = 0
+        while not m.matches:
+            _refresh(r, i)
+            m.update([r], [i], float(steps))
+            steps += 1
+        assert steps == needed
 
 
 def test_matcher_counts_only_fresh_evidence_and_expires():

@@ -37,7 +37,8 @@ def command(
     match_threshold: Optional[float] = typer.Option(None, help="Largest cosine distance for an RGB<->IR match "
                                                     "on appearance alone (default: the gate export measured for "
                                                     "this model, else 0.5)."),
-    confirm: int = typer.Option(3, help="Agreeing updates before a match is announced (hysteresis)."),
+    confirm: int = typer.Option(3, help="Agreeing updates before a match is announced (hysteresis; one fewer where "
+                                "geometry or a time cue vouches for the pair)."),
     split_distance: Optional[float] = typer.Option(None, help="Split a track when two crops in a row are this far "
                                                    "(cosine) from its embedding: its box went to someone else. "
                                                    "0: never. Default: the model's measured gate, else 0.5."),
