@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from hicmd.runtime.associate import CrossMatcher
+from hicmd.runtime.crossview import CrossView
 from hicmd.runtime.fusion import AloneTogether, FootHistory, FusionOptions, fused_scores
 from hicmd.runtime.geometry import Calibration
 from hicmd.runtime.selfcal import SelfCalibrator, SelfCalOptions
@@ -100,6 +102,29 @@ def test_people_alone_in_both_views_at_once_may_match_before_any_calibration():
     assert not fused_scores([rgb], [far], opts, None, alone=frozenset({(1, 8)})).allowed.any()
     alone.forget(ir)  # the track ended: its pairs go with it
     assert not alone.pairs
+
+
+def test_the_stream_matches_a_lone_walker_before_any_calibration_and_not_on_appearance_alone():
+    def run(cues: str) -> list[dict]:
+        view = CrossView(FusionOptions(cues=cues, appearance_gate=0.3), confirm=3)
+        view.start({"rgb": (640, 480), "ir": (512, 384)})
+        rgb = _track(1, "rgb", (100, 300), [1, 0])
+        ir = _track(4, "ir", (90, 250), [0.2, 1])  # cosine distance ~0.8: appearance alone says no
+        view.register(rgb)
+        view.register(ir)
+        events = []
+        for k in range(12):  # 1.1 s of the two alone in their views, fresh crops each step
+            t = k * 0.1
+            rgb.look.count += 1
+            ir.look.count += 1
+            events += view.tick([rgb], [ir], t)
+            events += view.update([rgb], [ir], t)
+        return [e for e in events if e["event"] == "match"]
+
+    matches = run("time")
+    assert [(m["rgb_track"], m["ir_track"]) for m in matches] == [(1, 4)]
+    assert matches[0]["t"] == pytest.approx(0.6)  # 0.5 s alone together, then two agreeing updates (not three)
+    assert run("appearance") == []
 
 
 def test_alone_together_needs_one_person_per_view_without_a_break():
