@@ -126,6 +126,7 @@ def quantize_embedder(src: str | Path, dst: str | Path, images: np.ndarray, meth
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     from hicmd.export.graphs import check_onnx
+    from hicmd.export.int8_fusion import relu_outputs_on_zero_point_0
     from hicmd.export.int8_mixed import activation_bounded_ranges, keep_sensitive_float
 
     if activation not in ("symmetric", "s8", "asymmetric"):
@@ -152,6 +153,8 @@ def quantize_embedder(src: str | Path, dst: str | Path, images: np.ndarray, meth
     record: dict[str, Any] = {"activation_bounded_ranges": len(extra["TensorQuantOverrides"])}
     if mixed:
         quantized, record["sensitivity"] = keep_sensitive_float(quantized, model, images)
+    if activation == "symmetric":  # ReLU outputs on zero point 0: ONNX Runtime's integer trunk (int8_fusion)
+        record["relu_outputs_zero_point_0"] = relu_outputs_on_zero_point_0(quantized)
     quantized.producer_name, quantized.producer_version = model.producer_name, model.producer_version
     check_onnx(quantized)
     onnx.save(quantized, str(dst))
@@ -195,13 +198,18 @@ def quantized_ops(model: onnx.ModelProto) -> dict[str, Any]:
 def tensorrt_int8(model: onnx.ModelProto) -> onnx.ModelProto:
     """The same quantized network in the form TensorRT's ONNX parser takes (10.3 explicit quantization, 11.x
     strongly typed), numerically identical: uint8 activations with zero point 128 become int8 with zero point 0
-    (q - 128 on the same scale), and every int32 bias DequantizeLinear becomes the float32 initializer it computes
+    (q - 128 on the same scale), a ReLU output's uint8 zero point 0 becomes int8 zero point 0 (the same grid
+    points; int8 clips at 127 steps where uint8 holds 255, beyond the calibrated range), and every int32 bias DequantizeLinear becomes the float32 initializer it computes
     (int32 * scale): TensorRT accepts only zero point 0 and only activation types into DequantizeLinear.
-    Raises ValueError for an asymmetric graph (a zero point other than 128), which has no TensorRT form."""
+    Raises ValueError for an asymmetric graph (a zero point other than 128, or 0 on a ReLU output), which has no
+    TensorRT form."""
     folded = onnx.ModelProto()
     folded.CopyFrom(model)
     graph = folded.graph
     inits = {t.name: t for t in graph.initializer}
+    producer = {o: n for n in graph.node for o in n.output}
+    relu_grids = {n.output[0] for n in graph.node if n.op_type == "QuantizeLinear"
+                  and getattr(producer.get(n.input[0]), "op_type", None) == "Relu"}  # zero point 0 allowed
     keep = []
     for node in graph.node:
         x = inits.get(node.input[0]) if node.op_type == "DequantizeLinear" else None
@@ -215,7 +223,8 @@ def tensorrt_int8(model: onnx.ModelProto) -> onnx.ModelProto:
             zp = inits[node.input[2]]
             if zp.data_type == onnx.TensorProto.UINT8:
                 values = numpy_helper.to_array(zp)
-                if np.any(values != 128):
+                on_relu = (node.output[0] if node.op_type == "QuantizeLinear" else node.input[0]) in relu_grids
+                if np.any(values != 128) and not (on_relu and np.all(values == 0)):
                     raise ValueError(f"{node.name}: zero point {values.ravel()[:3]} is asymmetric; TensorRT takes "
                                      "symmetric INT8 only (re-export with this hicmd version)")
                 zp.CopyFrom(numpy_helper.from_array(np.zeros(values.shape, np.int8), zp.name))
@@ -258,7 +267,8 @@ def write_int8(folder: Path, options: Int8Options, calibration: tuple[dict[str, 
         "tool": f"onnxruntime.quantization {onnxruntime.__version__} quantize_static, QDQ",
         "method": options.method, "calibration": record_of_crops,
         "weights": "int8, symmetric, per output channel", "bias": "int32 (DequantizeLinear)",
-        "activations": "uint8 with zero point 128 (symmetric: TensorRT's int8 grid with zero point 0)",
+        "activations": "uint8 with zero point 128 (symmetric: TensorRT's int8 grid with zero point 0); ReLU "
+                       "outputs on the same scale with zero point 0 (TensorRT: int8 zero point 0 after the Relu)",
         "float": "uint8 input + normalisation, InstanceNorm, L2-normalisations, reductions, the BNNeck head, and "
                  "the convolutions listed under each graph's mixed_precision.sensitivity.float",
         "ranges": "a convolution read only by a Clip with constant bounds (ReLU6) is quantized on the Clip's "
@@ -269,5 +279,7 @@ def write_int8(folder: Path, options: Int8Options, calibration: tuple[dict[str, 
         step(f"INT8: quantizing {modality}.int8.onnx ({options.method} calibration)")
         model, mixed = quantize_embedder(folder / f"{modality}.onnx", folder / f"{modality}.int8.onnx",
                                          images[modality], options.method, options.quantize_head)
-        record[f"{modality}.int8"] = {**quantized_ops(model), "mixed_precision": mixed}
+        relus = mixed.pop("relu_outputs_zero_point_0", 0)
+        record[f"{modality}.int8"] = {**quantized_ops(model), "mixed_precision": mixed,
+                                      "relu_outputs_zero_point_0": relus}
     return record

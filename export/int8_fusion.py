@@ -1,0 +1,85 @@
+"""Where the Q/DQ graph quantizes a ReLU output, so that ONNX Runtime runs the ResNet trunk in integer kernels
+(README, INT8 section, "Why ONNX Runtime INT8 ..."). Graph-only, no calibration: the scales stay the calibrated ones.
+
+`quantize_static` with symmetric activations (uint8, zero point 128: TensorRT's int8 grid) leaves every ReLU as a
+float island, `Conv -> Q -> DQ -> Relu -> Q -> DQ` and `DQ, DQ -> Add -> Relu -> Q -> DQ`: ONNX Runtime fuses the
+convolution into QLinearConv but then dequantizes its output, runs Relu in float and quantizes again, and the
+residual Add stays float (its output goes to the Relu, not to a QuantizeLinear). On the `paper` embedder that is
+77 DequantizeLinear / Relu / QuantizeLinear triples over full feature maps, and the layout Transposes between them.
+
+A ReLU output is never negative, so its QuantizeLinear can take zero point 0 with the same scale: the same grid
+points k * scale (k = 0..127) as zero point 128, and the ReLU is what a uint8 zero-point-0 quantizer does anyway
+(its clamp at 0), which ONNX Runtime knows (ReluQuantFusion drops the Relu), after which the convolution fuses with
+it (QLinearConv, whose output clamp is the ReLU) and the residual Add becomes QLinearAdd. The pair quantizing the
+ReLU's *input* (the convolution output on its own symmetric range) is bypassed: the ReLU output is rounded once,
+on its own grid, instead of twice. The ReLU node stays in the graph, so the graph reads as it computes and
+TensorRT's form (hicmd.export.int8.tensorrt_int8) is `Relu -> Q(int8, zero point 0)`, TensorRT's own pattern.
+
+What changes numerically: the double rounding is gone, and a ReLU output above its calibrated range (127 steps)
+is clipped by TensorRT's int8 but kept by the uint8 grid up to 255 steps; within the calibrated range the two forms
+are bit-identical (`tests/test_int8.py`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+__all__ = ["RELU_ZERO_POINT", "relu_outputs_on_zero_point_0"]
+
+RELU_ZERO_POINT = 0  # uint8 zero point of a quantized ReLU output (the other activations keep 128)
+
+
+def _readers(graph: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    return readers
+
+
+def relu_outputs_on_zero_point_0(model: onnx.ModelProto) -> int:
+    """In place: every Relu read only by QuantizeLinear(s) with a uint8 zero point gets zero point 0 on those
+    quantizers and their DequantizeLinear readers, and a Q/DQ pair feeding only that Relu is bypassed. Returns how
+    many ReLUs were moved onto zero point 0."""
+    graph = model.graph
+    constants = {t.name: t for t in graph.initializer}
+    producer = {o: n for n in graph.node for o in n.output}
+    readers = _readers(graph)
+    outputs = {o.name for o in graph.output}
+    bypassed: set[int] = set()
+    moved = 0
+    for relu in [n for n in graph.node if n.op_type == "Relu"]:
+        quantizers = readers.get(relu.output[0], [])
+        if relu.output[0] in outputs or not quantizers or any(not _uint8_quantizer(q, constants) for q in quantizers):
+            continue
+        dequantizers = [d for q in quantizers for d in readers.get(q.output[0], [])]
+        if any(d.op_type != "DequantizeLinear" for d in dequantizers):
+            continue
+        for q in quantizers:
+            zero = f"{q.output[0]}_zero_point_0"
+            shape = numpy_helper.to_array(constants[q.input[2]]).shape
+            graph.initializer.append(numpy_helper.from_array(np.full(shape, RELU_ZERO_POINT, np.uint8), zero))
+            for node in [q, *readers.get(q.output[0], [])]:
+                node.input[2] = zero
+        dq = producer.get(relu.input[0])
+        q = producer.get(dq.input[0]) if dq is not None and dq.op_type == "DequantizeLinear" else None
+        if (q is not None and q.op_type == "QuantizeLinear" and readers.get(relu.input[0]) == [relu]
+                and readers.get(q.output[0]) == [dq] and dq.input[0] not in outputs):
+            relu.input[0] = q.input[0]  # round once, on the ReLU output's grid
+            bypassed |= {id(q), id(dq)}
+        moved += 1
+    kept = [n for n in graph.node if id(n) not in bypassed]
+    del graph.node[:]
+    graph.node.extend(kept)
+    used = {name for n in graph.node for name in n.input}
+    for t in [t for t in graph.initializer if t.name not in used]:
+        graph.initializer.remove(t)
+    return moved
+
+
+def _uint8_quantizer(node: onnx.NodeProto, constants: dict[str, onnx.TensorProto]) -> bool:
+    return (node.op_type == "QuantizeLinear" and len(node.input) > 2 and node.input[2] in constants
+            and constants[node.input[2]].data_type == onnx.TensorProto.UINT8)
+
