@@ -126,7 +126,7 @@ def quantize_embedder(src: str | Path, dst: str | Path, images: np.ndarray, meth
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     from hicmd.export.graphs import check_onnx
-    from hicmd.export.int8_fusion import relu_outputs_on_zero_point_0
+    from hicmd.export.int8_fusion import pads_on_uint8, relu_outputs_on_zero_point_0
     from hicmd.export.int8_mixed import activation_bounded_ranges, keep_sensitive_float
 
     if activation not in ("symmetric", "s8", "asymmetric"):
@@ -155,6 +155,7 @@ def quantize_embedder(src: str | Path, dst: str | Path, images: np.ndarray, meth
         quantized, record["sensitivity"] = keep_sensitive_float(quantized, model, images)
     if activation == "symmetric":  # ReLU outputs on zero point 0: ONNX Runtime's integer trunk (int8_fusion)
         record["relu_outputs_zero_point_0"] = relu_outputs_on_zero_point_0(quantized)
+        record["pads_on_uint8"] = pads_on_uint8(quantized)
     quantized.producer_name, quantized.producer_version = model.producer_name, model.producer_version
     check_onnx(quantized)
     onnx.save(quantized, str(dst))
@@ -203,8 +204,11 @@ def tensorrt_int8(model: onnx.ModelProto) -> onnx.ModelProto:
     (int32 * scale): TensorRT accepts only zero point 0 and only activation types into DequantizeLinear.
     Raises ValueError for an asymmetric graph (a zero point other than 128, or 0 on a ReLU output), which has no
     TensorRT form."""
+    from hicmd.export.int8_fusion import pads_back_on_float
+
     folded = onnx.ModelProto()
     folded.CopyFrom(model)
+    pads_back_on_float(folded)
     graph = folded.graph
     inits = {t.name: t for t in graph.initializer}
     producer = {o: n for n in graph.node for o in n.output}
@@ -269,6 +273,7 @@ def write_int8(folder: Path, options: Int8Options, calibration: tuple[dict[str, 
         "weights": "int8, symmetric, per output channel", "bias": "int32 (DequantizeLinear)",
         "activations": "uint8 with zero point 128 (symmetric: TensorRT's int8 grid with zero point 0); ReLU "
                        "outputs on the same scale with zero point 0 (TensorRT: int8 zero point 0 after the Relu)",
+        "padding": "reflection padding on the uint8 tensor (exact); TensorRT's form pads in float",
         "float": "uint8 input + normalisation, InstanceNorm, L2-normalisations, reductions, the BNNeck head, and "
                  "the convolutions listed under each graph's mixed_precision.sensitivity.float",
         "ranges": "a convolution read only by a Clip with constant bounds (ReLU6) is quantized on the Clip's "
@@ -279,7 +284,6 @@ def write_int8(folder: Path, options: Int8Options, calibration: tuple[dict[str, 
         step(f"INT8: quantizing {modality}.int8.onnx ({options.method} calibration)")
         model, mixed = quantize_embedder(folder / f"{modality}.onnx", folder / f"{modality}.int8.onnx",
                                          images[modality], options.method, options.quantize_head)
-        relus = mixed.pop("relu_outputs_zero_point_0", 0)
-        record[f"{modality}.int8"] = {**quantized_ops(model), "mixed_precision": mixed,
-                                      "relu_outputs_zero_point_0": relus}
+        fused = {key: mixed.pop(key, 0) for key in ("relu_outputs_zero_point_0", "pads_on_uint8")}
+        record[f"{modality}.int8"] = {**quantized_ops(model), "mixed_precision": mixed, **fused}
     return record

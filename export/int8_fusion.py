@@ -1,5 +1,6 @@
-"""Where the Q/DQ graph quantizes a ReLU output, so that ONNX Runtime runs the ResNet trunk in integer kernels
-(README, INT8 section, "Why ONNX Runtime INT8 ..."). Graph-only, no calibration: the scales stay the calibrated ones.
+"""Where the Q/DQ graph quantizes a ReLU output and a padding, so that ONNX Runtime runs more of the network in
+integer kernels (README, INT8 section, "ONNX Runtime INT8 ..."). Graph-only, no calibration: the scales stay the
+calibrated ones.
 
 `quantize_static` with symmetric activations (uint8, zero point 128: TensorRT's int8 grid) leaves every ReLU as a
 float island, `Conv -> Q -> DQ -> Relu -> Q -> DQ` and `DQ, DQ -> Add -> Relu -> Q -> DQ`: ONNX Runtime fuses the
@@ -18,6 +19,9 @@ TensorRT's form (hicmd.export.int8.tensorrt_int8) is `Relu -> Q(int8, zero point
 What changes numerically: the double rounding is gone, and a ReLU output above its calibrated range (127 steps)
 is clipped by TensorRT's int8 but kept by the uint8 grid up to 255 steps; within the calibrated range the two forms
 are bit-identical (`tests/test_int8.py`).
+
+The reflection padding of each ConvBlock runs on the uint8 tensor (`pads_on_uint8`): exact, and a quarter of the
+bytes; TensorRT's form keeps it in float (`pads_back_on_float`).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-__all__ = ["RELU_ZERO_POINT", "relu_outputs_on_zero_point_0"]
+__all__ = ["RELU_ZERO_POINT", "pads_back_on_float", "pads_on_uint8", "relu_outputs_on_zero_point_0"]
 
 RELU_ZERO_POINT = 0  # uint8 zero point of a quantized ReLU output (the other activations keep 128)
 
@@ -83,3 +87,58 @@ def _uint8_quantizer(node: onnx.NodeProto, constants: dict[str, onnx.TensorProto
     return (node.op_type == "QuantizeLinear" and len(node.input) > 2 and node.input[2] in constants
             and constants[node.input[2]].data_type == onnx.TensorProto.UINT8)
 
+
+VALUE_COPYING_PADS = (b"reflect", b"edge")  # modes whose output values are input values: exact on a quantized grid
+
+
+def pads_on_uint8(model: onnx.ModelProto) -> int:
+    """In place: `x -> Pad(reflect | edge) -> Q -> DQ` becomes `x -> Q -> Pad -> DQ`, the padding done on the uint8
+    tensor (exact: it only copies values, and quantizing commutes with copying), which leaves ONNX Runtime one
+    float op less before each padded convolution and a quarter of the bytes to pad. Returns how many Pads moved.
+    TensorRT's form moves them back (`pads_back_on_float`)."""
+    graph = model.graph
+    readers = _readers(graph)
+    outputs = {o.name for o in graph.output}
+    moved = 0
+    for pad in [n for n in graph.node if n.op_type == "Pad"]:
+        mode = next((a.s for a in pad.attribute if a.name == "mode"), b"constant")
+        quantizers = readers.get(pad.output[0], [])
+        if mode not in VALUE_COPYING_PADS or len(quantizers) != 1 or quantizers[0].op_type != "QuantizeLinear" \
+                or pad.output[0] in outputs or quantizers[0].output[0] in outputs:
+            continue
+        _swap(graph, pad, quantizers[0])
+        moved += 1
+    return moved
+
+
+def pads_back_on_float(model: onnx.ModelProto) -> int:
+    """In place: the inverse of `pads_on_uint8` (`Q -> Pad -> DQ` back to `Pad -> Q -> DQ`), for TensorRT, whose
+    padding on int8 tensors this project has not verified. Returns how many Pads moved."""
+    graph = model.graph
+    readers = _readers(graph)
+    producer = {o: n for n in graph.node for o in n.output}
+    moved = 0
+    for pad in [n for n in graph.node if n.op_type == "Pad"]:
+        q = producer.get(pad.input[0])
+        if q is None or q.op_type != "QuantizeLinear" or readers.get(q.output[0]) != [pad]:
+            continue
+        _swap(graph, q, pad)
+        moved += 1
+    return moved
+
+
+def _swap(graph: onnx.GraphProto, first: onnx.NodeProto, second: onnx.NodeProto) -> None:
+    """`x -> first -> second -> readers` becomes `x -> second -> first -> readers` (`first` read only by
+    `second`), keeping the name of the tensor the readers see; the tensor between changes type, so its recorded
+    type (value_info) is dropped."""
+    source, between, result = first.input[0], first.output[0], second.output[0]
+    i, j = (next(k for k, n in enumerate(graph.node) if n.name == node.name) for node in (first, second))
+    early, late = onnx.NodeProto(), onnx.NodeProto()
+    early.CopyFrom(second)
+    late.CopyFrom(first)
+    early.input[0], early.output[0] = source, between
+    late.input[0], late.output[0] = between, result
+    graph.node[i].CopyFrom(early)  # topological order: the second node now runs where the first did
+    graph.node[j].CopyFrom(late)
+    for info in [v for v in graph.value_info if v.name == between]:
+        graph.value_info.remove(info)
