@@ -114,10 +114,11 @@ def _head_gemms(model: onnx.ModelProto) -> list[str]:
 
 def quantize_embedder(src: str | Path, dst: str | Path, images: np.ndarray, method: str = DEFAULT_METHOD,
                       quantize_head: bool = False, activation: str = "symmetric",
-                      mixed: bool = True) -> tuple[onnx.ModelProto, dict[str, Any]]:
+                      mixed: bool = True, fuse: bool = True) -> tuple[onnx.ModelProto, dict[str, Any]]:
     """FP32 embedder graph at `src` -> Q/DQ INT8 graph at `dst`, calibrated on `images` (uint8 NHWC); returns it
     with the record of its mixed precision (hicmd.export.int8_mixed: activation-bounded ranges always; with
-    `mixed`, the most sensitive convolutions kept float when the all-INT8 graph misses the cosine target).
+    `mixed`, the most sensitive convolutions kept float when the all-INT8 graph misses the cosine target; with
+    `fuse`, the ReLU outputs on zero point 0 and the padding on uint8, hicmd.export.int8_fusion).
 
     `activation` "symmetric" is the artifact: uint8 activations with zero point 128, the very grid of TensorRT's
     signed INT8 with zero point 0 (`tensorrt_int8` converts exactly), and the one x86 ONNX Runtime fuses into
@@ -153,7 +154,7 @@ def quantize_embedder(src: str | Path, dst: str | Path, images: np.ndarray, meth
     record: dict[str, Any] = {"activation_bounded_ranges": len(extra["TensorQuantOverrides"])}
     if mixed:
         quantized, record["sensitivity"] = keep_sensitive_float(quantized, model, images)
-    if activation == "symmetric":  # ReLU outputs on zero point 0: ONNX Runtime's integer trunk (int8_fusion)
+    if fuse and activation == "symmetric":  # ReLU outputs on zero point 0, padding on uint8 (int8_fusion)
         record["relu_outputs_zero_point_0"] = relu_outputs_on_zero_point_0(quantized)
         record["pads_on_uint8"] = pads_on_uint8(quantized)
     quantized.producer_name, quantized.producer_version = model.producer_name, model.producer_version
