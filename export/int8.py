@@ -6,7 +6,9 @@ typed): ONNX Runtime's `quantize_static` in QDQ format with
 - symmetric activations stored as uint8 with zero point 128 and per-channel symmetric INT8 weights. That is the
   very grid of TensorRT's signed INT8 with zero point 0 (q - 128, same scale), so `tensorrt_int8` rewrites it
   exactly, and it is the form x86 ONNX Runtime fuses into QLinearConv for every convolution (an s8 graph left 16
-  of 38 unfused; the measurements behind the choice are in the README's INT8 section);
+  of 38 unfused; the measurements behind the choice are in the README's INT8 section); a ReLU output takes zero
+  point 0 on the same scale and the reflection padding runs on uint8, so that ONNX Runtime runs the ReLUs,
+  residual Adds and paddings in integer kernels too (hicmd.export.int8_fusion);
 - int32 bias DequantizeLinear and Q/DQ on convolution outputs, so ONNX Runtime fuses every convolution into
   QLinearConv; TensorRT's parser refuses an int32 DequantizeLinear, so its build folds those biases back into
   float constants first (`fold_bias_dequantize`, exact: bias = int32 * scale);
@@ -199,11 +201,12 @@ def quantized_ops(model: onnx.ModelProto) -> dict[str, Any]:
 
 def tensorrt_int8(model: onnx.ModelProto) -> onnx.ModelProto:
     """The same quantized network in the form TensorRT's ONNX parser takes (10.3 explicit quantization, 11.x
-    strongly typed), numerically identical: uint8 activations with zero point 128 become int8 with zero point 0
-    (q - 128 on the same scale), a ReLU output's uint8 zero point 0 becomes int8 zero point 0 (the same grid
-    points; int8 clips at 127 steps where uint8 holds 255, beyond the calibrated range), and every int32 bias DequantizeLinear becomes the float32 initializer it computes
-    (int32 * scale): TensorRT accepts only zero point 0 and only activation types into DequantizeLinear.
-    Raises ValueError for an asymmetric graph (a zero point other than 128, or 0 on a ReLU output), which has no
+    strongly typed): uint8 activations with zero point 128 become int8 with zero point 0 (q - 128 on the same
+    scale, exact); a ReLU output's uint8 zero point 0 becomes int8 zero point 0 (the same grid points, but int8
+    clips at 127 steps where uint8 holds 255: only values beyond the calibrated range differ); the padding on
+    uint8 goes back to float (exact); and every int32 bias DequantizeLinear becomes the float32 initializer it
+    computes (int32 * scale): TensorRT accepts only zero point 0 and only activation types into DequantizeLinear.
+    Raises ValueError for an asymmetric graph (a zero point other than 128, or 0 off a ReLU output), which has no
     TensorRT form."""
     from hicmd.export.int8_fusion import pads_back_on_float
 
