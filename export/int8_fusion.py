@@ -52,7 +52,7 @@ def relu_outputs_on_zero_point_0(model: onnx.ModelProto) -> int:
     producer = {o: n for n in graph.node for o in n.output}
     readers = _readers(graph)
     outputs = {o.name for o in graph.output}
-    bypassed: set[int] = set()
+    bypassed: set[str] = set()  # names of the Q/DQ pairs no longer read (quantize_static names every node)
     moved = 0
     for relu in [n for n in graph.node if n.op_type == "Relu"]:
         quantizers = readers.get(relu.output[0], [])
@@ -70,11 +70,11 @@ def relu_outputs_on_zero_point_0(model: onnx.ModelProto) -> int:
         dq = producer.get(relu.input[0])
         q = producer.get(dq.input[0]) if dq is not None and dq.op_type == "DequantizeLinear" else None
         if (q is not None and q.op_type == "QuantizeLinear" and readers.get(relu.input[0]) == [relu]
-                and readers.get(q.output[0]) == [dq] and dq.input[0] not in outputs):
+                and readers.get(q.output[0]) == [dq] and dq.input[0] not in outputs and q.name and dq.name):
             relu.input[0] = q.input[0]  # round once, on the ReLU output's grid
-            bypassed |= {id(q), id(dq)}
+            bypassed |= {q.name, dq.name}
         moved += 1
-    kept = [n for n in graph.node if id(n) not in bypassed]
+    kept = [n for n in graph.node if n.name not in bypassed]
     del graph.node[:]
     graph.node.extend(kept)
     used = {name for n in graph.node for name in n.input}
