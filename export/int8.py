@@ -6,7 +6,9 @@ typed): ONNX Runtime's `quantize_static` in QDQ format with
 - symmetric activations stored as uint8 with zero point 128 and per-channel symmetric INT8 weights. That is the
   very grid of TensorRT's signed INT8 with zero point 0 (q - 128, same scale), so `tensorrt_int8` rewrites it
   exactly, and it is the form x86 ONNX Runtime fuses into QLinearConv for every convolution (an s8 graph left 16
-  of 38 unfused; the measurements behind the choice are in the README's INT8 section);
+  of 38 unfused; the measurements behind the choice are in the README's INT8 section); a ReLU output takes zero
+  point 0 on the same scale and the reflection padding runs on uint8, so that ONNX Runtime runs the ReLUs,
+  residual Adds and paddings in integer kernels too (hicmd.export.int8_fusion);
 - int32 bias DequantizeLinear and Q/DQ on convolution outputs, so ONNX Runtime fuses every convolution into
   QLinearConv; TensorRT's parser refuses an int32 DequantizeLinear, so its build folds those biases back into
   float constants first (`fold_bias_dequantize`, exact: bias = int32 * scale);
@@ -114,10 +116,11 @@ def _head_gemms(model: onnx.ModelProto) -> list[str]:
 
 def quantize_embedder(src: str | Path, dst: str | Path, images: np.ndarray, method: str = DEFAULT_METHOD,
                       quantize_head: bool = False, activation: str = "symmetric",
-                      mixed: bool = True) -> tuple[onnx.ModelProto, dict[str, Any]]:
+                      mixed: bool = True, fuse: bool = True) -> tuple[onnx.ModelProto, dict[str, Any]]:
     """FP32 embedder graph at `src` -> Q/DQ INT8 graph at `dst`, calibrated on `images` (uint8 NHWC); returns it
     with the record of its mixed precision (hicmd.export.int8_mixed: activation-bounded ranges always; with
-    `mixed`, the most sensitive convolutions kept float when the all-INT8 graph misses the cosine target).
+    `mixed`, the most sensitive convolutions kept float when the all-INT8 graph misses the cosine target; with
+    `fuse`, the ReLU outputs on zero point 0 and the padding on uint8, hicmd.export.int8_fusion).
 
     `activation` "symmetric" is the artifact: uint8 activations with zero point 128, the very grid of TensorRT's
     signed INT8 with zero point 0 (`tensorrt_int8` converts exactly), and the one x86 ONNX Runtime fuses into
@@ -126,6 +129,7 @@ def quantize_embedder(src: str | Path, dst: str | Path, images: np.ndarray, meth
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     from hicmd.export.graphs import check_onnx
+    from hicmd.export.int8_fusion import pads_on_uint8, relu_outputs_on_zero_point_0
     from hicmd.export.int8_mixed import activation_bounded_ranges, keep_sensitive_float
 
     if activation not in ("symmetric", "s8", "asymmetric"):
@@ -152,6 +156,9 @@ def quantize_embedder(src: str | Path, dst: str | Path, images: np.ndarray, meth
     record: dict[str, Any] = {"activation_bounded_ranges": len(extra["TensorQuantOverrides"])}
     if mixed:
         quantized, record["sensitivity"] = keep_sensitive_float(quantized, model, images)
+    if fuse and activation == "symmetric":  # ReLU outputs on zero point 0, padding on uint8 (int8_fusion)
+        record["relu_outputs_zero_point_0"] = relu_outputs_on_zero_point_0(quantized)
+        record["pads_on_uint8"] = pads_on_uint8(quantized)
     quantized.producer_name, quantized.producer_version = model.producer_name, model.producer_version
     check_onnx(quantized)
     onnx.save(quantized, str(dst))
@@ -194,14 +201,23 @@ def quantized_ops(model: onnx.ModelProto) -> dict[str, Any]:
 
 def tensorrt_int8(model: onnx.ModelProto) -> onnx.ModelProto:
     """The same quantized network in the form TensorRT's ONNX parser takes (10.3 explicit quantization, 11.x
-    strongly typed), numerically identical: uint8 activations with zero point 128 become int8 with zero point 0
-    (q - 128 on the same scale), and every int32 bias DequantizeLinear becomes the float32 initializer it computes
-    (int32 * scale): TensorRT accepts only zero point 0 and only activation types into DequantizeLinear.
-    Raises ValueError for an asymmetric graph (a zero point other than 128), which has no TensorRT form."""
+    strongly typed): uint8 activations with zero point 128 become int8 with zero point 0 (q - 128 on the same
+    scale, exact); a ReLU output's uint8 zero point 0 becomes int8 zero point 0 (the same grid points, but int8
+    clips at 127 steps where uint8 holds 255: only values beyond the calibrated range differ); the padding on
+    uint8 goes back to float (exact); and every int32 bias DequantizeLinear becomes the float32 initializer it
+    computes (int32 * scale): TensorRT accepts only zero point 0 and only activation types into DequantizeLinear.
+    Raises ValueError for an asymmetric graph (a zero point other than 128, or 0 off a ReLU output), which has no
+    TensorRT form."""
+    from hicmd.export.int8_fusion import pads_back_on_float
+
     folded = onnx.ModelProto()
     folded.CopyFrom(model)
+    pads_back_on_float(folded)
     graph = folded.graph
     inits = {t.name: t for t in graph.initializer}
+    producer = {o: n for n in graph.node for o in n.output}
+    relu_grids = {n.output[0] for n in graph.node if n.op_type == "QuantizeLinear"
+                  and getattr(producer.get(n.input[0]), "op_type", None) == "Relu"}  # zero point 0 allowed
     keep = []
     for node in graph.node:
         x = inits.get(node.input[0]) if node.op_type == "DequantizeLinear" else None
@@ -215,7 +231,8 @@ def tensorrt_int8(model: onnx.ModelProto) -> onnx.ModelProto:
             zp = inits[node.input[2]]
             if zp.data_type == onnx.TensorProto.UINT8:
                 values = numpy_helper.to_array(zp)
-                if np.any(values != 128):
+                on_relu = (node.output[0] if node.op_type == "QuantizeLinear" else node.input[0]) in relu_grids
+                if np.any(values != 128) and not (on_relu and np.all(values == 0)):
                     raise ValueError(f"{node.name}: zero point {values.ravel()[:3]} is asymmetric; TensorRT takes "
                                      "symmetric INT8 only (re-export with this hicmd version)")
                 zp.CopyFrom(numpy_helper.from_array(np.zeros(values.shape, np.int8), zp.name))
@@ -258,7 +275,9 @@ def write_int8(folder: Path, options: Int8Options, calibration: tuple[dict[str, 
         "tool": f"onnxruntime.quantization {onnxruntime.__version__} quantize_static, QDQ",
         "method": options.method, "calibration": record_of_crops,
         "weights": "int8, symmetric, per output channel", "bias": "int32 (DequantizeLinear)",
-        "activations": "uint8 with zero point 128 (symmetric: TensorRT's int8 grid with zero point 0)",
+        "activations": "uint8 with zero point 128 (symmetric: TensorRT's int8 grid with zero point 0); ReLU "
+                       "outputs on the same scale with zero point 0 (TensorRT: int8 zero point 0 after the Relu)",
+        "padding": "reflection padding on the uint8 tensor (exact); TensorRT's form pads in float",
         "float": "uint8 input + normalisation, InstanceNorm, L2-normalisations, reductions, the BNNeck head, and "
                  "the convolutions listed under each graph's mixed_precision.sensitivity.float",
         "ranges": "a convolution read only by a Clip with constant bounds (ReLU6) is quantized on the Clip's "
@@ -269,5 +288,6 @@ def write_int8(folder: Path, options: Int8Options, calibration: tuple[dict[str, 
         step(f"INT8: quantizing {modality}.int8.onnx ({options.method} calibration)")
         model, mixed = quantize_embedder(folder / f"{modality}.onnx", folder / f"{modality}.int8.onnx",
                                          images[modality], options.method, options.quantize_head)
-        record[f"{modality}.int8"] = {**quantized_ops(model), "mixed_precision": mixed}
+        fused = {key: mixed.pop(key, 0) for key in ("relu_outputs_zero_point_0", "pads_on_uint8")}
+        record[f"{modality}.int8"] = {**quantized_ops(model), "mixed_precision": mixed, **fused}
     return record

@@ -89,8 +89,11 @@ def float_nodes(qdq: onnx.ModelProto, fp32: onnx.ModelProto, names: set[str]) ->
     """`qdq` with the quantized nodes `names` back in float: the FP32 graph's weights and bias (nodes keep their
     names through quantization), the input taken before its Q/DQ pair, the output's Q/DQ pair dropped unless a
     quantized node still reads it. Unused Q/DQ nodes and constants are removed."""
+    from hicmd.export.int8_fusion import pads_back_on_float
+
     model = onnx.ModelProto()
     model.CopyFrom(qdq)
+    pads_back_on_float(model)  # an exported graph pads on uint8 (int8_fusion): back to Pad -> Q -> DQ, exact
     graph = model.graph
     original = {n.name: n for n in fp32.graph.node}
     fp32_constants = {t.name: t for t in fp32.graph.initializer}
