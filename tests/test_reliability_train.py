@@ -158,20 +158,25 @@ def test_bad_inputs_of_the_training_verbs_are_one_line(data, tmp_path):
     evil.write_bytes(pickle.dumps({"x": object()}))
     base = ["train", "--config", "tiny", *[a for s in MICRO for a in ("--set", s)], "--data", data,
             "--out", str(tmp_path / "run"), "--iters", "1", "--no-eval", "--no-progress"]
-    _one_line(_hicmd(*base, "--pretrained", str(garbage)), "not a readable weights file")
-    _one_line(_hicmd(*base, "--pretrained", str(evil)), "not a readable weights file")
     save_checkpoint(tmp_path / "incomplete.pt", {"config": {}, "model": {}})
-    _one_line(_hicmd("eval", str(tmp_path / "incomplete.pt"), "--data", data, "--device", "foo"), "--device': 'foo'")
-    _one_line(_hicmd("export", str(tmp_path / "incomplete.pt"), "--out", str(tmp_path / "m")), "lacks num_classes")
     # a split file with bytes that are not UTF-8
     broken = tmp_path / "broken"
     import shutil
+    from concurrent.futures import ThreadPoolExecutor
 
     shutil.copytree(root, broken)
     split = next((broken / "idx").glob("train_visible_*.txt"))
     split.write_bytes(b"\xff\xfe\x00 not text")
-    _one_line(_hicmd(*base[:-6], "--data", f"regdb:{broken}", "--out", str(tmp_path / "r2"), "--iters", "1",
-                     "--no-eval", "--no-progress"), "not UTF-8 text")
+    cases = [((*base, "--pretrained", str(garbage)), "not a readable weights file"),
+             ((*base, "--pretrained", str(evil)), "not a readable weights file"),
+             (("eval", str(tmp_path / "incomplete.pt"), "--data", data, "--device", "foo"), "--device': 'foo'"),
+             (("export", str(tmp_path / "incomplete.pt"), "--out", str(tmp_path / "m")), "lacks num_classes"),
+             ((*base[:-6], "--data", f"regdb:{broken}", "--out", str(tmp_path / "r2"), "--iters", "1", "--no-eval",
+               "--no-progress"), "not UTF-8 text")]
+    with ThreadPoolExecutor(2) as pool:  # independent processes, most of each is importing torch: two at a time
+        runs = list(pool.map(lambda case: _hicmd(*case[0]), cases))
+    for run, (_, pattern) in zip(runs, cases):
+        _one_line(run, pattern)
 
 
 def test_best_pt_follows_the_best_evaluation(tmp_path):

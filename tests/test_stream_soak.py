@@ -33,7 +33,8 @@ def test_soak_10k_frames_flat_memory(tmp_path):
             sizes["pairer"] = max(sizes["pairer"], *(len(b) for b in pipeline.pairer.buffers.values()))
             sizes["tracks"] = max(sizes["tracks"], *(len(t.tracks) for t in pipeline.trackers.values()))
             sizes["matcher"] = max(sizes["matcher"], len(pipeline.matcher.matcher._streak) +
-                                   len(pipeline.matcher.matcher._seen) + len(pipeline.matcher.history._points))
+                                   len(pipeline.matcher.matcher._seen) + len(pipeline.matcher.history._points) +
+                                   len(pipeline.matcher.alone.pairs))
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
