@@ -208,7 +208,7 @@ def tensorrt_int8(model: onnx.ModelProto) -> onnx.ModelProto:
     computes (int32 * scale): TensorRT accepts only zero point 0 and only activation types into DequantizeLinear.
     Raises ValueError for an asymmetric graph (a zero point other than 128, or 0 off a ReLU output), which has no
     TensorRT form."""
-    from hicmd.export.int8_fusion import pads_back_on_float
+    from hicmd.export.int8_fusion import pads_back_on_float, replace_nodes
 
     folded = onnx.ModelProto()
     folded.CopyFrom(model)
@@ -236,11 +236,7 @@ def tensorrt_int8(model: onnx.ModelProto) -> onnx.ModelProto:
                     raise ValueError(f"{node.name}: zero point {values.ravel()[:3]} is asymmetric; TensorRT takes "
                                      "symmetric INT8 only (re-export with this hicmd version)")
                 zp.CopyFrom(numpy_helper.from_array(np.zeros(values.shape, np.int8), zp.name))
-    del graph.node[:]
-    graph.node.extend(keep)
-    used = {i for n in graph.node for i in n.input}
-    for t in [t for t in graph.initializer if t.name not in used]:
-        graph.initializer.remove(t)
+    replace_nodes(graph, keep)
     return folded
 
 

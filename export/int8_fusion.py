@@ -30,12 +30,14 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-__all__ = ["RELU_ZERO_POINT", "pads_back_on_float", "pads_on_uint8", "relu_outputs_on_zero_point_0"]
+__all__ = ["RELU_ZERO_POINT", "pads_back_on_float", "pads_on_uint8", "readers_of", "relu_outputs_on_zero_point_0",
+           "replace_nodes"]
 
 RELU_ZERO_POINT = 0  # uint8 zero point of a quantized ReLU output (the other activations keep 128)
 
 
-def _readers(graph: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
+def readers_of(graph: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
+    """Tensor name -> the nodes that read it."""
     readers: dict[str, list[onnx.NodeProto]] = {}
     for node in graph.node:
         for name in node.input:
@@ -50,7 +52,7 @@ def relu_outputs_on_zero_point_0(model: onnx.ModelProto) -> int:
     graph = model.graph
     constants = {t.name: t for t in graph.initializer}
     producer = {o: n for n in graph.node for o in n.output}
-    readers = _readers(graph)
+    readers = readers_of(graph)
     outputs = {o.name for o in graph.output}
     bypassed: set[str] = set()  # names of the Q/DQ pairs no longer read (quantize_static names every node)
     moved = 0
@@ -74,13 +76,17 @@ def relu_outputs_on_zero_point_0(model: onnx.ModelProto) -> int:
             relu.input[0] = q.input[0]  # round once, on the ReLU output's grid
             bypassed |= {q.name, dq.name}
         moved += 1
-    kept = [n for n in graph.node if n.name not in bypassed]
+    replace_nodes(graph, [n for n in graph.node if n.name not in bypassed])
+    return moved
+
+
+def replace_nodes(graph: onnx.GraphProto, nodes: list[onnx.NodeProto]) -> None:
+    """In place: the graph's nodes become `nodes`, and the initializers no node reads any more are dropped."""
     del graph.node[:]
-    graph.node.extend(kept)
+    graph.node.extend(nodes)
     used = {name for n in graph.node for name in n.input}
     for t in [t for t in graph.initializer if t.name not in used]:
         graph.initializer.remove(t)
-    return moved
 
 
 def _uint8_quantizer(node: onnx.NodeProto, constants: dict[str, onnx.TensorProto]) -> bool:
@@ -97,7 +103,7 @@ def pads_on_uint8(model: onnx.ModelProto) -> int:
     float op less before each padded convolution and a quarter of the bytes to pad. Returns how many Pads moved.
     TensorRT's form moves them back (`pads_back_on_float`)."""
     graph = model.graph
-    readers = _readers(graph)
+    readers = readers_of(graph)
     outputs = {o.name for o in graph.output}
     moved = 0
     for pad in [n for n in graph.node if n.op_type == "Pad"]:
@@ -115,7 +121,7 @@ def pads_back_on_float(model: onnx.ModelProto) -> int:
     """In place: the inverse of `pads_on_uint8` (`Q -> Pad -> DQ` back to `Pad -> Q -> DQ`), for TensorRT, whose
     padding on int8 tensors this project has not verified. Returns how many Pads moved."""
     graph = model.graph
-    readers = _readers(graph)
+    readers = readers_of(graph)
     producer = {o: n for n in graph.node for o in n.output}
     moved = 0
     for pad in [n for n in graph.node if n.op_type == "Pad"]:

@@ -27,6 +27,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from hicmd.export.int8_fusion import pads_back_on_float, readers_of
+
 __all__ = ["activation_bounded_ranges", "float_nodes", "keep_sensitive_float", "float_convolutions_of",
            "SENSITIVITY_CROPS"]
 
@@ -42,26 +44,18 @@ def _constants(model: onnx.ModelProto) -> dict[str, onnx.TensorProto]:
     return values
 
 
-def _consumers(graph: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
-    readers: dict[str, list[onnx.NodeProto]] = {}
-    for node in graph.node:
-        for name in node.input:
-            readers.setdefault(name, []).append(node)
-    return readers
-
-
 def activation_bounded_ranges(model: onnx.ModelProto, symmetric: bool = True) -> dict[str, list[dict[str, Any]]]:
     """ONNX Runtime TensorQuantOverrides (rule 1) for every Conv whose output is read by one Clip with constant
     bounds (lo, hi) only: {conv output: [{"rmin": -b, "rmax": b}]}, b = max(|lo|, |hi|), or the bounds themselves
     for asymmetric activations."""
-    constants, readers = _constants(model), _consumers(model.graph)
+    constants, readers = _constants(model), readers_of(model.graph)
     graph_outputs = {o.name for o in model.graph.output}
     overrides = {}
     for node in model.graph.node:
-        readers_of = readers.get(node.output[0], []) if node.op_type == "Conv" else []
-        if len(readers_of) != 1 or readers_of[0].op_type != "Clip" or node.output[0] in graph_outputs:
+        conv_readers = readers.get(node.output[0], []) if node.op_type == "Conv" else []
+        if len(conv_readers) != 1 or conv_readers[0].op_type != "Clip" or node.output[0] in graph_outputs:
             continue
-        clip = readers_of[0]
+        clip = conv_readers[0]
         bounds = [constants.get(name) for name in clip.input[1:3] if name]
         if len(bounds) != 2 or any(b is None for b in bounds):
             continue  # an open-ended or computed bound: the calibrated range stays
@@ -89,8 +83,6 @@ def float_nodes(qdq: onnx.ModelProto, fp32: onnx.ModelProto, names: set[str]) ->
     """`qdq` with the quantized nodes `names` back in float: the FP32 graph's weights and bias (nodes keep their
     names through quantization), the input taken before its Q/DQ pair, the output's Q/DQ pair dropped unless a
     quantized node still reads it. Unused Q/DQ nodes and constants are removed."""
-    from hicmd.export.int8_fusion import pads_back_on_float
-
     model = onnx.ModelProto()
     model.CopyFrom(qdq)
     pads_back_on_float(model)  # an exported graph pads on uint8 (int8_fusion): back to Pad -> Q -> DQ, exact
@@ -122,7 +114,7 @@ def _drop_unused_pairs(graph: onnx.GraphProto) -> None:
     constants = {t.name for t in graph.initializer}
     quantized = {n.name for n in _quantized_nodes(graph)}
     producer = {o: n for n in graph.node for o in n.output}
-    readers = _consumers(graph)
+    readers = readers_of(graph)
     graph_outputs = {o.name for o in graph.output}
     for q in [n for n in graph.node if n.op_type == "QuantizeLinear" and n.input[0] not in constants]:
         source = producer.get(q.input[0])
