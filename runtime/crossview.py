@@ -29,6 +29,7 @@ class CrossView:
         self._want_selfcal = self_calibrate and calibration is None and fusion.use_geometry
         self.selfcal: SelfCalibrator | None = None
         self.sizes: dict[str, Size] | None = None
+        self._present: tuple[list[Track], list[Track]] = ([], [])  # every live track at the last paired step
 
     # the matcher's surface, used by the stream
     @property
@@ -76,6 +77,7 @@ class CrossView:
         RANSAC keeps those (runtime/selfcal.py). Pairs that look clearly different are left out. And who has been
         alone in both views together (the time cue for lone walkers)."""
         self.alone.update(rgb, ir, t)
+        self._present = (list(rgb), list(ir))
         if self.selfcal is None:
             return []
         rgb = [tr for tr in rgb if tr.visible]
@@ -103,4 +105,5 @@ class CrossView:
                 "self_drops": self.selfcal.drops if self.selfcal else 0}
 
     def _scores(self, rgb: list[Track], ir: list[Track]) -> Scores:
-        return fused_scores(rgb, ir, self.fusion, self.calibration, self.history, frozenset(self.alone.pairs))
+        return fused_scores(rgb, ir, self.fusion, self.calibration, self.history, frozenset(self.alone.pairs),
+                            self._present)

@@ -146,9 +146,11 @@ class Scores:
 
 
 def fused_scores(rgb: list[Track], ir: list[Track], opts: FusionOptions, calibration: Calibration | None,
-                 history: FootHistory | None = None, alone: frozenset[tuple[int, int]] = frozenset()) -> Scores:
+                 history: FootHistory | None = None, alone: frozenset[tuple[int, int]] = frozenset(),
+                 present: tuple[list[Track], list[Track]] = ([], [])) -> Scores:
     """The cost and gates of every RGB x IR pair. `alone`: the (RGB track id, IR track id) pairs that have been
-    alone together (AloneTogether), a time cue."""
+    alone together (AloneTogether), a time cue. `present`: every live track of each camera, hidden ones too (the
+    pairs scored are those seen now): someone who entered with a person is their rival while briefly hidden."""
     emb_r = np.stack([tr.look.embedding for tr in rgb]).astype(np.float32)
     emb_i = np.stack([tr.look.embedding for tr in ir]).astype(np.float32)
     appearance = 1.0 - emb_r @ emb_i.T
@@ -161,7 +163,7 @@ def fused_scores(rgb: list[Track], ir: list[Track], opts: FusionOptions, calibra
         if opts.use_time:  # the time cues strong enough to match on the looser gate before geometry is known
             together = np.array([[(r.id, i.id) in alone for i in ir] for r in rgb], bool).reshape(appearance.shape)
             if opts.entry_gate_s > 0:
-                together |= _entered_together(rgb, ir, opts.entry_gate_s)
+                together |= _entered_together(rgb, ir, opts.entry_gate_s, present)
             together &= appearance <= opts.geometry_appearance_gate
             allowed |= together
             return Scores(cost, allowed, appearance, None, together)
@@ -179,19 +181,26 @@ def fused_scores(rgb: list[Track], ir: list[Track], opts: FusionOptions, calibra
     return Scores(cost, allowed, appearance, geometry, allowed)
 
 
-def _entered_together(rgb: list[Track], ir: list[Track], gate_s: float) -> np.ndarray:
+def _entered_together(rgb: list[Track], ir: list[Track], gate_s: float,
+                      present: tuple[list[Track], list[Track]] = ([], [])) -> np.ndarray:
     """(N, M) bool: the two tracks came into view within gate_s of each other and no one else came into either view
     within four times that. Someone walking into a place both cameras watch shows up in both at once; this is the
     time cue strong enough to match on before geometry is known, as long as it is unambiguous: a tracker confirms a
     person a few frames early or late in each camera, and two separately mounted cameras see a person step in up to
     a second or two apart, so people entering within 2 s of each other cannot be told apart (on SynthVI's separate
-    rig, rivals 1.6 s apart were matched the wrong way round with three times the gate)."""
-    entered_r = np.array([tr.entered for tr in rgb])
-    entered_i = np.array([tr.entered for tr in ir])
-    apart = np.abs(np.array([tr.first_t for tr in rgb])[:, None] - np.array([tr.first_t for tr in ir])[None])
+    rig, rivals 1.6 s apart were matched the wrong way round with three times the gate). Rivals are looked for
+    among the `present` tracks too: a rival hidden for a moment is still there (on the separate rig, a person seen
+    by the RGB camera only was matched to one who came in with them while the right partner was occluded)."""
+    everyone_r = rgb + [tr for tr in present[0] if tr not in rgb]
+    everyone_i = ir + [tr for tr in present[1] if tr not in ir]
+    entered_r = np.array([tr.entered for tr in everyone_r])
+    entered_i = np.array([tr.entered for tr in everyone_i])
+    apart = np.abs(np.array([tr.first_t for tr in everyone_r])[:, None]
+                   - np.array([tr.first_t for tr in everyone_i])[None])
     both = entered_r[:, None] & entered_i[None]
     rivals = both & (apart <= 4 * gate_s)
-    return both & (apart <= gate_s) & (rivals.sum(1, keepdims=True) == 1) & (rivals.sum(0, keepdims=True) == 1)
+    unique = both & (apart <= gate_s) & (rivals.sum(1, keepdims=True) == 1) & (rivals.sum(0, keepdims=True) == 1)
+    return unique[:len(rgb), :len(ir)]
 
 
 def _velocity_disagreement(rgb: list[Track], ir: list[Track], heights: np.ndarray, calibration: Calibration,

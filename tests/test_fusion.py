@@ -79,6 +79,20 @@ def test_people_who_enter_both_views_together_may_match_before_any_calibration()
     assert not fused_scores(rgb, ir, FusionOptions(cues="appearance", appearance_gate=0.3), None).allowed.any()
 
 
+def test_a_rival_hidden_for_a_moment_still_makes_an_entry_ambiguous():
+    """Two people enter the RGB view with the one who enters the IR view; the right partner is occluded this
+    round (not among the pairs scored), the other is seen by the RGB camera only. The entry cue must not hand the
+    IR person to the one left in view: the hidden rival is still present."""
+    opts = FusionOptions(cues="time", appearance_gate=0.3, entry_gate_s=0.5)
+    seen = _track(1, "rgb", (100, 300), [1, 0], first_t=4.8)
+    hidden = _track(2, "rgb", (300, 300), [1, 0], first_t=4.8)
+    hidden.misses = 2  # coasting: hidden behind someone
+    ir = [_track(1, "ir", (250, 250), [0.3, 1], first_t=4.8)]
+    seen.entered = hidden.entered = ir[0].entered = True
+    assert fused_scores([seen], ir, opts, None).allowed.tolist() == [[True]]  # blind to the hidden rival
+    assert fused_scores([seen], ir, opts, None, present=([seen, hidden], ir)).allowed.tolist() == [[False]]
+
+
 def test_people_alone_in_both_views_at_once_may_match_before_any_calibration():
     # the lone walker: there from the start (no entry time) and nobody else to calibrate with
     rgb = _track(1, "rgb", (100, 300), [1, 0], first_t=0.0)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from hicmd.data.synthvi_camera import PinholeCamera, make_rig, rig_homography
-from hicmd.data.synthvi_video import _layers, _walkers, write_clip
+from hicmd.data.synthvi_video import ONE_CAMERA_MIN_S, _layers, _walkers, write_clip, write_videos
 from hicmd.runtime.geometry import Calibration, foot_points
 
 
@@ -74,3 +74,21 @@ def test_clip_ground_truth_agrees_with_its_homography(tmp_path, rig):
     only_one = set(rgb) ^ set(ir)
     if rig == "separate":  # partial overlap: people seen by one camera only
         assert len({pid for _, pid in only_one}) >= 1 and len(only_one) > 10
+
+
+def test_separate_rig_clips_have_a_person_only_one_camera_sees(tmp_path):
+    """The deployment's everyday case the separate rig must contain: someone walking where only one camera looks,
+    who must never be matched. Even clips: seen by the RGB camera alone; odd ones by the IR camera."""
+    for index, camera in ((0, "rgb"), (1, "ir")):
+        meta = write_clip(tmp_path / camera, [11, 12, 13], seed=9, index=index, frames=80, rig="separate",
+                          one_camera_pid=21)
+        assert meta["one_camera_only"] == {"pid": 21, "camera": camera} and 21 in meta["identities"]
+        other = "ir" if camera == "rgb" else "rgb"
+        seen = [f for f, pid in _rows(tmp_path / camera / f"gt_{camera}.txt") if pid == 21]
+        assert len(seen) >= ONE_CAMERA_MIN_S * meta["fps"][camera] * 0.8  # boxes: a frame or two may clip
+        assert not [f for f, pid in _rows(tmp_path / camera / f"gt_{other}.txt") if pid == 21]
+        assert {pid for _, pid in _rows(tmp_path / camera / f"gt_{other}.txt")} <= {11, 12, 13}
+    clips = write_videos(tmp_path / "videos", [2, 5, 8, 11, 14, 17], seed=3, clips=1, frames=60, rig="separate")
+    meta = json.loads((clips[0] / "clip.json").read_text())
+    walking = set(meta["identities"]) - {meta["one_camera_only"]["pid"]}
+    assert meta["one_camera_only"]["pid"] not in walking and 3 <= len(walking) <= 4

@@ -2,12 +2,14 @@
 
 The cameras are pinhole cameras over one shared ground plane (hicmd/data/synthvi_camera.py): people are drawn at
 their projected foot point with perspective scale, far to near so the nearer person occludes. `bispectrum` is a
-dual-sensor camera (views nearly coincide); `separate` is two cameras mounted apart with partial overlap.
+dual-sensor camera (views nearly coincide); `separate` is two cameras mounted apart with partial overlap, and
+its clips add one person who walks where only one of the two cameras sees them (a deployment's everyday case:
+such a person must never be matched to anyone).
 
 Per clip DIR/<clip>/: rgb.mp4, ir.mp4 (mp4v), gt_rgb.txt, gt_ir.txt (MOTChallenge frame,id,x,y,w,h,conf,-1,-1,-1,
 1-based frames, id = SynthVI pid in both cameras), det_rgb.txt, det_ir.txt (gt with box jitter, a few misses and
-a few false positives with id -1), clip.json (the rig, both cameras and the true RGB->IR ground-plane homography),
-and with y16 ir_y16/<frame:06d>.png in centi-Kelvin.
+a few false positives with id -1), clip.json (the rig, both cameras, the true RGB->IR ground-plane homography
+and which person, if any, only one camera sees), and with y16 ir_y16/<frame:06d>.png in centi-Kelvin.
 """
 
 from __future__ import annotations
@@ -40,13 +42,14 @@ class Walker:
     vx: float  # street widths per second
     vz: float
     stride: float
+    reach: tuple[float, float, float, float] = (-0.25, 1.25, 0.0, 1.0)  # x and z limits of the walk
 
     def at(self, t: float) -> tuple[float, float, Pose] | None:
         dt = t - self.t0
         if dt < 0:
             return None
         x, z = self.x0 + self.vx * dt, self.z0 + self.vz * dt
-        if not -0.25 < x < 1.25 or not 0.0 <= z <= 1.0:
+        if not self.reach[0] < x < self.reach[1] or not self.reach[2] <= z <= self.reach[3]:
             return None
         view = "side" if abs(self.vx) > abs(self.vz) else ("front" if self.vz > 0 else "back")
         return x, z, Pose(view, self.vx < 0, 2 * np.pi * 1.8 * dt, self.stride)
@@ -76,6 +79,50 @@ PERSON_M = 1.75  # body height in metres at stature 1
 
 def ground(x: float, z: float) -> tuple[float, float]:
     return AREA_X[0] + x * (AREA_X[1] - AREA_X[0]), AREA_Y[0] + z * (AREA_Y[1] - AREA_Y[0])
+
+
+ONE_CAMERA_MIN_S = 2.5  # the one-camera person is in full view of their camera at least this long
+
+
+def _could_draw(cam: PinholeCamera, feet: np.ndarray, stature: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per ground point: (may `_layers` draw a person standing there, is the person wholly in the frame)."""
+    foot, depth_foot = cam.project(feet)
+    head, depth_head = cam.project(feet + [0.0, 0.0, stature])
+    body = foot[:, 1] - head[:, 1]
+    ahead = np.minimum(depth_foot, depth_head) >= 0.5
+    may = (ahead & (body >= 8) & (-body < foot[:, 0]) & (foot[:, 0] < cam.width + body) & (foot[:, 1] > 0)
+           & (foot[:, 1] < cam.height + body))
+    whole = (ahead & (body >= 16) & (0.3 * body < foot[:, 0]) & (foot[:, 0] < cam.width - 0.3 * body)
+             & (head[:, 1] > 0) & (foot[:, 1] < cam.height))
+    return may, whole
+
+
+def _one_camera_walker(pid: int, camera: str, seed: int, rng: np.random.Generator, duration: float,
+                       cams: dict[str, PinholeCamera], fps: int) -> Walker:
+    """A person who walks where only `camera` sees them: wholly in its view for at least ONE_CAMERA_MIN_S, never
+    drawable in the other camera's. Paths are drawn at random until one qualifies."""
+    ident = sample_identity(pid, seed)
+    stature = PERSON_M * ident.stature
+    other = MODALITIES[1 - MODALITIES.index(camera)]
+    for _ in range(3000):
+        start = rng.uniform([-3.0, -1.0], [15.0, 15.0])  # metres, around the shared walking area
+        heading, speed = rng.uniform(0, 2 * np.pi), rng.uniform(1.0, 1.8)
+        velocity = speed * np.array([np.sin(heading), np.cos(heading)])
+        t0 = float(rng.uniform(0, duration * 0.45))
+        t = np.arange(t0, duration, 1.0 / fps) - t0
+        feet = np.c_[start + t[:, None] * velocity, np.zeros(len(t))]
+        if _could_draw(cams[other], feet, stature)[0].any():
+            continue
+        if _could_draw(cams[camera], feet, stature)[1].sum() < ONE_CAMERA_MIN_S * fps:
+            continue
+        width, depth = AREA_X[1] - AREA_X[0], AREA_Y[1] - AREA_Y[0]  # normalised area coordinates, as `ground`
+        x0, z0 = (start[0] - AREA_X[0]) / width, (start[1] - AREA_Y[0]) / depth
+        far = (t[-1] + 1.0) * speed  # metres: the walk never leaves its reach while the clip lasts
+        reach = (x0 - far / abs(width), x0 + far / abs(width), z0 - far / abs(depth), z0 + far / abs(depth))
+        walker = Walker(ident, t0, float(x0), float(z0), float(velocity[0] / width), float(velocity[1] / depth),
+                        float(rng.uniform(0.2, 0.35)), tuple(float(v) for v in reach))
+        return walker
+    raise ValueError(f"no path seen by the {camera} camera alone on this rig; its view is covered by the other's")
 
 
 def _view(walker: Walker, cam: PinholeCamera) -> tuple[str, bool]:
@@ -145,14 +192,21 @@ def _write_mot(path: Path, rows: list[tuple], with_conf: bool) -> None:
 
 def write_clip(folder: str | Path, pids: list[int], seed: int, index: int, frames: int = 120,
                size: tuple[int, int] = (192, 256), rgb_fps: int = 10, ir_fps: int = 10, y16: bool = False,
-               rig: str = "bispectrum") -> dict:
-    """Render one clip of `pids` walking past both cameras of `rig`; returns the clip.json content."""
+               rig: str = "bispectrum", one_camera_pid: int | None = None) -> dict:
+    """Render one clip of `pids` walking past both cameras of `rig`, plus, with `one_camera_pid`, that person
+    walking where only one of the cameras sees them; returns the clip.json content."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng([seed, index, 404])
     duration = frames / rgb_fps
     walkers = _walkers(pids, seed, rng, duration)
     cams = make_rig(rig, np.random.default_rng([seed, index, 909]), size)
+    one_camera = None
+    if one_camera_pid is not None:  # its own random stream: the clip's other people stay as they were
+        camera = MODALITIES[index % 2]  # seen by the RGB camera alone in even clips, by the IR camera in odd ones
+        walkers.append(_one_camera_walker(one_camera_pid, camera, seed, np.random.default_rng([seed, index, 818]),
+                                          duration, cams, rgb_fps))
+        one_camera = {"pid": one_camera_pid, "camera": camera}
     counts = {"rgb": frames, "ir": frames * ir_fps // rgb_fps}
     fps = {"rgb": rgb_fps, "ir": ir_fps}
     height, width = cams["rgb"].height, cams["rgb"].width
@@ -161,7 +215,9 @@ def write_clip(folder: str | Path, pids: list[int], seed: int, index: int, frame
     gain = rng.uniform(0.6, 1.1)
     ambient = float(np.median(bg_ir))
     lo, hi = ambient - rng.uniform(2, 5), 34.0 + rng.uniform(1, 4)  # a fixed AGC window per clip
-    skins = {w.ident.pid: 33.0 + rng.uniform(-0.5, 1.0) for w in walkers}
+    skins = {w.ident.pid: 33.0 + rng.uniform(-0.5, 1.0) for w in walkers[:len(pids)]}
+    if one_camera is not None:
+        skins[one_camera_pid] = 33.0 + np.random.default_rng([seed, index, 819]).uniform(-0.5, 1.0)
     if y16:
         (folder / "ir_y16").mkdir(exist_ok=True)
     for modality in MODALITIES:
@@ -200,7 +256,8 @@ def write_clip(folder: str | Path, pids: list[int], seed: int, index: int, frame
                           counts[modality])
         _write_mot(folder / f"det_{modality}.txt", det, with_conf=True)
     meta = {"clip": folder.name, "seed": seed, "height": height, "width": width, "fps": fps, "frames": counts,
-            "identities": sorted(pids), "y16": y16, "y16_unit": "centi-Kelvin" if y16 else None,
+            "identities": sorted({*pids, *([one_camera_pid] if one_camera else [])}), "one_camera_only": one_camera,
+            "y16": y16, "y16_unit": "centi-Kelvin" if y16 else None,
             "mot_format": "frame,id,x,y,w,h,conf,-1,-1,-1 (1-based frames; gt id = SynthVI pid; det id -1)",
             "rig": rig, "cameras": {m: c.to_json() for m, c in cams.items()},
             "sizes": {m: [c.width, c.height] for m, c in cams.items()},
@@ -212,7 +269,8 @@ def write_clip(folder: str | Path, pids: list[int], seed: int, index: int, frame
 def write_videos(out: str | Path, pids: list[int], seed: int, clips: int = 2, frames: int = 120,
                  size: tuple[int, int] = (192, 256), y16: bool = False,
                  progress: Callable[[int], None] | None = None, rig: str = "bispectrum") -> list[Path]:
-    """`clips` clips of 3-4 of `pids` each (test identities); odd clips run the IR camera at half frame rate."""
+    """`clips` clips of 3-4 of `pids` each (test identities); odd clips run the IR camera at half frame rate. On the
+    `separate` rig one more of `pids` walks where only one camera sees them."""
     if rig not in RIGS:
         raise ValueError(f"unknown rig {rig!r}; use one of {', '.join(RIGS)}")
     if len(pids) < 3:
@@ -222,8 +280,10 @@ def write_videos(out: str | Path, pids: list[int], seed: int, clips: int = 2, fr
     for index in range(clips):
         rng = np.random.default_rng([seed, index, 808])
         chosen = [int(p) for p in rng.choice(pids, size=min(len(pids), int(rng.integers(3, 5))), replace=False)]
+        rest = [int(p) for p in pids if p not in chosen]
+        one_camera = int(np.random.default_rng([seed, index, 817]).choice(rest)) if rig == "separate" and rest else None
         folder = out / f"clip{index + 1:02d}"
-        write_clip(folder, chosen, seed, index, frames, size, 10, 5 if index % 2 else 10, y16, rig)
+        write_clip(folder, chosen, seed, index, frames, size, 10, 5 if index % 2 else 10, y16, rig, one_camera)
         written.append(folder)
         if progress:
             progress(1)
