@@ -35,7 +35,8 @@ def command(
     frames: int = typer.Option(120, "--frames", help="RGB frames per clip (with --videos)."),
     y16: bool = typer.Option(False, "--y16", help="Also write 16-bit centi-Kelvin IR frames (with --videos)."),
     rig: Rig = typer.Option(Rig.bispectrum, "--rig", help="Camera rig of the clips: a bi-spectrum camera (RGB and "
-                            "thermal sensors side by side) or two separately mounted cameras."),
+                            "thermal sensors side by side) or two separately mounted cameras (partial overlap, "
+                            "and one more person per clip whom only one of them sees)."),
 ) -> None:
     """Write SynthVI, the procedural visible-infrared dataset, in the RegDB layout."""
     import time
