@@ -118,9 +118,10 @@ def quantize_embedder(src: str | Path, dst: str | Path, images: np.ndarray, meth
                       quantize_head: bool = False, activation: str = "symmetric",
                       mixed: bool = True, fuse: bool = True) -> tuple[onnx.ModelProto, dict[str, Any]]:
     """FP32 embedder graph at `src` -> Q/DQ INT8 graph at `dst`, calibrated on `images` (uint8 NHWC); returns it
-    with the record of its mixed precision (hicmd.export.int8_mixed: activation-bounded ranges always; with
-    `mixed`, the most sensitive convolutions kept float when the all-INT8 graph misses the cosine target; with
-    `fuse`, the ReLU outputs on zero point 0 and the padding on uint8, hicmd.export.int8_fusion).
+    with the record of what was done to it: `mixed_precision` (hicmd.export.int8_mixed: activation-bounded ranges
+    always; with `mixed`, the most sensitive convolutions kept float when the all-INT8 graph misses the cosine
+    target) and, with `fuse`, how many ReLU outputs went onto zero point 0 and paddings onto uint8
+    (hicmd.export.int8_fusion; 0 without).
 
     `activation` "symmetric" is the artifact: uint8 activations with zero point 128, the very grid of TensorRT's
     signed INT8 with zero point 0 (`tensorrt_int8` converts exactly), and the one x86 ONNX Runtime fuses into
@@ -153,9 +154,10 @@ def quantize_embedder(src: str | Path, dst: str | Path, images: np.ndarray, meth
                         weight_type=QuantType.QInt8, calibrate_method=methods[method],
                         nodes_to_exclude=[] if quantize_head else _head_gemms(model), extra_options=extra)
         quantized = onnx.load(str(out))
-    record: dict[str, Any] = {"activation_bounded_ranges": len(extra["TensorQuantOverrides"])}
+    precision: dict[str, Any] = {"activation_bounded_ranges": len(extra["TensorQuantOverrides"])}
     if mixed:
-        quantized, record["sensitivity"] = keep_sensitive_float(quantized, model, images)
+        quantized, precision["sensitivity"] = keep_sensitive_float(quantized, model, images)
+    record: dict[str, Any] = {"mixed_precision": precision, "relu_outputs_zero_point_0": 0, "pads_on_uint8": 0}
     if fuse and activation == "symmetric":  # ReLU outputs on zero point 0, padding on uint8 (int8_fusion)
         record["relu_outputs_zero_point_0"] = relu_outputs_on_zero_point_0(quantized)
         record["pads_on_uint8"] = pads_on_uint8(quantized)
@@ -182,9 +184,11 @@ def _quiet():
 def quantized_ops(model: onnx.ModelProto) -> dict[str, Any]:
     """What the graph quantizes: op types fed by a DequantizeLinear on their first input, the Q/DQ counts, and the
     activation (QuantizeLinear zero point) types and values."""
+    from hicmd.export.int8_fusion import producers_of
+
     graph = model.graph
     inits = {t.name: t for t in graph.initializer}
-    produced = {o: n for n in graph.node for o in n.output}
+    produced = producers_of(graph)
     fed: dict[str, int] = {}
     for n in graph.node:
         if n.op_type not in ("QuantizeLinear", "DequantizeLinear") and n.input:
@@ -208,14 +212,14 @@ def tensorrt_int8(model: onnx.ModelProto) -> onnx.ModelProto:
     computes (int32 * scale): TensorRT accepts only zero point 0 and only activation types into DequantizeLinear.
     Raises ValueError for an asymmetric graph (a zero point other than 128, or 0 off a ReLU output), which has no
     TensorRT form."""
-    from hicmd.export.int8_fusion import pads_back_on_float, replace_nodes
+    from hicmd.export.int8_fusion import pads_back_on_float, producers_of, replace_nodes
 
     folded = onnx.ModelProto()
     folded.CopyFrom(model)
     pads_back_on_float(folded)
     graph = folded.graph
     inits = {t.name: t for t in graph.initializer}
-    producer = {o: n for n in graph.node for o in n.output}
+    producer = producers_of(graph)
     relu_grids = {n.output[0] for n in graph.node if n.op_type == "QuantizeLinear"
                   and getattr(producer.get(n.input[0]), "op_type", None) == "Relu"}  # zero point 0 allowed
     keep = []
@@ -282,8 +286,7 @@ def write_int8(folder: Path, options: Int8Options, calibration: tuple[dict[str, 
     }
     for modality in MODALITIES:
         step(f"INT8: quantizing {modality}.int8.onnx ({options.method} calibration)")
-        model, mixed = quantize_embedder(folder / f"{modality}.onnx", folder / f"{modality}.int8.onnx",
-                                         images[modality], options.method, options.quantize_head)
-        fused = {key: mixed.pop(key, 0) for key in ("relu_outputs_zero_point_0", "pads_on_uint8")}
-        record[f"{modality}.int8"] = {**quantized_ops(model), "mixed_precision": mixed, **fused}
+        model, done = quantize_embedder(folder / f"{modality}.onnx", folder / f"{modality}.int8.onnx",
+                                        images[modality], options.method, options.quantize_head)
+        record[f"{modality}.int8"] = {**quantized_ops(model), **done}
     return record

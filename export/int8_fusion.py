@@ -30,8 +30,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-__all__ = ["RELU_ZERO_POINT", "pads_back_on_float", "pads_on_uint8", "readers_of", "relu_outputs_on_zero_point_0",
-           "replace_nodes"]
+__all__ = ["RELU_ZERO_POINT", "pads_back_on_float", "pads_on_uint8", "producers_of", "readers_of",
+           "relu_outputs_on_zero_point_0", "replace_nodes"]
 
 RELU_ZERO_POINT = 0  # uint8 zero point of a quantized ReLU output (the other activations keep 128)
 
@@ -45,13 +45,18 @@ def readers_of(graph: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
     return readers
 
 
+def producers_of(graph: onnx.GraphProto) -> dict[str, onnx.NodeProto]:
+    """Tensor name -> the node that writes it."""
+    return {name: node for node in graph.node for name in node.output}
+
+
 def relu_outputs_on_zero_point_0(model: onnx.ModelProto) -> int:
     """In place: every Relu read only by QuantizeLinear(s) with a uint8 zero point gets zero point 0 on those
     quantizers and their DequantizeLinear readers, and a Q/DQ pair feeding only that Relu is bypassed. Returns how
     many ReLUs were moved onto zero point 0."""
     graph = model.graph
     constants = {t.name: t for t in graph.initializer}
-    producer = {o: n for n in graph.node for o in n.output}
+    producer = producers_of(graph)
     readers = readers_of(graph)
     outputs = {o.name for o in graph.output}
     bypassed: set[str] = set()  # names of the Q/DQ pairs no longer read (quantize_static names every node)
@@ -122,7 +127,7 @@ def pads_back_on_float(model: onnx.ModelProto) -> int:
     padding on int8 tensors this project has not verified. Returns how many Pads moved."""
     graph = model.graph
     readers = readers_of(graph)
-    producer = {o: n for n in graph.node for o in n.output}
+    producer = producers_of(graph)
     moved = 0
     for pad in [n for n in graph.node if n.op_type == "Pad"]:
         q = producer.get(pad.input[0])

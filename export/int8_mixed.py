@@ -27,7 +27,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from hicmd.export.int8_fusion import pads_back_on_float, readers_of
+from hicmd.export.int8_fusion import pads_back_on_float, producers_of, readers_of
 
 __all__ = ["activation_bounded_ranges", "float_nodes", "keep_sensitive_float", "float_convolutions_of",
            "SENSITIVITY_CROPS"]
@@ -89,7 +89,7 @@ def float_nodes(qdq: onnx.ModelProto, fp32: onnx.ModelProto, names: set[str]) ->
     graph = model.graph
     original = {n.name: n for n in fp32.graph.node}
     fp32_constants = {t.name: t for t in fp32.graph.initializer}
-    producer = {o: n for n in graph.node for o in n.output}
+    producer = producers_of(graph)
     for node in graph.node:
         if node.name not in names:
             continue
@@ -113,7 +113,7 @@ def _drop_unused_pairs(graph: onnx.GraphProto) -> None:
     Runtime fuses into QLinearConv) nor a quantized node reads: what is left of the float nodes' pairs."""
     constants = {t.name for t in graph.initializer}
     quantized = {n.name for n in _quantized_nodes(graph)}
-    producer = {o: n for n in graph.node for o in n.output}
+    producer = producers_of(graph)
     readers = readers_of(graph)
     graph_outputs = {o.name for o in graph.output}
     for q in [n for n in graph.node if n.op_type == "QuantizeLinear" and n.input[0] not in constants]:
