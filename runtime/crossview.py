@@ -29,7 +29,7 @@ class CrossView:
         self._want_selfcal = self_calibrate and calibration is None and fusion.use_geometry
         self.selfcal: SelfCalibrator | None = None
         self.sizes: dict[str, Size] | None = None
-        self._present: tuple[list[Track], list[Track]] = ([], [])  # every live track at the last paired step
+        self._present: tuple[list[Track], list[Track]] = ([], [])  # every live track of this association round
 
     # the matcher's surface, used by the stream
     @property
@@ -68,7 +68,9 @@ class CrossView:
         self.history.add(tracks, t)
 
     def update(self, rgb: list[Track], ir: list[Track], t: float) -> list[dict[str, Any]]:
-        """An association round (when fresh embeddings came): match / match_lost events."""
+        """An association round (when fresh embeddings came), over each camera's live tracks: match / match_lost
+        events. The matcher scores the visible ones; the hidden ones still count as rivals for the entry cue."""
+        self._present = (rgb, ir)
         return self.matcher.update(rgb, ir, t)
 
     def tick(self, rgb: list[Track], ir: list[Track], t: float) -> list[dict[str, Any]]:
@@ -77,7 +79,6 @@ class CrossView:
         RANSAC keeps those (runtime/selfcal.py). Pairs that look clearly different are left out. And who has been
         alone in both views together (the time cue for lone walkers)."""
         self.alone.update(rgb, ir, t)
-        self._present = (list(rgb), list(ir))
         if self.selfcal is None:
             return []
         rgb = [tr for tr in rgb if tr.visible]

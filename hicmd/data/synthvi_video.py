@@ -84,17 +84,23 @@ def ground(x: float, z: float) -> tuple[float, float]:
 ONE_CAMERA_MIN_S = 2.5  # the one-camera person is in full view of their camera at least this long
 
 
+def _drawable(cam: PinholeCamera, foot: np.ndarray, head: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    """Per person (foot and head pixels (N, 2), nearest depth (N,)): may `_layers` draw them at all (in front of the
+    camera, tall enough, not wholly outside the frame)."""
+    body = foot[:, 1] - head[:, 1]
+    return ((depth >= 0.5) & (body >= 8) & (-body < foot[:, 0]) & (foot[:, 0] < cam.width + body) & (foot[:, 1] > 0)
+            & (foot[:, 1] < cam.height + body))
+
+
 def _could_draw(cam: PinholeCamera, feet: np.ndarray, stature: float) -> tuple[np.ndarray, np.ndarray]:
     """Per ground point: (may `_layers` draw a person standing there, is the person wholly in the frame)."""
     foot, depth_foot = cam.project(feet)
     head, depth_head = cam.project(feet + [0.0, 0.0, stature])
     body = foot[:, 1] - head[:, 1]
-    ahead = np.minimum(depth_foot, depth_head) >= 0.5
-    may = (ahead & (body >= 8) & (-body < foot[:, 0]) & (foot[:, 0] < cam.width + body) & (foot[:, 1] > 0)
-           & (foot[:, 1] < cam.height + body))
-    whole = (ahead & (body >= 16) & (0.3 * body < foot[:, 0]) & (foot[:, 0] < cam.width - 0.3 * body)
+    depth = np.minimum(depth_foot, depth_head)
+    whole = ((depth >= 0.5) & (body >= 16) & (0.3 * body < foot[:, 0]) & (foot[:, 0] < cam.width - 0.3 * body)
              & (head[:, 1] > 0) & (foot[:, 1] < cam.height))
-    return may, whole
+    return _drawable(cam, foot, head, depth), whole
 
 
 def _one_camera_walker(pid: int, camera: str, seed: int, rng: np.random.Generator, duration: float,
@@ -119,9 +125,8 @@ def _one_camera_walker(pid: int, camera: str, seed: int, rng: np.random.Generato
         x0, z0 = (start[0] - AREA_X[0]) / width, (start[1] - AREA_Y[0]) / depth
         far = (t[-1] + 1.0) * speed  # metres: the walk never leaves its reach while the clip lasts
         reach = (x0 - far / abs(width), x0 + far / abs(width), z0 - far / abs(depth), z0 + far / abs(depth))
-        walker = Walker(ident, t0, float(x0), float(z0), float(velocity[0] / width), float(velocity[1] / depth),
-                        float(rng.uniform(0.2, 0.35)), tuple(float(v) for v in reach))
-        return walker
+        return Walker(ident, t0, float(x0), float(z0), float(velocity[0] / width), float(velocity[1] / depth),
+                      float(rng.uniform(0.2, 0.35)), tuple(float(v) for v in reach))
     raise ValueError(f"no path seen by the {camera} camera alone on this rig; its view is covered by the other's")
 
 
@@ -146,15 +151,13 @@ def _layers(walkers: list[Walker], t: float, cam: PinholeCamera):
         gx, gy = ground(x, z)
         stature = PERSON_M * walker.ident.stature
         (foot, head), depth = cam.project(np.array([[gx, gy, 0.0], [gx, gy, stature]]))
-        if depth.min() < 0.5:
+        if not _drawable(cam, foot[None], head[None], depth.min(keepdims=True))[0]:
             continue
         view, left = _view(walker, cam)
         placed.append((float(depth[0]), walker, foot, float(foot[1] - head[1]), replace(pose, view=view,
                                                                                          facing_left=left)))
     out = []
     for _, walker, foot, body, pose in sorted(placed, key=lambda p: -p[0]):  # far first: near people occlude
-        if body < 8 or not -body < foot[0] < cam.width + body or not 0 < foot[1] < cam.height + body:
-            continue
         labels, pattern = draw_parts(walker.ident, pose, cam.height, cam.width, float(foot[0]), float(foot[1]), body)
         ys, xs = np.nonzero(labels)
         if len(xs) < 30:
@@ -256,7 +259,7 @@ def write_clip(folder: str | Path, pids: list[int], seed: int, index: int, frame
                           counts[modality])
         _write_mot(folder / f"det_{modality}.txt", det, with_conf=True)
     meta = {"clip": folder.name, "seed": seed, "height": height, "width": width, "fps": fps, "frames": counts,
-            "identities": sorted({*pids, *([one_camera_pid] if one_camera else [])}), "one_camera_only": one_camera,
+            "identities": sorted({w.ident.pid for w in walkers}), "one_camera_only": one_camera,
             "y16": y16, "y16_unit": "centi-Kelvin" if y16 else None,
             "mot_format": "frame,id,x,y,w,h,conf,-1,-1,-1 (1-based frames; gt id = SynthVI pid; det id -1)",
             "rig": rig, "cameras": {m: c.to_json() for m, c in cams.items()},
