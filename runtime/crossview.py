@@ -83,6 +83,7 @@ class CrossView:
             return []
         rgb = [tr for tr in rgb if tr.visible]
         ir = [tr for tr in ir if tr.visible]
+        self.selfcal.see(rgb, ir, t)
         pairs = []
         for r in rgb:
             for i in ir:

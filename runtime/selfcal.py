@@ -4,8 +4,10 @@ Every RGB x IR pair of people seen at the same moment is a candidate corresponde
 distance is not hopeless). Most are of two different people, but the right ones share one thing the wrong ones
 lack: their foot points, taken at the same moment, are related by one homography, frame after frame, wherever the
 person walks. The fit is the homography that explains the most track pairs one to one (runtime/consensus.py), from
-two or more people. The stream announces it in a `calibration` event and starts fusing geometry into its
-association; it refits as evidence grows, and drops a fit when the people it paired drift off it (a camera was
+two or more people, and that what both cameras saw does not refute (runtime/presence.py): two people leave room for
+a wrong pairing that fits their paths, and a person only one camera sees can stand in for someone else. The stream
+announces the fit in a `calibration` event and starts fusing geometry into its association; it refits as evidence
+grows, drops a fit that later evidence refutes, and drops one when the people it paired drift off it (a camera was
 moved or knocked), going back to appearance + time until a new fit holds.
 """
 
@@ -19,6 +21,7 @@ import numpy as np
 
 from .consensus import Consensus, TrackPairs, consensus_homography, judge
 from .geometry import Calibration, CalibrationError, Size, fit_calibration, reprojection_errors
+from .presence import Presence, PresenceOptions
 
 __all__ = ["SelfCalOptions", "SelfCalibrator"]
 
@@ -38,6 +41,7 @@ class SelfCalOptions:
     drift_px: float = 12.0  # median error of the pairs the fit explained above which it is dropped
     patience_s: float = 2.0  # trying this long without a fit before saying so in an event
     border_px: float = 2.0  # boxes this close to the frame edge are cut: their bottom is not the foot
+    presence: PresenceOptions = PresenceOptions()  # when who was seen where, and how tall, refutes a fit
 
 
 class SelfCalibrator:
@@ -52,7 +56,15 @@ class SelfCalibrator:
         self._failed_said = False
         self._explains: set[tuple[int, int]] = set()  # the track pairs the fit in use takes for one person each
         self._first_try: float | None = None
+        self.presence = Presence(opts.presence, opts.ransac_px)
         self.fits = self.drops = 0
+
+    def see(self, rgb: Iterable[Any], ir: Iterable[Any], t: float) -> None:
+        """Every paired step, with each camera's visible tracks: who was where, to refute wrong fits with."""
+        from .fusion import foot
+
+        self.presence.add({cam: [(tr.id, foot(tr), float(tr.box[3] - tr.box[1]), self._whole(tr)) for tr in tracks]
+                           for cam, tracks in (("rgb", rgb), ("ir", ir))}, t)
 
     def observe(self, candidates: Iterable[tuple[Any, Any, float]], t: float) -> list[dict[str, Any]]:
         """Take foot-point pairs from this moment's candidate (RGB track, IR track, appearance distance) pairs;
@@ -98,6 +110,16 @@ class SelfCalibrator:
 
     def _fit(self, t: float) -> list[dict[str, Any]]:
         self._fitted_at = len(self.pairs)
+        events = []
+        refuted = None if self.calibration is None else self.presence.refutes(self.calibration.homography)
+        if refuted is not None:  # the evidence since the fit says it is wrong: stop using it, look for the right one
+            self.calibration, self._explains, self.drops = None, set(), self.drops + 1
+            self.recent.clear()
+            events.append({"event": "calibration", "t": round(t, 4), "status": "dropped", "source": "self",
+                           "reason": f"the fit is refuted: {refuted}", "cues": "appearance+time"})
+        return events + self._try_fit(t)
+
+    def _try_fit(self, t: float) -> list[dict[str, Any]]:
         pairs = self._track_pairs()
         try:
             found = consensus_homography(pairs, self.opts.ransac_px)
@@ -121,11 +143,12 @@ class SelfCalibrator:
         self._explains = set(verdict.keys)
         return [{"event": "calibration", "t": round(t, 4), "status": status, "source": "self",
                  "reprojection_px": round(fit.reprojection_px, 3), "inliers": fit.inliers, "pairs": len(self.pairs),
-                 "people": len(found.keys),
+                 "people": len(found.keys), "tracks": [[int(r), int(i)] for r, i in verdict.keys],
                  "homography": [[round(v, 8) for v in row] for row in fit.homography.tolist()]}]
 
     def _check(self, fit: Calibration, found: Consensus) -> None:
-        """Refuse fits that wrong pairs can produce: too few agreeing points, one walker only, or a mirror."""
+        """Refuse fits that wrong pairs can produce: too few agreeing points, one walker only, a mirror, a squashed
+        or one-line ground, or one that what both cameras saw refutes."""
         rgb = found.rgb
         people = min(len({k[0] for k in found.keys}), len({k[1] for k in found.keys}))
         if fit.inliers < self.opts.min_inliers:
@@ -148,6 +171,9 @@ class SelfCalibrator:
         spread = np.linalg.eigvalsh(np.cov(rgb.T))
         if spread[0] < self.opts.min_spread_ratio**2 * spread[1]:
             raise CalibrationError("the agreeing pairs lie along one line: they do not span the ground yet")
+        refuted = self.presence.refutes(fit.homography, found.keys)
+        if refuted is not None:
+            raise CalibrationError(f"the fit is refuted: {refuted}")
 
     def _check_drift(self, t: float) -> list[dict[str, Any]]:
         if self.calibration is None or len(self.recent) < self.recent.maxlen:
@@ -156,7 +182,9 @@ class SelfCalibrator:
         if error <= max(self.opts.drift_px, 3 * self.calibration.reprojection_px):
             return []
         self.calibration, self.drops = None, self.drops + 1
-        self.pairs.clear()  # pairs from before the camera moved describe the old view
+        # pairs from before the camera moved describe the old view. Who was seen where is kept: the fits this drops
+        # are more often wrong ones than moved cameras, and that is the evidence that refutes them (it ages out)
+        self.pairs.clear()
         self.recent.clear()
         self._fitted_at, self._failed_said, self._first_try, self._explains = 0, False, None, set()
         return [{"event": "calibration", "t": round(t, 4), "status": "dropped", "source": "self",
