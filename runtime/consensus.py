@@ -22,7 +22,7 @@ from scipy.optimize import linear_sum_assignment
 
 from .geometry import reprojection_errors
 
-__all__ = ["Consensus", "consensus_homography", "judge", "TrackPairs"]
+__all__ = ["Consensus", "consensus_homography", "ranked_consensus", "judge", "TrackPairs"]
 
 Key = tuple[Hashable, Hashable]  # (rgb track, ir track)
 TrackPairs = dict[Key, tuple[np.ndarray, np.ndarray]]  # key -> (RGB foot points (n, 2), IR foot points (n, 2))
@@ -95,12 +95,21 @@ def consensus_homography(pairs: TrackPairs, tol_px: float, min_points: int = 4, 
     `pairs` maps each (RGB track, IR track) seen together to their simultaneous foot points; pairs with fewer than
     `min_points` are left out. A track pair counts as explained when at least `agree` of its points lie within
     `tol_px` IR pixels of the mapped RGB points."""
+    ranked = ranked_consensus(pairs, tol_px, min_points, agree, limit, seed)
+    return ranked[0] if ranked else None
+
+
+def ranked_consensus(pairs: TrackPairs, tol_px: float, min_points: int = 4, agree: float = 0.6, limit: int = 300,
+                     seed: int = 0) -> list[Consensus]:
+    """Every distinct explanation (set of track pairs taken for one person each), the best supported first: while
+    few people have walked, a wrong pairing can out-support the right one, and the caller's checks may refuse it."""
     pairs = {k: v for k, v in pairs.items() if len(v[0]) >= min_points}
     if len(pairs) < 2:
-        return None
-    best: Consensus | None = None
+        return []
+    best: dict[frozenset[Key], Consensus] = {}
     for h in _hypotheses(pairs, tol_px, limit, np.random.default_rng(seed)):
         found = judge(h, pairs, tol_px, agree)
-        if best is None or found.support > best.support:
-            best = found
-    return best if best is not None and best.keys else None
+        keys = frozenset(found.keys)
+        if keys and (keys not in best or found.support > best[keys].support):
+            best[keys] = found
+    return sorted(best.values(), key=lambda c: -c.support)  # stable: ties keep the order they were found in

@@ -5,7 +5,8 @@ distance is not hopeless). Most are of two different people, but the right ones 
 lack: their foot points, taken at the same moment, are related by one homography, frame after frame, wherever the
 person walks. The fit is the homography that explains the most track pairs one to one (runtime/consensus.py), from
 two or more people, and that what both cameras saw does not refute (runtime/presence.py): two people leave room for
-a wrong pairing that fits their paths, and a person only one camera sees can stand in for someone else. The stream
+a wrong pairing that fits their paths, and a person only one camera sees can stand in for someone else. When the
+best-supported explanation fails a check, the next ones are tried: early on, the right one is often second. The stream
 announces the fit in a `calibration` event and starts fusing geometry into its association; it refits as evidence
 grows, drops a fit that later evidence refutes, and drops one when the people it paired drift off it (a camera was
 moved or knocked), going back to appearance + time until a new fit holds.
@@ -19,7 +20,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .consensus import Consensus, TrackPairs, consensus_homography, judge
+from .consensus import Consensus, TrackPairs, judge, ranked_consensus
 from .geometry import Calibration, CalibrationError, Size, fit_calibration, reprojection_errors
 from .presence import Presence, PresenceOptions
 
@@ -36,12 +37,18 @@ class SelfCalOptions:
     min_inliers: int = 12
     min_people: int = 2  # inliers from at least this many track pairs: one walker's path leaves H undetermined
     max_stretch: float = 20.0  # a real RGB->IR ground map may scale the two ground directions differently, not 20x
-    min_spread_ratio: float = 0.1  # inlier foot points' minor/major spread: they must cover an area, not a line
+    # inlier foot points' minor/major spread: they must cover an area, not a line. People crossing a place mostly
+    # walk one way: on SynthVI's separate rig the right pairs of some clips stayed at 0.03-0.08 for 10 s and more,
+    # and fitted within a few px
+    min_spread_ratio: float = 0.05
     drift_window: int = 16  # recent pairs judged against the current fit
     drift_px: float = 12.0  # median error of the pairs the fit explained above which it is dropped
     patience_s: float = 2.0  # trying this long without a fit before saying so in an event
     border_px: float = 2.0  # boxes this close to the frame edge are cut: their bottom is not the foot
     presence: PresenceOptions = PresenceOptions()  # when who was seen where, and how tall, refutes a fit
+    tries: int = 3  # explanations tried, best supported first, until one passes every check
+    first_fit_points: int = 6  # a track pair seen together for fewer foot-point pairs cannot found the first fit: a
+    #                            moment leaves room for a wrong map that happens to pass through it
 
 
 class SelfCalibrator:
@@ -122,11 +129,7 @@ class SelfCalibrator:
     def _try_fit(self, t: float) -> list[dict[str, Any]]:
         pairs = self._track_pairs()
         try:
-            found = consensus_homography(pairs, self.opts.ransac_px)
-            if found is None:
-                raise CalibrationError("no homography explains two people seen by both cameras yet")
-            fit = fit_calibration(found.rgb, found.ir, self.sizes["rgb"], self.sizes["ir"], self.opts.ransac_px)
-            self._check(fit, found)
+            fit, found = self._first_that_holds(pairs)
         except CalibrationError as exc:
             self._first_try = t if self._first_try is None else self._first_try
             if self.calibration is None and not self._failed_said and t - self._first_try >= self.opts.patience_s:
@@ -145,6 +148,26 @@ class SelfCalibrator:
                  "reprojection_px": round(fit.reprojection_px, 3), "inliers": fit.inliers, "pairs": len(self.pairs),
                  "people": len(found.keys), "tracks": [[int(r), int(i)] for r, i in verdict.keys],
                  "homography": [[round(v, 8) for v in row] for row in fit.homography.tolist()]}]
+
+    def _first_that_holds(self, pairs: TrackPairs) -> tuple[Calibration, Consensus]:
+        """The best-supported explanation that passes every check (CalibrationError: why the best one failed).
+        While two or three people have walked, a wrong pairing can explain more foot points than the right one;
+        the checks refuse it, and the right one is often next."""
+        # a refit must also explain the evidence at least as well as the fit in use: any track pair may add to it
+        points = self.opts.first_fit_points if self.calibration is None else 4
+        ranked = ranked_consensus(pairs, self.opts.ransac_px, min_points=points)
+        if not ranked:
+            raise CalibrationError("no homography explains two people seen by both cameras yet")
+        refused: CalibrationError | None = None
+        for found in ranked[:max(1, self.opts.tries)]:
+            try:
+                fit = fit_calibration(found.rgb, found.ir, self.sizes["rgb"], self.sizes["ir"], self.opts.ransac_px)
+                self._check(fit, found)
+                return fit, found
+            except CalibrationError as exc:
+                refused = refused or exc
+        assert refused is not None
+        raise refused
 
     def _check(self, fit: Calibration, found: Consensus) -> None:
         """Refuse fits that wrong pairs can produce: too few agreeing points, one walker only, a mirror, a squashed

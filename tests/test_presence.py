@@ -2,44 +2,12 @@
 listens to it (runtime/selfcal.py). Two pinhole cameras look at one ground from different sides, as on SynthVI's
 separate rig."""
 
-from types import SimpleNamespace
-
 import numpy as np
+from testkit.twocams import IR, RGB, SIZE, TRUE_H, seen, track
 
-from hicmd.runtime.fusion import FOOT_RAISE
 from hicmd.runtime.geometry import Calibration
 from hicmd.runtime.presence import Presence
 from hicmd.runtime.selfcal import SelfCalibrator, SelfCalOptions
-
-SIZE = (640, 480)
-STATURE = 1.7
-
-
-def _camera(position, target, focal=500.0):
-    forward = np.subtract(target, position) / np.linalg.norm(np.subtract(target, position))
-    right = np.cross(forward, [0.0, 0.0, 1.0])
-    right /= np.linalg.norm(right)
-    down = np.cross(forward, right)
-    rotation = np.stack([right, down, forward])  # world -> camera (x right, y down, z ahead)
-    k = np.array([[focal, 0, SIZE[0] / 2], [0, focal, SIZE[1] / 2], [0, 0, 1]])
-    ground = k @ np.c_[rotation[:, 0], rotation[:, 1], -rotation @ position]  # ground (x, y, 1) -> image
-    return SimpleNamespace(k=k, rotation=rotation, position=np.asarray(position, float), ground=ground)
-
-
-RGB = _camera((0.0, -8.0, 4.0), (0.0, 3.0, 0.0))
-IR = _camera((9.0, -1.0, 5.0), (0.0, 3.0, 0.0), focal=450.0)
-TRUE_H = IR.ground @ np.linalg.inv(RGB.ground)
-
-
-def _seen(camera, ground_xy):
-    """(foot pixel, box height, wholly in the frame) of a person standing at ground_xy."""
-    pts = np.array([[*ground_xy, 0.0], [*ground_xy, STATURE]])
-    cam = (pts - camera.position) @ camera.rotation.T
-    pix = cam @ camera.k.T
-    pix = pix[:, :2] / pix[:, 2:]
-    foot, head = pix
-    whole = bool(0 < head[1] and foot[1] < SIZE[1] and 0 < foot[0] < SIZE[0])
-    return foot, float(foot[1] - head[1]), whole
 
 
 def _walk(presence: Presence, people: dict, seconds=3.0, only_rgb=(), ir_height_scale=None):
@@ -52,7 +20,7 @@ def _walk(presence: Presence, people: dict, seconds=3.0, only_rgb=(), ir_height_
             for cam, camera in (("rgb", RGB), ("ir", IR)):
                 if cam == "ir" and pid in only_rgb:
                     continue
-                foot, height, whole = _seen(camera, xy)
+                foot, height, whole = seen(camera, xy)
                 if cam == "ir" and ir_height_scale and pid in ir_height_scale:
                     height *= ir_height_scale[pid]
                 rows[cam].append((pid, foot, height, whole))
@@ -66,7 +34,7 @@ def test_the_true_homography_stands_a_shifted_one_is_refuted_and_a_far_person_re
     presence = Presence()
     far = {9: ((-10.0, 14.0), (0.1, 0.0))}  # in the IR image, far away, where its detector has found no one
     _walk(presence, WALKERS | far, only_rgb={9})
-    mapped = Calibration(TRUE_H, SIZE, SIZE, 0, 4, 4).rgb_to_ir(_seen(RGB, (-10.0, 14.0))[0][None])[0]
+    mapped = Calibration(TRUE_H, SIZE, SIZE, 0, 4, 4).rgb_to_ir(seen(RGB, (-10.0, 14.0))[0][None])[0]
     assert 0 < mapped[0] < SIZE[0] and 0 < mapped[1] < SIZE[1]  # the far person is in the IR image ...
     pairs = [(1, 1), (2, 2), (3, 3)]
     assert presence.refutes(TRUE_H, pairs) is None  # ... but outside where it has seen people whole: no refutation
@@ -91,14 +59,6 @@ def test_people_paired_with_someone_of_another_height_refute_the_homography():
     assert Presence().height_spread(TRUE_H, pairs) is None  # no evidence, no verdict
 
 
-def _track(tid, camera, xy):
-    view = RGB if camera == "rgb" else IR
-    foot, height, _ = _seen(view, xy)
-    bottom = foot[1] + FOOT_RAISE * height  # a box's bottom edge is the front of the feet, below the ground point
-    box = np.array([foot[0] - height / 5, bottom - height, foot[0] + height / 5, bottom])
-    return SimpleNamespace(id=tid, camera=camera, box=box, visible=True)
-
-
 def test_a_fit_in_use_that_the_cameras_refute_is_dropped_and_the_right_one_found():
     cal = SelfCalibrator(SIZE, SIZE, SelfCalOptions(min_pairs=20, every_s=0.0, refit_every=8))
     shifted = np.array([[1.0, 0, 45.0], [0, 1.0, 0], [0, 0, 1.0]]) @ TRUE_H
@@ -109,14 +69,14 @@ def test_a_fit_in_use_that_the_cameras_refute_is_dropped_and_the_right_one_found
         rgb, ir = [], []
         for pid, (start, velocity) in WALKERS.items():
             xy = np.add(start, np.multiply(velocity, t))
-            rgb.append(_track(pid, "rgb", xy))
-            ir.append(_track(pid, "ir", xy))
+            rgb.append(track(pid, "rgb", xy))
+            ir.append(track(pid, "ir", xy))
         cal.see(rgb, ir, t)  # who was where, every step; candidate pairs only from 1.5 s on: no refit before then
         events += cal.observe([(r, i, 0.8) for r in rgb for i in ir] if t >= 1.5 else [], t)
     statuses = [e["status"] for e in events]
     assert statuses[0] == "dropped" and "refuted" in events[0]["reason"], events[:2]
     assert "fitted" in statuses[1:]
-    walked = np.array([_seen(RGB, np.add(s, np.multiply(v, t)))[0] for s, v in WALKERS.values() for t in (1.5, 2.5)])
+    walked = np.array([seen(RGB, np.add(s, np.multiply(v, t)))[0] for s, v in WALKERS.values() for t in (1.5, 2.5)])
     truth = Calibration(TRUE_H / TRUE_H[2, 2], SIZE, SIZE, 0, 4, 4)
     err = np.linalg.norm(cal.calibration.rgb_to_ir(walked) - truth.rgb_to_ir(walked), axis=1)
     assert np.median(err) < 5.0, err  # where people walked (the wrong fit was 45 px off everywhere)

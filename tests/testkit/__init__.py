@@ -3,6 +3,7 @@
 - graphs.py        tiny hand-built ONNX embedder/generator graphs, export folders, fake TensorRT / CUDA modules
 - stream.py        SynthVI-like clips, walkers, a fake embedder and a colour detector for the stream tests
 - train.py         micro configs and SynthVI data for the training tests
+- twocams.py       two pinhole cameras on one ground and the tracks they see, for the self-calibration tests
 - checkpoints.py   random checkpoints with non-trivial BatchNorm statistics, for export and evaluation tests
 - stream_model.py  the trained `tiny` model the stream-with-a-real-model tests use (the `trained` fixture)
 """
