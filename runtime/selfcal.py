@@ -27,6 +27,11 @@ from .presence import Presence, PresenceOptions
 __all__ = ["SelfCalOptions", "SelfCalibrator"]
 
 
+class NotYet(CalibrationError):
+    """An explanation the evidence does not pin down yet (too few points, one walker, one line), as opposed to one
+    it shows impossible (a mirror, people behind the camera, refuted by what both cameras saw)."""
+
+
 @dataclass(frozen=True)
 class SelfCalOptions:
     candidate: float = 1.2  # pairs farther apart in appearance than this are not even candidates
@@ -152,7 +157,8 @@ class SelfCalibrator:
     def _first_that_holds(self, pairs: TrackPairs) -> tuple[Calibration, Consensus]:
         """The best-supported explanation that passes every check (CalibrationError: why the best one failed).
         While two or three people have walked, a wrong pairing can explain more foot points than the right one;
-        the checks refuse it, and the right one is often next."""
+        when the checks show it impossible, the right one is often next. One the evidence merely does not pin down
+        yet stops the search: it is most likely right, and the runner-up its rival (two walkers swapped)."""
         # a refit must also explain the evidence at least as well as the fit in use: any track pair may add to it
         points = self.opts.first_fit_points if self.calibration is None else 4
         ranked = ranked_consensus(pairs, self.opts.ransac_px, min_points=points)
@@ -161,10 +167,15 @@ class SelfCalibrator:
         refused: CalibrationError | None = None
         for found in ranked[:max(1, self.opts.tries)]:
             try:
-                fit = fit_calibration(found.rgb, found.ir, self.sizes["rgb"], self.sizes["ir"], self.opts.ransac_px)
+                try:
+                    fit = fit_calibration(found.rgb, found.ir, self.sizes["rgb"], self.sizes["ir"], self.opts.ransac_px)
+                except CalibrationError as exc:
+                    raise NotYet(str(exc)) from None
                 self._check(fit, found)
                 return fit, found
-            except CalibrationError as exc:
+            except NotYet as exc:  # most likely the right explanation, early: a runner-up now is its rival
+                raise refused or exc
+            except CalibrationError as exc:  # shown impossible: the next one may be right
                 refused = refused or exc
         assert refused is not None
         raise refused
@@ -175,9 +186,9 @@ class SelfCalibrator:
         rgb = found.rgb
         people = min(len({k[0] for k in found.keys}), len({k[1] for k in found.keys}))
         if fit.inliers < self.opts.min_inliers:
-            raise CalibrationError(f"only {fit.inliers} foot-point pairs agree on one homography")
+            raise NotYet(f"only {fit.inliers} foot-point pairs agree on one homography")
         if people < self.opts.min_people:
-            raise CalibrationError("the agreeing pairs come from one walker only")
+            raise NotYet("the agreeing pairs come from one walker only")
         h = fit.homography
         x, y = rgb.mean(0)
         w = h[2, 0] * x + h[2, 1] * y + h[2, 2]
@@ -190,10 +201,10 @@ class SelfCalibrator:
             raise CalibrationError("the fit mirrors the ground")
         stretch = np.linalg.svd(jac, compute_uv=False)
         if stretch[1] <= 0 or stretch[0] / stretch[1] > self.opts.max_stretch:
-            raise CalibrationError("the fit squashes the ground along one direction: the pairs do not span it yet")
+            raise NotYet("the fit squashes the ground along one direction: the pairs do not span it yet")
         spread = np.linalg.eigvalsh(np.cov(rgb.T))
         if spread[0] < self.opts.min_spread_ratio**2 * spread[1]:
-            raise CalibrationError("the agreeing pairs lie along one line: they do not span the ground yet")
+            raise NotYet("the agreeing pairs lie along one line: they do not span the ground yet")
         refuted = self.presence.refutes(fit.homography, found.keys)
         if refuted is not None:
             raise CalibrationError(f"the fit is refuted: {refuted}")
