@@ -13,9 +13,9 @@ import pytest
 from testkit.twocams import RGB, SIZE, TRUE_H, seen, track
 
 from hicmd.runtime.detect import read_mot
-from hicmd.runtime.geometry import Calibration
+from hicmd.runtime.geometry import Calibration, CalibrationError
 from hicmd.runtime.scorecard import calibration_errors
-from hicmd.runtime.selfcal import SelfCalibrator, SelfCalOptions
+from hicmd.runtime.selfcal import NotYet, SelfCalibrator, SelfCalOptions
 
 
 def _feed(cal: SelfCalibrator, steps) -> list[dict]:
@@ -61,6 +61,33 @@ def test_when_the_best_supported_explanation_is_refused_the_next_one_is_tried():
     only_best = SelfCalibrator(SIZE, SIZE, dataclasses.replace(opts, tries=1))  # the best or nothing
     events = _feed(only_best, _mirror_scene())
     assert only_best.calibration is None and [e["status"] for e in events] == ["unfitted"], events
+
+
+class _BestRefused(SelfCalibrator):
+    """Refuses the best-supported explanation of every try with `why`, whatever it is; checks the others as usual."""
+
+    def __init__(self, why: type[CalibrationError]) -> None:
+        super().__init__(SIZE, SIZE, SelfCalOptions(every_s=0.0, min_pairs=20))
+        self.why, self._best = why, False
+
+    def _first_that_holds(self, pairs):
+        self._best = True
+        return super()._first_that_holds(pairs)
+
+    def _check(self, fit, found) -> None:
+        if self._best:
+            self._best = False
+            raise self.why("refused")
+        super()._check(fit, found)
+
+
+def test_a_runner_up_is_tried_past_an_impossible_explanation_not_past_one_not_pinned_down_yet():
+    impossible = _BestRefused(CalibrationError)  # a mirror, people behind the camera, refuted: the next may be right
+    _feed(impossible, _mirror_scene())
+    assert impossible.calibration is not None
+    not_yet = _BestRefused(NotYet)  # too few points, one walker, one line: most likely right, the runner-up its rival
+    events = _feed(not_yet, _mirror_scene())
+    assert not_yet.calibration is None and [e["status"] for e in events] == ["unfitted"], events
 
 
 def _brief_strangers_scene(seconds: float):
