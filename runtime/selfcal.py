@@ -6,10 +6,10 @@ lack: their foot points, taken at the same moment, are related by one homography
 person walks. The fit is the homography that explains the most track pairs one to one (runtime/consensus.py), from
 two or more people, and that what both cameras saw does not refute (runtime/presence.py): two people leave room for
 a wrong pairing that fits their paths, and a person only one camera sees can stand in for someone else. When the
-best-supported explanation fails a check, the next ones are tried: early on, the right one is often second. The stream
-announces the fit in a `calibration` event and starts fusing geometry into its association; it refits as evidence
-grows, drops a fit that later evidence refutes, and drops one when the people it paired drift off it (a camera was
-moved or knocked), going back to appearance + time until a new fit holds.
+best-supported explanation is shown impossible, the next ones are tried: early on, the right one is often second.
+The stream announces the fit in a `calibration` event and starts fusing geometry into its association; it refits as
+evidence grows, drops a fit that later evidence refutes, and drops one when the people it paired drift off it (a
+camera was moved or knocked), going back to appearance + time until a new fit holds.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from .consensus import Consensus, TrackPairs, judge, ranked_consensus
 from .geometry import Calibration, CalibrationError, Size, fit_calibration, reprojection_errors
 from .presence import Presence, PresenceOptions
 
-__all__ = ["SelfCalOptions", "SelfCalibrator"]
+__all__ = ["NotYet", "SelfCalOptions", "SelfCalibrator"]
 
 
 class NotYet(CalibrationError):
@@ -51,7 +51,7 @@ class SelfCalOptions:
     patience_s: float = 2.0  # trying this long without a fit before saying so in an event
     border_px: float = 2.0  # boxes this close to the frame edge are cut: their bottom is not the foot
     presence: PresenceOptions = PresenceOptions()  # when who was seen where, and how tall, refutes a fit
-    tries: int = 3  # explanations tried, best supported first, until one passes every check
+    tries: int = 3  # explanations tried, best supported first, past those shown impossible
     first_fit_points: int = 6  # a track pair seen together for fewer foot-point pairs cannot found the first fit: a
     #                            moment leaves room for a wrong map that happens to pass through it
 
@@ -167,18 +167,21 @@ class SelfCalibrator:
         refused: CalibrationError | None = None
         for found in ranked[:max(1, self.opts.tries)]:
             try:
-                try:
-                    fit = fit_calibration(found.rgb, found.ir, self.sizes["rgb"], self.sizes["ir"], self.opts.ransac_px)
-                except CalibrationError as exc:
-                    raise NotYet(str(exc)) from None
-                self._check(fit, found)
-                return fit, found
+                return self._checked_fit(found), found
             except NotYet as exc:  # most likely the right explanation, early: a runner-up now is its rival
                 raise refused or exc
             except CalibrationError as exc:  # shown impossible: the next one may be right
                 refused = refused or exc
         assert refused is not None
         raise refused
+
+    def _checked_fit(self, found: Consensus) -> Calibration:
+        try:
+            fit = fit_calibration(found.rgb, found.ir, self.sizes["rgb"], self.sizes["ir"], self.opts.ransac_px)
+        except CalibrationError as exc:  # its points do not pin a homography down
+            raise NotYet(str(exc)) from None
+        self._check(fit, found)
+        return fit
 
     def _check(self, fit: Calibration, found: Consensus) -> None:
         """Refuse fits that wrong pairs can produce: too few agreeing points, one walker only, a mirror, a squashed
