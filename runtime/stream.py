@@ -212,7 +212,7 @@ class Pipeline:
             with self.times.time("detect"):
                 dets = self.detectors[cam].detect(frame.image, frame.index)
             with self.times.time("track"):
-                born, ended = self.trackers[cam].update(dets, frame.t)
+                born, ended = self.trackers[cam].update(dets, frame.t, (frame.image.shape[1], frame.image.shape[0]))
                 self.matcher.observe(self.trackers[cam].confirmed, frame.t)
             for track in born:
                 self._start_track(cam, track, frame)

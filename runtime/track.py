@@ -140,8 +140,10 @@ def crowded(track: Track, others: list[Track], overlap: float = 0.05) -> bool:
 class Tracker(Protocol):
     """What the stream needs of one camera's tracker (IouTracker is the one hicmd ships)."""
 
-    def update(self, dets: np.ndarray, t: float) -> tuple[list[Track], list[Track]]:
-        """Take a frame's detections (N, 5: x1, y1, x2, y2, score) at time `t`; return (born, ended) tracks."""
+    def update(self, dets: np.ndarray, t: float,
+               size: tuple[int, int] | None = None) -> tuple[list[Track], list[Track]]:
+        """Take a frame's detections (N, 5: x1, y1, x2, y2, score) at time `t` in an image of `size` (width,
+        height; None: unknown); return (born, ended) tracks."""
         ...
 
     def split(self, track: Track) -> Track:
@@ -158,17 +160,22 @@ class IouTracker:
     """Two-stage high/low confidence IoU tracker for one camera."""
 
     def __init__(self, camera: str, high: float = 0.5, low: float = 0.1, match_iou: float = 0.3,
-                 low_iou: float = 0.5, min_hits: int = 2, max_misses: int = 30, reach: float = 0.5) -> None:
+                 low_iou: float = 0.5, min_hits: int = 2, max_misses: int = 30, reach: float = 0.5,
+                 recover: int = 2, steadiness: float = 0.8) -> None:
         self.camera = camera
         self.reach = reach  # stage 1b: how far (in box heights) a box may move between frames without overlapping
+        self.recover = recover  # stage 1b also takes back a person the detector missed for up to this many frames
+        self.steadiness = steadiness  # share of the old velocity kept at each step (the rest is the new step)
         self.high, self.low, self.match_iou, self.low_iou = high, low, match_iou, low_iou
         self.min_hits, self.max_misses = min_hits, max_misses
         self.tracks: list[Track] = []
         self._next_id = 1
         self.frames = 0
 
-    def update(self, dets: np.ndarray, t: float) -> tuple[list[Track], list[Track]]:
-        """Advance one frame with (N, 5) detections; returns (tracks confirmed now, confirmed tracks ended now)."""
+    def update(self, dets: np.ndarray, t: float,
+               size: tuple[int, int] | None = None) -> tuple[list[Track], list[Track]]:
+        """Advance one frame with (N, 5) detections in an image of `size` (width, height); returns (tracks
+        confirmed now, confirmed tracks ended now)."""
         self.frames += 1
         dets = np.asarray(dets, np.float32).reshape(-1, 5) if len(dets) else np.zeros((0, 5), np.float32)
         high = dets[dets[:, 4] >= self.high]
@@ -179,9 +186,13 @@ class IouTracker:
         pool = list(self.tracks)
         _, pool, high_left = self._assign(pool, high, self.match_iou, t)
         # stage 1b: a person crossing the view fast at a low frame rate (a thermal camera at 5-9 fps) moves more
-        # than their own width between frames, so a track without a velocity yet overlaps its next box not at all
+        # than their own width between frames, so a track without a velocity yet overlaps its next box not at all.
+        # The same holds for a thin (far) person the detector missed for a frame or two: their predicted box,
+        # extrapolated from jittery boxes, no longer overlaps them. Not one last seen at the image edge: they left,
+        # and whoever comes in there next is someone else.
         if self.reach > 0:
-            near = [tr for tr in pool if tr.misses == 0]
+            near = [tr for tr in pool if tr.misses == 0 or tr.misses <= self.recover and size is not None
+                    and whole_in_frame(tr, size)]
             moved, _, high_left = self._assign(near, high_left, 1e-6, t, lambda a, b: proximity(a, b, self.reach))
             pool = [tr for tr in pool if tr not in moved]
         # stage 2: only tracks that were seen in the previous frame may take a low-confidence detection
@@ -238,9 +249,10 @@ class IouTracker:
             track = tracks[r]
             box = dets[c, :4]
             # the centre's motion only: a walking person's box widens and narrows with the stride, which is
-            # no motion to extrapolate (with it, predicted boxes overshoot and tracks fragment)
+            # no motion to extrapolate (with it, predicted boxes overshoot and tracks fragment); and smoothed over
+            # several frames: a detector's boxes jitter by a few pixels, a walker's pace changes slowly
             step = np.tile((box[:2] + box[2:] - track.box[:2] - track.box[2:]) / 2, 2)
-            track.velocity = 0.5 * track.velocity + 0.5 * step / (track.misses + 1)
+            track.velocity = self.steadiness * track.velocity + (1.0 - self.steadiness) * step / (track.misses + 1)
             track.box, track.score, track.last_t = box.copy(), float(dets[c, 4]), t
             track.hits += 1
             track.misses = 0
