@@ -24,21 +24,24 @@ from hicmd.modality import MODALITIES
 from .detect import read_mot
 from .track import iou_matrix
 
-__all__ = ["identity_metrics", "hota_available"]
+__all__ = ["identity_metrics", "camera_metrics", "hota_available"]
 
 IR_OFFSET = 1_000_000  # IR timesteps after every RGB one, in one sequence
 
 
-def _sequence(gt: dict[str, dict[int, np.ndarray]], pred: dict[str, dict[int, np.ndarray]]):
-    """[(timestep, gt ids, gt boxes xyxy, pred ids, pred boxes)] over both cameras."""
+def _steps(gt: dict[int, np.ndarray], pred: dict[int, np.ndarray], offset: int = 0):
+    """[(timestep, gt ids, gt boxes xyxy, pred ids, pred boxes)] of one camera's MOT rows by frame."""
     steps = []
-    for k, cam in enumerate(MODALITIES):
-        frames = sorted(set(gt[cam]) | set(pred[cam]))
-        for f in frames:
-            g = gt[cam].get(f, np.zeros((0, 6), np.float32))
-            p = pred[cam].get(f, np.zeros((0, 6), np.float32))
-            steps.append((k * IR_OFFSET + f, g[:, 5].astype(int), g[:, :4], p[:, 5].astype(int), p[:, :4]))
+    for f in sorted(set(gt) | set(pred)):
+        g = gt.get(f, np.zeros((0, 6), np.float32))
+        p = pred.get(f, np.zeros((0, 6), np.float32))
+        steps.append((offset + f, g[:, 5].astype(int), g[:, :4], p[:, 5].astype(int), p[:, :4]))
     return steps
+
+
+def _sequence(gt: dict[str, dict[int, np.ndarray]], pred: dict[str, dict[int, np.ndarray]]):
+    """The steps of both cameras as one sequence, IR after RGB."""
+    return [step for k, cam in enumerate(MODALITIES) for step in _steps(gt[cam], pred[cam], k * IR_OFFSET)]
 
 
 def hota_available() -> bool:
@@ -81,6 +84,12 @@ def _hota(steps) -> dict[str, float]:
     res = HOTA().eval_sequence(data)
     return {"hota": float(np.mean(res["HOTA"])), "deta": float(np.mean(res["DetA"])),
             "assa": float(np.mean(res["AssA"]))}
+
+
+def camera_metrics(gt: dict[int, np.ndarray], pred: dict[int, np.ndarray], iou_min: float = 0.5) -> dict[str, float]:
+    """IDF1, IDP, IDR, MOTA and id switches of one camera's tracks against its ground truth (MOT rows by frame,
+    as `read_mot` returns them): how well the per-camera tracker keeps each person on one track."""
+    return _idf1(_steps(gt, pred), iou_min)
 
 
 def identity_metrics(tracks_dir: str | Path, clip_dir: str | Path, iou_min: float = 0.5) -> dict[str, Any]:

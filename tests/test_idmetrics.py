@@ -46,3 +46,18 @@ def test_the_same_id_in_both_cameras_is_perfect_and_a_wrong_pairing_is_not(tmp_p
         assert perfect["hota"] == pytest.approx(1.0) and apart["hota"] < 0.8
     else:
         assert perfect["hota"] is None and "trackeval" in perfect["note"]
+
+
+def test_camera_metrics_scores_one_cameras_tracker_alone(tmp_path):
+    """benchmarks/tracking.py's score: one camera, per-camera track ids. A person tracked as 5 then (after a
+    fragment) as 6 over 4 frames: the best mapping covers 2 of 4 boxes on each side."""
+    import numpy as np
+
+    from hicmd.runtime.idmetrics import camera_metrics
+
+    box = lambda f, i: np.array([[10 + f, 30, 30 + f, 80, 1, i]], np.float32)  # noqa: E731
+    gt = {f: box(f, 1) for f in range(1, 5)}
+    whole = camera_metrics(gt, {f: box(f, 5) for f in range(1, 5)})
+    split = camera_metrics(gt, {f: box(f, 5 if f <= 2 else 6) for f in range(1, 5)})
+    assert whole["idf1"] == pytest.approx(1.0) and whole["id_switches"] == 0
+    assert split["idf1"] == pytest.approx(2 * 2 / (4 + 4)) and split["id_switches"] == 1
