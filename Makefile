@@ -21,8 +21,10 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/hicmd demo
 
+# two pytest workers (pytest-xdist), each test file on one worker so its fixtures are built once; the trained-model
+# fixture shared across files is built by the first worker to need it (tests/testkit/cache.py)
 test: $(STAMP)
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -30,11 +30,15 @@ def cached_build(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
                  build: Callable[[Path], None]) -> Path:
     """The folder `build` filled, from the cache when a finished build of this `name` (which carries its key) is
     there; under -p no:cacheprovider a temp folder, built every session."""
+    from filelock import FileLock
+
     cache = getattr(request.config, "cache", None)
     root = Path(cache.mkdir(name)) if cache is not None else tmp_path_factory.mktemp(name)
-    if not (root / "done").is_file():
-        shutil.rmtree(root, ignore_errors=True)
-        root.mkdir(parents=True)
-        build(root)
-        (root / "done").write_text("ok\n")
+    # `make test` runs two pytest-xdist workers: the second to need the build waits for the first, then reads it
+    with FileLock(root.parent / f"{root.name}.lock"):
+        if not (root / "done").is_file():
+            shutil.rmtree(root, ignore_errors=True)
+            root.mkdir(parents=True)
+            build(root)
+            (root / "done").write_text("ok\n")
     return root
