@@ -164,7 +164,7 @@ class IouTracker:
                  recover: int = 2, steadiness: float = 0.8) -> None:
         self.camera = camera
         self.reach = reach  # stage 1b: how far (in box heights) a box may move between frames without overlapping
-        self.recover = recover  # stage 1b also takes back a person the detector missed for up to this many frames
+        self.recover = recover  # stage 1b also takes back a person missed for up to this many frames (size given)
         self.steadiness = steadiness  # share of the old velocity kept at each step (the rest is the new step)
         self.high, self.low, self.match_iou, self.low_iou = high, low, match_iou, low_iou
         self.min_hits, self.max_misses = min_hits, max_misses
