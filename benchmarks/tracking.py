@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -22,16 +21,15 @@ import numpy as np
 from hicmd.runtime.detect import read_mot
 from hicmd.runtime.idmetrics import camera_metrics
 from hicmd.runtime.options import StreamOptions
-from hicmd.runtime.track import IouTracker
+from hicmd.runtime.track import camera_tracker
 
 
-def track_clip(clip: Path, camera: str, recover: int, steadiness: float) -> dict[int, np.ndarray]:
-    """The tracker's visible confirmed tracks per frame (MOT rows: x1, y1, x2, y2, score, track id)."""
-    info = json.loads((clip / "clip.json").read_text())
+def track_clip(clip: Path, info: dict, camera: str, recover: int, steadiness: float) -> dict[int, np.ndarray]:
+    """The tracker's visible confirmed tracks per frame (MOT rows: x1, y1, x2, y2, score, track id); `info`: the
+    clip's clip.json."""
     fps, size = info["fps"][camera], tuple(info["sizes"][camera])
-    stream = {f.name: f.default for f in fields(StreamOptions)}  # the stream's own defaults
-    tracker = IouTracker(camera, min_hits=stream["min_hits"], max_misses=max(3, round(stream["max_lost_s"] * fps)),
-                         recover=recover, steadiness=steadiness)
+    stream = StreamOptions(rgb=None, ir="")  # the stream's own defaults
+    tracker = camera_tracker(camera, fps, stream.min_hits, stream.max_lost_s, recover=recover, steadiness=steadiness)
     dets, out = read_mot(clip / f"det_{camera}.txt"), {}
     for frame in range(1, info["frames"][camera] + 1):
         rows = dets.get(frame, np.zeros((0, 6), np.float32))
@@ -60,11 +58,11 @@ def main() -> None:
     args = parser.parse_args()
     pooled: dict[tuple[str, str], list[dict]] = {}
     for clip in clip_folders(args.clips):
-        rig = json.loads((clip / "clip.json").read_text())["rig"]
+        info = json.loads((clip / "clip.json").read_text())
         for camera in ("rgb", "ir"):
             scores = camera_metrics(read_mot(clip / f"gt_{camera}.txt"),
-                                    track_clip(clip, camera, args.recover, args.steadiness))
-            pooled.setdefault((rig, camera), []).append(scores)
+                                    track_clip(clip, info, camera, args.recover, args.steadiness))
+            pooled.setdefault((info["rig"], camera), []).append(scores)
             if args.per_clip:
                 print(f"{clip} {camera}: IDF1 {scores['idf1']:.3f}, {scores['id_switches']} id switches")
     print(f"tracker: recover {args.recover}, steadiness {args.steadiness}")

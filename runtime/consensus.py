@@ -22,10 +22,11 @@ from scipy.optimize import linear_sum_assignment
 
 from .geometry import reprojection_errors
 
-__all__ = ["Consensus", "consensus_homography", "ranked_consensus", "judge", "TrackPairs"]
+__all__ = ["Consensus", "consensus_homography", "ranked_consensus", "judge", "TrackPairs", "MIN_POINTS"]
 
 Key = tuple[Hashable, Hashable]  # (rgb track, ir track)
 TrackPairs = dict[Key, tuple[np.ndarray, np.ndarray]]  # key -> (RGB foot points (n, 2), IR foot points (n, 2))
+MIN_POINTS = 4  # foot-point pairs a track pair needs to count: a homography takes four
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ def _hypotheses(pairs: TrackPairs, tol_px: float, limit: int, rng: np.random.Gen
     return out
 
 
-def consensus_homography(pairs: TrackPairs, tol_px: float, min_points: int = 4, agree: float = 0.6,
+def consensus_homography(pairs: TrackPairs, tol_px: float, min_points: int = MIN_POINTS, agree: float = 0.6,
                          limit: int = 300, seed: int = 0) -> Consensus | None:
     """The homography that explains the most foot points over track pairs matched one to one (None: no evidence).
 
@@ -99,8 +100,8 @@ def consensus_homography(pairs: TrackPairs, tol_px: float, min_points: int = 4, 
     return ranked[0] if ranked else None
 
 
-def ranked_consensus(pairs: TrackPairs, tol_px: float, min_points: int = 4, agree: float = 0.6, limit: int = 300,
-                     seed: int = 0) -> list[Consensus]:
+def ranked_consensus(pairs: TrackPairs, tol_px: float, min_points: int = MIN_POINTS, agree: float = 0.6,
+                     limit: int = 300, seed: int = 0) -> list[Consensus]:
     """Every distinct explanation (set of track pairs taken for one person each), the best supported first: while
     few people have walked, a wrong pairing can out-support the right one, and the caller's checks may refuse it."""
     pairs = {k: v for k, v in pairs.items() if len(v[0]) >= min_points}

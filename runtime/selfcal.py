@@ -20,7 +20,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .consensus import Consensus, TrackPairs, judge, ranked_consensus
+from .consensus import MIN_POINTS, Consensus, TrackPairs, judge, ranked_consensus
 from .geometry import Calibration, CalibrationError, Size, fit_calibration, reprojection_errors
 from .presence import Presence, PresenceOptions
 
@@ -160,7 +160,7 @@ class SelfCalibrator:
         when the checks show it impossible, the right one is often next. One the evidence merely does not pin down
         yet stops the search: it is most likely right, and the runner-up its rival (two walkers swapped)."""
         # a refit must also explain the evidence at least as well as the fit in use: any track pair may add to it
-        points = self.opts.first_fit_points if self.calibration is None else 4
+        points = self.opts.first_fit_points if self.calibration is None else MIN_POINTS
         ranked = ranked_consensus(pairs, self.opts.ransac_px, min_points=points)
         if not ranked:
             raise CalibrationError("no homography explains two people seen by both cameras yet")

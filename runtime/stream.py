@@ -34,7 +34,7 @@ from .shutdown import stop_on_signals
 from .sources import gui_available, open_source, parse_source
 from .stats import RateMeter, StageTimes
 from .embedder import CropEmbedder
-from .track import IouTracker, Track, Tracker, crowded, whole_in_frame
+from .track import Track, Tracker, camera_tracker, crowded, whole_in_frame
 from .trackfiles import TrackFiles
 
 __all__ = ["StreamError", "StreamOptions", "Summary", "run_stream"]
@@ -98,10 +98,9 @@ class Pipeline:
         rgb_fps = self.captures[self.cams[0]].fps  # the clock of the video and of pairing
         tolerance = (opts.pair_tolerance_ms / 1000.0) if opts.pair_tolerance_ms else 0.5 / rgb_fps
         self.pairer = Pairer(tolerance)
-        # counted in frames of the camera, so a camera that is down for a while does not age its tracks
         self.trackers: dict[str, Tracker] = {
-            cam: (trackers or {}).get(cam) or IouTracker(
-                cam, min_hits=opts.min_hits, max_misses=max(3, round(opts.max_lost_s * self.captures[cam].fps)))
+            cam: (trackers or {}).get(cam)
+            or camera_tracker(cam, self.captures[cam].fps, opts.min_hits, opts.max_lost_s)
             for cam in self.cams}
         self.gates = resolve_gates(opts, embedder)
         fusion = FusionOptions(cues=opts.cues, appearance_gate=self.gates["match"], geometry_gate=opts.geometry_gate,
@@ -211,14 +210,15 @@ class Pipeline:
             self.last_image[cam], self.last_index[cam] = frame.image, frame.index
             with self.times.time("detect"):
                 dets = self.detectors[cam].detect(frame.image, frame.index)
+            size = (frame.image.shape[1], frame.image.shape[0])
             with self.times.time("track"):
-                born, ended = self.trackers[cam].update(dets, frame.t, (frame.image.shape[1], frame.image.shape[0]))
+                born, ended = self.trackers[cam].update(dets, frame.t, size)
                 self.matcher.observe(self.trackers[cam].confirmed, frame.t)
             for track in born:
                 self._start_track(cam, track, frame)
             for track in ended:
                 self._end_track(track, frame.t)
-            live, size = self.trackers[cam].confirmed, (frame.image.shape[1], frame.image.shape[0])
+            live = self.trackers[cam].confirmed
             for track in live:  # once a track has an embedding, only crops that show it alone and whole add to it
                 clear = track.visible and not crowded(track, live)
                 if track.visible and not clear:

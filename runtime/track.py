@@ -14,8 +14,8 @@ from typing import Protocol
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-__all__ = ["Track", "Appearance", "Tracker", "IouTracker", "iou_matrix", "proximity", "ema_update", "whole_in_frame",
-           "crowded"]
+__all__ = ["Track", "Appearance", "Tracker", "IouTracker", "camera_tracker", "iou_matrix", "proximity", "ema_update",
+           "whole_in_frame", "crowded"]
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -265,3 +265,9 @@ class IouTracker:
     @property
     def confirmed(self) -> list[Track]:
         return [tr for tr in self.tracks if tr.confirmed]
+
+
+def camera_tracker(camera: str, fps: float, min_hits: int, max_lost_s: float, **options) -> IouTracker:
+    """The stream's tracker for a camera at `fps`: a track unseen for `max_lost_s` ends, counted in the camera's own
+    frames (at least 3), so a camera that is down for a while does not age its tracks."""
+    return IouTracker(camera, min_hits=min_hits, max_misses=max(3, round(max_lost_s * fps)), **options)
