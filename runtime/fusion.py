@@ -9,7 +9,10 @@ watching one place give two more cues:
 Each cue has a gate (a pair beyond it can never match) and a weight in the Hungarian cost. Without a calibration
 (none given and self-calibration not fitted yet) the cost falls back to appearance + time, gated by the appearance
 threshold alone. With one, a pair must be close on the ground; appearance may then be looser, because geometry
-tells apart the people that appearance confuses.
+tells apart the people that appearance confuses. A self-fitted homography is only as good as the foot points it was
+fitted on: exact along the paths of the people it came from, a guess far from them. Where its uncertainty at a
+person's foot (runtime/geometry.py `uncertainty_px`) exceeds `geometry_trust` IR box heights, geometry neither
+vouches for a pair nor lets a look-alike in: appearance decides alone there, on its own gate.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ class FusionOptions:
     alone_s: float = 0.5  # a track that was the only person in its view while another was the only one in the
     #                       other, for this long, may match it on the looser gate before any calibration (0: never)
     velocity_scale: float = 1.0  # velocity disagreement (IR box heights per second) at which it is at its worst
+    geometry_trust: float = 0.2  # geometry decides a pair only where the fitted map's uncertainty (1 sigma, IR box
+    #                              heights) at the RGB foot is below this (runtime/geometry.py uncertainty_px)
 
     def __post_init__(self) -> None:
         if self.cues not in CUES:
@@ -158,27 +163,32 @@ def fused_scores(rgb: list[Track], ir: list[Track], opts: FusionOptions, calibra
     if opts.use_time:  # people enter both views at about the same moment (both 0 for people there from the start)
         entry = np.abs(np.array([tr.first_t for tr in rgb])[:, None] - np.array([tr.first_t for tr in ir])[None])
         cost += opts.weight_time * np.minimum(entry / opts.entry_scale_s, 1.0)
+    allowed = appearance <= opts.appearance_gate
+    backed = None
+    if opts.use_time:  # the time cues strong enough to match on the looser gate before geometry is known
+        backed = np.array([[(r.id, i.id) in alone for i in ir] for r in rgb], bool).reshape(appearance.shape)
+        if opts.entry_gate_s > 0:
+            backed |= _entered_together(rgb, ir, opts.entry_gate_s, present)
+        backed &= appearance <= opts.geometry_appearance_gate
+        allowed = allowed | backed
     if not (opts.use_geometry and calibration is not None):
-        allowed = appearance <= opts.appearance_gate
-        if opts.use_time:  # the time cues strong enough to match on the looser gate before geometry is known
-            together = np.array([[(r.id, i.id) in alone for i in ir] for r in rgb], bool).reshape(appearance.shape)
-            if opts.entry_gate_s > 0:
-                together |= _entered_together(rgb, ir, opts.entry_gate_s, present)
-            together &= appearance <= opts.geometry_appearance_gate
-            allowed |= together
-            return Scores(cost, allowed, appearance, None, together)
-        return Scores(cost, allowed, appearance, None)
+        return Scores(cost, allowed, appearance, None, backed)
 
     heights = np.array([_height(tr) for tr in ir])
-    mapped = calibration.rgb_to_ir(np.stack([foot(tr) for tr in rgb]))
+    feet_rgb = np.stack([foot(tr) for tr in rgb])
+    mapped = calibration.rgb_to_ir(feet_rgb)
     feet_ir = np.stack([foot(tr) for tr in ir])
     geometry = np.linalg.norm(mapped[:, None] - feet_ir[None], axis=2) / heights[None]
     geometry = np.where(np.isfinite(geometry), geometry, np.inf)  # behind the horizon: nowhere near
     cost += opts.weight_geometry * np.minimum(geometry / opts.geometry_gate, 1.0)
     if opts.use_time and history is not None:
         cost += opts.weight_time * _velocity_disagreement(rgb, ir, heights, calibration, history, opts)
-    allowed = (geometry <= opts.geometry_gate) & (appearance <= opts.geometry_appearance_gate)
-    return Scores(cost, allowed, appearance, geometry, allowed)
+    near = (geometry <= opts.geometry_gate) & (appearance <= opts.geometry_appearance_gate)
+    # far from the people a self-fitted map was fitted on, it is a guess: there geometry cannot vouch for a pair,
+    # and appearance decides alone
+    trusted = calibration.uncertainty_px(feet_rgb)[:, None] <= opts.geometry_trust * heights[None]
+    allowed = np.where(trusted, near, appearance <= opts.appearance_gate)
+    return Scores(cost, allowed, appearance, geometry, near & trusted)
 
 
 def _entered_together(rgb: list[Track], ir: list[Track], gate_s: float,

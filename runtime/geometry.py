@@ -9,7 +9,9 @@ close to a similarity; two separately mounted cameras give a general one.
 inliers); `Calibration` carries it with the image sizes it was made for and the quality figures of the fit, and
 reads / writes `calibration.json`. The checks OpenCV does not make are made here: fewer than 4 pairs, points on
 (nearly) one line — everyone walking one corridor gives a fit that is exact along the line and arbitrary across
-it — and a near-singular matrix.
+it — and a near-singular matrix. A fit also knows where it is sure: the first-order covariance of its entries from
+its inliers gives, at any RGB point, how far off the mapped point may be (`Calibration.uncertainty_px`), small among
+the fitted points and growing away from them.
 """
 
 from __future__ import annotations
@@ -54,6 +56,9 @@ class Calibration:
     reprojection_px: float  # median IR-image distance of the inlier pairs after mapping
     inliers: int
     pairs: int
+    # 8x8 covariance of the homography's entries (all but H[2, 2]) from the fit's inliers, or None (given by the
+    # user, not fitted here): how well the points pin the map down, and so how far it can be trusted from them
+    covariance: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         h = np.asarray(self.homography, np.float64)
@@ -77,6 +82,17 @@ class Calibration:
             out = homog[:, :2] / w
         out[(w[:, 0] <= 1e-12)] = np.nan
         return out
+
+    def uncertainty_px(self, points: np.ndarray) -> np.ndarray:
+        """(N,) the standard deviation, in IR pixels along the worst direction, of where (N, 2) RGB points map:
+        small among the points the map was fitted on, growing away from them (a homography fitted on two walkers'
+        paths is exact there and a guess across the rest of the ground). Zero without a covariance."""
+        pts = np.asarray(points, np.float64).reshape(-1, 2)
+        if self.covariance is None:
+            return np.zeros(len(pts))
+        jac = _map_jacobian(self.homography, pts)
+        cov = np.einsum("nij,jk,nlk->nil", jac, self.covariance, jac)
+        return np.sqrt(np.maximum(np.linalg.eigvalsh(cov)[:, -1], 0.0))
 
     def check_sizes(self, rgb_size: Size, ir_size: Size) -> None:
         """Refuse to use a calibration made for other image sizes (a homography is in pixels)."""
@@ -142,6 +158,27 @@ def reprojection_errors(homography: np.ndarray, rgb: np.ndarray, ir: np.ndarray)
     return np.linalg.norm(mapped - np.asarray(ir, np.float64).reshape(-1, 2), axis=1)
 
 
+def _map_jacobian(h: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    """(N, 2, 8): how each mapped point moves with H's entries h00 h01 h02 h10 h11 h12 h20 h21 (h22 held)."""
+    x, y, one = pts[:, 0], pts[:, 1], np.ones(len(pts))
+    w = h[2, 0] * x + h[2, 1] * y + h[2, 2]
+    u, v = (h[0, 0] * x + h[0, 1] * y + h[0, 2]) / w, (h[1, 0] * x + h[1, 1] * y + h[1, 2]) / w
+    jac = np.zeros((len(pts), 2, 8))
+    jac[:, 0, 0:3] = jac[:, 1, 3:6] = np.c_[x, y, one] / w[:, None]
+    jac[:, 0, 6:8] = -(u / w)[:, None] * np.c_[x, y]
+    jac[:, 1, 6:8] = -(v / w)[:, None] * np.c_[x, y]
+    return jac
+
+
+def _covariance(h: np.ndarray, rgb: np.ndarray, ir: np.ndarray, floor_px: float = 1.0) -> np.ndarray:
+    """First-order covariance of H's entries from its inlier pairs (Hartley & Zisserman, 5.2): the residuals'
+    variance (at least floor_px, a detector's jitter) times the inverse of the normal matrix."""
+    jac = _map_jacobian(h, rgb).reshape(-1, 8)
+    residual = reprojection_errors(h, rgb, ir)
+    variance = max(float(np.mean(residual**2)) / 2, floor_px**2)
+    return variance * np.linalg.pinv(jac.T @ jac)
+
+
 def _spread_ratio(points: np.ndarray) -> float:
     """sqrt of the smaller over the larger eigenvalue of the points' covariance: 0 for points on one line."""
     if len(points) < 3:
@@ -180,4 +217,5 @@ def fit_calibration(rgb: np.ndarray, ir: np.ndarray, rgb_size: Size, ir_size: Si
     if np.median(np.c_[rgb[inlier], np.ones(int(inlier.sum()))] @ h[2]) < 0:
         h = -h
     err = reprojection_errors(h, rgb[inlier], ir[inlier])
-    return Calibration(h, rgb_size, ir_size, float(np.median(err)), int(inlier.sum()), len(rgb))
+    return Calibration(h, rgb_size, ir_size, float(np.median(err)), int(inlier.sum()), len(rgb),
+                       _covariance(h / abs(h[2, 2]), rgb[inlier], ir[inlier]))

@@ -51,6 +51,7 @@ class StreamOptions:
     calibration: str | None = None  # calibration.json (RGB->IR ground homography); None: self-calibrate
     self_calibrate: bool = True  # fit the homography online from confident matches when none is given
     geometry_gate: float = 0.5  # foot-point distance (IR box heights) beyond which a pair cannot match
+    geometry_trust: float = 0.2  # a self-fitted map's uncertainty (IR box heights) beyond which geometry cannot vouch
     weight_geometry: float = 1.0
     weight_time: float = 0.3
 

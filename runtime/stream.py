@@ -104,7 +104,8 @@ class Pipeline:
             for cam in self.cams}
         self.gates = resolve_gates(opts, embedder)
         fusion = FusionOptions(cues=opts.cues, appearance_gate=self.gates["match"], geometry_gate=opts.geometry_gate,
-                               weight_geometry=opts.weight_geometry, weight_time=opts.weight_time)
+                               geometry_trust=opts.geometry_trust, weight_geometry=opts.weight_geometry,
+                               weight_time=opts.weight_time)
         calibration = Calibration.load(Path(opts.calibration)) if opts.calibration else None
         self.matcher = CrossView(fusion, opts.confirm, calibration, opts.self_calibrate)
         self.gallery = Gallery(opts.gallery, embedder, self.gates["gallery"]) if opts.gallery else None

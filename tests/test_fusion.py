@@ -8,7 +8,7 @@ import pytest
 from hicmd.runtime.associate import CrossMatcher
 from hicmd.runtime.crossview import CrossView
 from hicmd.runtime.fusion import AloneTogether, FootHistory, FusionOptions, fused_scores
-from hicmd.runtime.geometry import Calibration
+from hicmd.runtime.geometry import Calibration, fit_calibration
 from hicmd.runtime.selfcal import SelfCalibrator, SelfCalOptions
 from hicmd.runtime.track import Appearance, Track
 
@@ -48,6 +48,27 @@ def test_geometry_gates_out_a_pair_that_appearance_likes_and_lets_in_one_it_does
         rgb[0].look.count = ir[1].look.count = int(t * 10) + 1
         matcher.update(rgb, ir, t)
     assert (1, 2) in matcher.matches and (1, 1) not in matcher.matches  # (2, 1): geometry places them together
+
+
+def test_geometry_vouches_only_where_the_fit_is_sure():
+    """A self-fitted map from two walkers on the left of the ground is exact there and a guess on the far right:
+    a pair it places together there is judged by appearance alone (on SynthVI's separate rig, a person only the
+    RGB camera saw, far from the fitted paths, was mapped onto an IR person and matched)."""
+    rng = np.random.default_rng(5)
+    t = np.linspace(0, 1, 40)
+    paths = np.r_[np.c_[60 + 180 * t, 280 + 150 * t], np.c_[80 + 140 * t, 450 - 120 * t]]
+    fit = fit_calibration(paths, CAL.rgb_to_ir(paths) + rng.normal(0, 1.0, (80, 2)), (640, 480), (512, 384))
+    opts = FusionOptions(cues="geometry", appearance_gate=0.5)
+    for rgb_foot, sure in (((150, 330), True), ((600, 150), False)):
+        ir_foot = tuple(fit.rgb_to_ir(np.array([rgb_foot], float))[0])  # where the fit puts them: geometry 0
+        rgb = [_track(1, "rgb", rgb_foot, [1, 0, 0])]
+        unlike, alike = _track(1, "ir", ir_foot, [0.1, 1, 0], height=40), _track(2, "ir", ir_foot, [1, 0.2, 0],
+                                                                                height=40)
+        scores = fused_scores(rgb, [unlike, alike], opts, fit)
+        assert scores.geometry[0].max() < 0.1 and scores.appearance[0, 0] > 0.5 > scores.appearance[0, 1]
+        assert scores.allowed.tolist() == [[sure, True]] and scores.backed.tolist() == [[sure, sure]]
+        given = fused_scores(rgb, [unlike, alike], opts, Calibration(fit.homography, (640, 480), (512, 384), 1, 80, 80))
+        assert given.allowed.tolist() == [[True, True]]  # a calibration file has no covariance: trusted everywhere
 
 
 def test_without_a_calibration_geometry_falls_back_to_appearance_and_time():

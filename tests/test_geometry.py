@@ -104,3 +104,21 @@ def test_foot_points_and_errors():
     assert foot_points(np.array([[10, 20, 30, 100]])).tolist() == [[25.0, 120.0]]
     rgb, ir = _pairs(5, np.random.default_rng(3))
     assert np.allclose(reprojection_errors(TRUE_H, rgb, ir), 0, atol=1e-6)
+
+
+def test_a_fit_knows_where_it_is_uncertain():
+    """Two walkers' paths pin the map down along them and leave it a guess far from them: the fit's uncertainty
+    (first-order, from its inliers) must say so, and follow where the map is actually wrong."""
+    rng = np.random.default_rng(3)
+    t = np.linspace(0, 1, 40)
+    rgb = np.r_[np.c_[40 + 200 * t, 300 + 120 * t], np.c_[60 + 160 * t, 440 - 100 * t]]  # the left part only
+    truth = Calibration(TRUE_H, (640, 480), (320, 256), 0.0, 1, 1)
+    cal = fit_calibration(rgb, truth.rgb_to_ir(rgb) + rng.normal(0, 1.0, (80, 2)), (640, 480), (320, 256))
+    on_paths, far = np.array([[140.0, 360.0], [100.0, 410.0]]), np.array([[600.0, 220.0], [620.0, 470.0]])
+    near_sigma, far_sigma = cal.uncertainty_px(on_paths), cal.uncertainty_px(far)
+    assert near_sigma.max() < 1.0 and far_sigma.min() > 5 * near_sigma.max()
+    far_error = np.linalg.norm(cal.rgb_to_ir(far) - truth.rgb_to_ir(far), axis=1)
+    near_error = np.linalg.norm(cal.rgb_to_ir(on_paths) - truth.rgb_to_ir(on_paths), axis=1)
+    assert far_error.min() > near_error.max()  # and the map is indeed worse there
+    assert truth.uncertainty_px(far).tolist() == [0.0, 0.0]  # a given calibration (a file) has no covariance
+    assert "covariance" not in truth.to_json()

@@ -52,6 +52,9 @@ def command(
                                         help="Fit the ground homography online when no --calibration is given."),
     geometry_gate: float = typer.Option(0.5, help="Largest foot-point distance, in IR box heights, between an RGB "
                                         "person mapped into the IR image and an IR person they can match."),
+    geometry_trust: float = typer.Option(0.2, help="Geometry decides a pair only where a self-fitted homography is "
+                                         "this sure (1-sigma uncertainty, in IR box heights); elsewhere appearance "
+                                         "decides alone."),
     weight_geometry: float = typer.Option(1.0, help="Weight of the geometry cue in the association cost."),
     weight_time: float = typer.Option(0.3, help="Weight of the time cue (entry time, velocity) in the cost."),
     gallery: Optional[Path] = typer.Option(None, help="Folder of enrolled people: DIR/<name>/*.png."),
@@ -102,7 +105,8 @@ def command(
         detections_ir=str(detections_ir) if detections_ir else None,
         embed_every=embed_every, match_threshold=match_threshold, confirm=confirm, split_distance=split_distance,
         cues=cues.value, calibration=str(calibration) if calibration else None, self_calibrate=self_calibrate,
-        geometry_gate=geometry_gate, weight_geometry=weight_geometry, weight_time=weight_time,
+        geometry_gate=geometry_gate, geometry_trust=geometry_trust, weight_geometry=weight_geometry,
+        weight_time=weight_time,
         gallery=str(gallery) if gallery else None, enroll=enroll, ir_range=parse_ir_range(ir_range),
         save=str(save) if save else None, save_tracks=str(save_tracks) if save_tracks else None,
         events=str(events) if events else None, overwrite_events=overwrite, show=show, max_frames=max_frames,
