@@ -163,16 +163,16 @@ def fused_scores(rgb: list[Track], ir: list[Track], opts: FusionOptions, calibra
     if opts.use_time:  # people enter both views at about the same moment (both 0 for people there from the start)
         entry = np.abs(np.array([tr.first_t for tr in rgb])[:, None] - np.array([tr.first_t for tr in ir])[None])
         cost += opts.weight_time * np.minimum(entry / opts.entry_scale_s, 1.0)
-    allowed = appearance <= opts.appearance_gate
-    backed = None
-    if opts.use_time:  # the time cues strong enough to match on the looser gate before geometry is known
-        backed = np.array([[(r.id, i.id) in alone for i in ir] for r in rgb], bool).reshape(appearance.shape)
-        if opts.entry_gate_s > 0:
-            backed |= _entered_together(rgb, ir, opts.entry_gate_s, present)
-        backed &= appearance <= opts.geometry_appearance_gate
-        allowed = allowed | backed
     if not (opts.use_geometry and calibration is not None):
-        return Scores(cost, allowed, appearance, None, backed)
+        allowed = appearance <= opts.appearance_gate
+        if opts.use_time:  # the time cues strong enough to match on the looser gate before geometry is known
+            together = np.array([[(r.id, i.id) in alone for i in ir] for r in rgb], bool).reshape(appearance.shape)
+            if opts.entry_gate_s > 0:
+                together |= _entered_together(rgb, ir, opts.entry_gate_s, present)
+            together &= appearance <= opts.geometry_appearance_gate
+            allowed |= together
+            return Scores(cost, allowed, appearance, None, together)
+        return Scores(cost, allowed, appearance, None)
 
     heights = np.array([_height(tr) for tr in ir])
     feet_rgb = np.stack([foot(tr) for tr in rgb])
