@@ -170,12 +170,12 @@ def _map_jacobian(h: np.ndarray, pts: np.ndarray) -> np.ndarray:
     return jac
 
 
-def _covariance(h: np.ndarray, rgb: np.ndarray, ir: np.ndarray, floor_px: float = 1.0) -> np.ndarray:
-    """First-order covariance of H's entries from its inlier pairs (Hartley & Zisserman, 5.2): the residuals'
-    variance (at least floor_px, a detector's jitter) times the inverse of the normal matrix."""
+def _covariance(h: np.ndarray, rgb: np.ndarray, residual_px: np.ndarray, floor_px: float = 1.0) -> np.ndarray:
+    """First-order covariance of H's entries from its inliers' RGB points and reprojection errors (Hartley &
+    Zisserman, 5.2): the residuals' per-axis variance (at least floor_px, a detector's jitter) times the inverse of
+    the normal matrix."""
     jac = _map_jacobian(h, rgb).reshape(-1, 8)
-    residual = reprojection_errors(h, rgb, ir)
-    variance = max(float(np.mean(residual**2)) / 2, floor_px**2)
+    variance = max(float(np.mean(residual_px**2)) / 2, floor_px**2)
     return variance * np.linalg.pinv(jac.T @ jac)
 
 
@@ -218,4 +218,4 @@ def fit_calibration(rgb: np.ndarray, ir: np.ndarray, rgb_size: Size, ir_size: Si
         h = -h
     err = reprojection_errors(h, rgb[inlier], ir[inlier])
     return Calibration(h, rgb_size, ir_size, float(np.median(err)), int(inlier.sum()), len(rgb),
-                       _covariance(h / abs(h[2, 2]), rgb[inlier], ir[inlier]))
+                       _covariance(h / abs(h[2, 2]), rgb[inlier], err))
