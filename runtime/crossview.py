@@ -107,5 +107,8 @@ class CrossView:
                 "self_drops": self.selfcal.drops if self.selfcal else 0}
 
     def _scores(self, rgb: list[Track], ir: list[Track]) -> Scores:
+        # people there since a camera's first frame, not matched yet: their own entry was never seen
+        unaccounted = sum(1 for side in self._present for track in side
+                          if not track.entered and self.matcher.partner(track) is None)
         return fused_scores(rgb, ir, self.fusion, self.calibration, self.history, frozenset(self.alone.pairs),
-                            self._present)
+                            self._present, unaccounted)

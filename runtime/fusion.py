@@ -152,10 +152,14 @@ class Scores:
 
 def fused_scores(rgb: list[Track], ir: list[Track], opts: FusionOptions, calibration: Calibration | None,
                  history: FootHistory | None = None, alone: frozenset[tuple[int, int]] = frozenset(),
-                 present: tuple[list[Track], list[Track]] = ([], [])) -> Scores:
+                 present: tuple[list[Track], list[Track]] = ([], []), unaccounted: int = 0) -> Scores:
     """The cost and gates of every RGB x IR pair. `alone`: the (RGB track id, IR track id) pairs that have been
     alone together (AloneTogether), a time cue. `present`: every live track of each camera, hidden ones too (the
-    pairs scored are those seen now): someone who entered with a person is their rival while briefly hidden."""
+    pairs scored are those seen now): someone who entered with a person is their rival while briefly hidden.
+    `unaccounted`: how many people there since a camera's first frame have no match yet. Their entry was never
+    seen, so any newcomer in the other camera may be their partner: while one waits, an entry proves nothing (on
+    SynthVI's separate rig, three RGB entrants whose partner the IR camera had shown from the start were matched
+    to the person only the IR camera saw, who happened to walk in with them)."""
     emb_r = np.stack([tr.look.embedding for tr in rgb]).astype(np.float32)
     emb_i = np.stack([tr.look.embedding for tr in ir]).astype(np.float32)
     appearance = 1.0 - emb_r @ emb_i.T
@@ -167,7 +171,7 @@ def fused_scores(rgb: list[Track], ir: list[Track], opts: FusionOptions, calibra
         allowed = appearance <= opts.appearance_gate
         if opts.use_time:  # the time cues strong enough to match on the looser gate before geometry is known
             together = np.array([[(r.id, i.id) in alone for i in ir] for r in rgb], bool).reshape(appearance.shape)
-            if opts.entry_gate_s > 0:
+            if opts.entry_gate_s > 0 and not unaccounted:
                 together |= _entered_together(rgb, ir, opts.entry_gate_s, present)
             together &= appearance <= opts.geometry_appearance_gate
             allowed |= together

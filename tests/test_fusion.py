@@ -114,6 +114,33 @@ def test_a_rival_hidden_for_a_moment_still_makes_an_entry_ambiguous():
     assert fused_scores([seen], ir, opts, None, present=([seen, hidden], ir)).allowed.tolist() == [[False]]
 
 
+def test_an_entry_proves_nothing_while_someone_there_from_the_start_is_unmatched():
+    """The IR camera shows a person from its first frame; they walk into the RGB view at 5.0 s just as someone the
+    IR camera alone sees walks into its view. The entrants came in together, but the IR person there from the start
+    may be the RGB entrant's partner: their own entry was never seen. Once that person is accounted for (matched
+    to someone there from the start in the RGB view), the entry decides again."""
+    def people(with_partner: bool):
+        waiting = _track(1, "ir", (250, 250), [0.1, 1, 0])  # there from the start: entered stays False
+        newcomer = _track(2, "ir", (90, 250), [0.3, 1, 0], first_t=5.2)
+        entrant = _track(1, "rgb", (100, 300), [1, 0, 0], first_t=5.0)
+        entrant.entered = newcomer.entered = True
+        rgb = [entrant] + ([_track(2, "rgb", (300, 300), [0.1, 1, 0.02])] if with_partner else [])
+        return rgb, [waiting, newcomer]
+
+    for with_partner in (False, True):
+        view = CrossView(FusionOptions(cues="time", appearance_gate=0.3, entry_gate_s=0.5), confirm=1)
+        rgb, ir = people(with_partner)
+        for track in rgb + ir:
+            view.register(track)
+        for step in range(3):
+            for track in rgb + ir:
+                track.look.count = step + 1  # fresh embeddings every round
+            view.update(rgb, ir, 5.5 + 0.2 * step)
+        assert ((1, 1) in view.matches) is False  # the entrant never takes the person waiting on appearance
+        assert ((1, 2) in view.matches) is with_partner
+        assert ((2, 1) in view.matches) is with_partner  # alike (distance < 0.3): matched on appearance
+
+
 def test_people_alone_in_both_views_at_once_may_match_before_any_calibration():
     # the lone walker: there from the start (no entry time) and nobody else to calibrate with
     rgb = _track(1, "rgb", (100, 300), [1, 0], first_t=0.0)
