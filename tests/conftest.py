@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import pickle
 import shutil
 from pathlib import Path
 
@@ -50,17 +51,28 @@ def trained(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 
 
 @pytest.fixture(scope="session")
-def int8_model(trained, tmp_path_factory):
+def int8_model(request: pytest.FixtureRequest, trained, tmp_path_factory):
     """run_export of the trained checkpoint with --int8 (entropy calibration on 64 training crops per modality,
     the protocol gate on a tenth of the test split); with nncf installed it holds OpenVINO's own INT8 IRs too.
-    Shared by tests/test_int8.py and tests/test_int8_openvino.py; one torch thread while it exports (2 shared
-    cores: several times faster than two contended ones)."""
+    Shared by tests/test_int8.py and tests/test_int8_openvino.py, which `--dist loadfile` puts on different workers:
+    cached like `trained`, so one worker builds it and the other waits instead of exporting it a second time."""
+    from testkit.cache import cached_build, source_key
+    from testkit.stream_model import cache_key
+
+    key = source_key([cache_key()], ["export", "runtime", "tests/conftest.py"])
+    root = cached_build(request, tmp_path_factory, f"hicmd-int8-model-{key}", lambda root: _build_int8(trained, root))
+    result = pickle.loads((root / "result.pkl").read_bytes())
+    return {"out": root / "model", "result": result, "crops": trained / "crops", "ckpt": trained / "run" / "last.pt",
+            "data": root / "data"}
+
+
+def _build_int8(trained: Path, root: Path) -> None:
+    """One torch thread while it exports (2 shared cores: several times faster than two contended ones)."""
     import torch
 
     from hicmd.export.int8 import Int8Options
     from hicmd.export.pipeline import ExportOptions, run_export
 
-    root = tmp_path_factory.mktemp("int8")
     data = _every_tenth_test_image(trained / "crops", root / "data")
     options = ExportOptions(crops=32, int8=Int8Options(calib=f"regdb:{data}", crops=64))
     before = torch.get_num_threads()
@@ -69,8 +81,7 @@ def int8_model(trained, tmp_path_factory):
         result = run_export(trained / "run" / "last.pt", root / "model", options)
     finally:
         torch.set_num_threads(before)
-    return {"out": root / "model", "result": result, "crops": trained / "crops", "ckpt": trained / "run" / "last.pt",
-            "data": data}
+    (root / "result.pkl").write_bytes(pickle.dumps(result))
 
 
 def _every_tenth_test_image(crops: Path, root: Path) -> Path:
