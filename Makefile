@@ -22,10 +22,9 @@ demo: $(STAMP)
 	$(BIN)/hicmd demo
 
 # two pytest workers (pytest-xdist), each test file on one worker so its fixtures are built once; the trained-model
-# fixture shared across files is built by the first worker to need it (tests/testkit/cache.py); the longest files are
-# handed out first (tests/conftest.py LONG_FIRST)
+# fixture shared across files is built by the first worker to need it (tests/testkit/cache.py)
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder tests
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -19,18 +19,7 @@ def _has_gpu() -> bool:
     return shutil.which("nvidia-smi") is not None
 
 
-# The files that take minutes on 2 cores (`pytest --durations`, 2026-12-05: the trained model + its INT8 export ~350 s,
-# the paper export 207 s, the soak 154 s, the edge model 99 s, the paper config's iterations 74 s, the trained
-# model's stream 87 s), longest first. `make test` hands files to its two workers in collection order
-# (--no-loadscope-reorder): each starts on a long one and the short ones fill in around them, instead of two long
-# ones meeting at the end on one worker while the other idles
-LONG_FIRST = ["test_int8.py", "test_export_paper.py", "test_stream_soak.py", "test_edge_preset.py",
-              "test_train_paper.py", "test_stream_model.py"]
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    rank = {name: k for k, name in enumerate(LONG_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
     if _has_gpu():
         return
     skip = pytest.mark.skip(reason="needs an NVIDIA GPU with TensorRT (pip install hicmd[trt])")
@@ -70,7 +59,7 @@ def int8_model(request: pytest.FixtureRequest, trained, tmp_path_factory):
     from testkit.cache import cached_build, source_key
     from testkit.stream_model import cache_key
 
-    key = source_key([cache_key()], ["export", "runtime", "tests/conftest.py"])
+    key = source_key([cache_key()], ["hicmd", "export", "runtime", "tests/conftest.py"])  # all it runs
     root = cached_build(request, tmp_path_factory, f"hicmd-int8-model-{key}", lambda root: _build_int8(trained, root))
     result = pickle.loads((root / "result.pkl").read_bytes())
     return {"out": root / "model", "result": result, "crops": trained / "crops", "ckpt": trained / "run" / "last.pt",
