@@ -5,6 +5,9 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 # 2 CPU cores: keep BLAS/OpenMP from oversubscribing when pytest workers or threads run side by side.
 export OMP_NUM_THREADS ?= 2
+# ...and make idle OpenMP threads sleep instead of spin: two workers' spinning threads on 2 cores starve each other
+# (tests/test_train_paper.py next to tests/test_reliability_train.py: 160 s spinning, 89 s passive)
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: demo test venv clean
 
