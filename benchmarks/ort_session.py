@@ -1,7 +1,8 @@
 """Which ONNX Runtime session settings make the embedder fastest on this CPU?
 
 Times one embedder graph under several SessionOptions (optimisation level, intra-op threads, spinning, execution
-mode) with the bench's timing policy, and prints p50 latency and % of the sgemm peak per variant:
+mode) with the bench's timing policy, and prints p50 latency and % of the sgemm peak per variant; then the RGB and
+IR graphs run one after the other, as the stream runs them, with their idle threads spinning and sleeping:
 
     .venv/bin/python benchmarks/ort_session.py --config paper --batch 1,8 [--quick] [--onnx rgb.onnx]
 
@@ -31,12 +32,12 @@ LEVELS = {"basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
 def variants(threads: int) -> dict[str, dict]:
     """name -> settings; 'runtime' is what hicmd.runtime's OnnxRuntimeBackend uses."""
     return {
-        "runtime (all, intra=cores, inter=1)": {"level": "all", "intra": threads},
-        "ORT defaults (all, threads unset)": {"level": "all", "intra": None},
+        "runtime (all, intra=cores, inter=1, sleeping)": {"level": "all", "intra": threads, "spin": False},
+        "ORT defaults (all, threads unset, spinning)": {"level": "all", "intra": None},
+        "spinning": {"level": "all", "intra": threads},
         "extended": {"level": "extended", "intra": threads},
         "basic": {"level": "basic", "intra": threads},
         "intra=1": {"level": "all", "intra": 1},
-        "no spinning": {"level": "all", "intra": threads, "spin": False},
         "parallel execution mode": {"level": "all", "intra": threads, "parallel": True},
     }
 
@@ -76,8 +77,15 @@ def main() -> None:
                 times, _ = time_runs(lambda: sess.run(["embedding"], {"images": images}), policy)
                 stats = latency_stats(times, batch)
                 gflops = 2 * subject.macs * stats.images_per_s / 1e9
-                print(f"batch {batch:3d}  {name:38s} p50 {stats.p50_ms:9.2f} ms  "
+                print(f"batch {batch:3d}  {name:46s} p50 {stats.p50_ms:9.2f} ms  "
                       f"{stats.images_per_s:7.2f} img/s  {gflops:6.1f} GFLOP/s  {gflops / peak:5.0%} of peak")
+            ir = path.with_name("ir.onnx")
+            for spin in ((True, False) if ir.is_file() else ()):
+                pair = [session(p, "all", args.threads, spin=spin) for p in (path, ir)]
+                times, _ = time_runs(lambda: [graph.run(["embedding"], {"images": images}) for graph in pair], policy)
+                stats = latency_stats(times, batch)
+                print(f"batch {batch:3d}  RGB then IR graph, {'spinning' if spin else 'sleeping':27s} "
+                      f"p50 {stats.p50_ms:9.2f} ms for both")
 
 
 if __name__ == "__main__":

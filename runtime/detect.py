@@ -93,7 +93,9 @@ class OnnxDetector:
         if not path.is_file():
             raise DetectorError(f"--detector {path}: no such file (give a YOLO-style .onnx person detector)")
         try:
-            self.session = ort.InferenceSession(str(path), providers=ort.get_available_providers())
+            options = ort.SessionOptions()  # idle threads sleep: the embedders run between detections (backends)
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            self.session = ort.InferenceSession(str(path), options, providers=ort.get_available_providers())
         except Exception as exc:  # onnxruntime raises its own error types for a bad graph
             raise DetectorError(f"--detector {path}: ONNX Runtime cannot load it ({exc})") from None
         inp = self.session.get_inputs()[0]

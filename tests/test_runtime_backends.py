@@ -46,6 +46,15 @@ def test_onnxruntime_backend_matches_numpy(export):
         np.testing.assert_allclose(out[name], want[name], rtol=1e-4, atol=1e-5)
 
 
+def test_onnxruntime_sessions_sleep_between_runs_unless_asked_to_spin(export):
+    # the stream alternates its RGB and IR sessions: spinning ones take the cores the next one needs (README)
+    path = export.path(export.pick("embedder", "ir", "fp32", "onnx"))
+    for spin, want in ((False, "0"), (True, "1")):
+        with OnnxRuntimeBackend(path, "cpu", spin=spin) as backend:
+            options = backend.session.get_session_options()
+            assert options.get_session_config_entry("session.intra_op.allow_spinning") == want
+
+
 def test_onnxruntime_missing_provider_is_clear(export):
     import onnxruntime
 

@@ -533,6 +533,8 @@ def test_onnx_detector_end_to_end(tmp_path):
     assert boxes.shape == (1, 5)
     assert boxes[0, :4].tolist() == pytest.approx([270, 140, 370, 340])
     assert det.detect(np.zeros((240, 320), np.uint8), 1).shape == (1, 5)  # grey IR frames work too
+    # it runs between the embedders: its idle threads sleep rather than take their cores (runtime/backends)
+    assert det.session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
     with pytest.raises(DetectorError):
         OnnxDetector(tmp_path / "missing.onnx")
 

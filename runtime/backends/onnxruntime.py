@@ -29,7 +29,10 @@ def available_providers() -> list[str]:
 class OnnxRuntimeBackend(BackendBase):
     """One `onnxruntime.InferenceSession` on `device` ("cpu", "cuda" or "tensorrt")."""
 
-    def __init__(self, path: str | Path, device: str = "cpu", threads: int | None = None) -> None:
+    def __init__(self, path: str | Path, device: str = "cpu", threads: int | None = None, spin: bool = False) -> None:
+        """`spin`: let the session's idle threads busy-wait for the next run (ONNX Runtime's default). Off, because
+        the stream runs its RGB and IR embedders (and detectors) one after the other, and each session's spinning
+        threads take the cores the next session needs (README, "ONNX Runtime sessions that sleep between runs")."""
         import onnxruntime
 
         path = Path(path)
@@ -50,6 +53,7 @@ class OnnxRuntimeBackend(BackendBase):
                 raise BackendError(f"threads must be >= 1 (got {threads})")
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         try:
             self.session = onnxruntime.InferenceSession(
                 str(path), sess_options=options, providers=[p for p in PROVIDERS[device] if p in have])
