@@ -24,6 +24,7 @@ from hicmd.bench.peaks import sgemm_peak
 from hicmd.bench.subjects import random_subject
 from hicmd.bench.timing import FULL, QUICK, latency_stats, time_runs
 from hicmd.presets import PRESETS
+from hicmd.runtime.backends.onnxruntime import ALLOW_SPINNING
 
 LEVELS = {"basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
           "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
@@ -50,7 +51,7 @@ def session(path: Path, level: str, intra: int | None, spin: bool = True, parall
         options.intra_op_num_threads = intra
         options.inter_op_num_threads = 1
     if not spin:
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry(ALLOW_SPINNING, "0")
     if parallel:
         options.execution_mode = ort.ExecutionMode.ORT_PARALLEL
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

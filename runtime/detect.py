@@ -13,6 +13,8 @@ import numpy as np
 
 from hicmd.errors import HicmdError
 
+from .backends.onnxruntime import ALLOW_SPINNING
+
 __all__ = ["DetectorError", "Detector", "HogDetector", "OnnxDetector", "FileDetections", "read_mot",
            "parse_yolo", "make_detector"]
 
@@ -93,8 +95,8 @@ class OnnxDetector:
         if not path.is_file():
             raise DetectorError(f"--detector {path}: no such file (give a YOLO-style .onnx person detector)")
         try:
-            options = ort.SessionOptions()  # idle threads sleep: the embedders run between detections (backends)
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            options = ort.SessionOptions()  # idle threads sleep, as the embedders' do: they run between detections
+            options.add_session_config_entry(ALLOW_SPINNING, "0")
             self.session = ort.InferenceSession(str(path), options, providers=ort.get_available_providers())
         except Exception as exc:  # onnxruntime raises its own error types for a bad graph
             raise DetectorError(f"--detector {path}: ONNX Runtime cannot load it ({exc})") from None

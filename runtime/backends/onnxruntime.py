@@ -8,7 +8,7 @@ import numpy as np
 
 from .base import BackendBase, BackendError
 
-__all__ = ["OnnxRuntimeBackend", "PROVIDERS", "available_providers"]
+__all__ = ["ALLOW_SPINNING", "OnnxRuntimeBackend", "PROVIDERS", "available_providers"]
 
 # device -> providers in priority order; CPU stays last so that ops a GPU provider lacks still run.
 PROVIDERS = {
@@ -16,6 +16,8 @@ PROVIDERS = {
     "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
     "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
 }
+# The session setting that lets idle intra-op threads busy-wait: the runtime's sessions turn it off (OnnxRuntimeBackend)
+ALLOW_SPINNING = "session.intra_op.allow_spinning"
 _DTYPES = {"tensor(uint8)": np.uint8, "tensor(float)": np.float32, "tensor(float16)": np.float16,
            "tensor(int64)": np.int64, "tensor(int32)": np.int32}
 
@@ -53,7 +55,7 @@ class OnnxRuntimeBackend(BackendBase):
                 raise BackendError(f"threads must be >= 1 (got {threads})")
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+        options.add_session_config_entry(ALLOW_SPINNING, "1" if spin else "0")
         try:
             self.session = onnxruntime.InferenceSession(
                 str(path), sess_options=options, providers=[p for p in PROVIDERS[device] if p in have])
