@@ -6,7 +6,9 @@ or appearance fused with time and geometry (runtime/fusion.py); pairs outside th
 it has been the agreeing assignment for `confirm` consecutive updates that brought new evidence (one fewer where
 geometry or a time cue vouches for the pair: that cue is evidence appearance does not have), and a match ends
 when one of its tracks ends or when it has disagreed for `confirm` such updates. Cross-modality re-id is weak
-(rank-1 around 50-70 %), so aggregating over time is what keeps false matches rare.
+(rank-1 around 50-70 %), so aggregating over time is what keeps false matches rare. Where the scorer says which
+pairs a cue rules out (with geometry: runtime/fusion.py), only that is disagreement: a held match no cue rules out
+keeps its two tracks in the assignment even outside the gates, because a missing cue is no evidence against it.
 
 A global id belongs to a person, not to a track: when a matched track ends, its partner keeps showing the match's
 id, and a new match always takes the older of the ids involved.
@@ -31,6 +33,7 @@ __all__ = ["Match", "CrossMatcher", "cosine_distance"]
 
 Key = tuple[int, int]  # (rgb track id, ir track id)
 Scorer = Callable[[list[Track], list[Track]], Scores]
+HOLD = 10.0  # cost bonus of a held match: more than any allowed pair costs, so the assignment keeps it
 
 
 def cosine_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -80,13 +83,18 @@ class CrossMatcher:
         self.assigned: list[tuple[Track, Track, float]] = []
         if rgb and ir:
             scores = self.scorer(rgb, ir)
+            allowed, cost = scores.allowed, scores.cost
+            if scores.refuted is not None:  # a held match no cue rules out keeps its two tracks
+                held = np.array([[(r.id, i.id) in self.matches for i in ir] for r in rgb], bool).reshape(cost.shape)
+                held &= ~scores.refuted
+                allowed, cost = allowed | held, cost - HOLD * held
             # gated pairs go last, but keep their order: the assignment among them still feeds self-calibration
-            cost = np.where(scores.allowed, scores.cost, scores.cost + 1e6)
+            cost = np.where(allowed, cost, cost + 1e6)
             rows, cols = linear_sum_assignment(cost)
             # every assigned pair, gated or not: candidate correspondences for self-calibration
             self.assigned = [(rgb[r], ir[c], float(scores.appearance[r, c])) for r, c in zip(rows, cols)]
             for r, c in zip(rows, cols):
-                if scores.allowed[r, c]:
+                if allowed[r, c]:
                     agreeing[(rgb[r].id, ir[c].id)] = (rgb[r], ir[c], float(scores.appearance[r, c]))
                     if scores.backed is not None and scores.backed[r, c]:
                         backed.add((rgb[r].id, ir[c].id))

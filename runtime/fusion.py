@@ -148,6 +148,8 @@ class Scores:
     geometry: np.ndarray | None  # (N, M) foot-point distance in IR box heights (None without a calibration)
     backed: np.ndarray | None = None  # (N, M) bool: allowed pairs a cue beyond appearance vouches for (geometry,
     #                                   or having entered or been alone in both views together)
+    refuted: np.ndarray | None = None  # (N, M) bool: pairs a cue rules out. A held match not ruled out stays even
+    #                                    outside the gates (None: every pair outside them is ruled out)
 
 
 def fused_scores(rgb: list[Track], ir: list[Track], opts: FusionOptions, calibration: Calibration | None,
@@ -175,7 +177,7 @@ def fused_scores(rgb: list[Track], ir: list[Track], opts: FusionOptions, calibra
                 together |= _entered_together(rgb, ir, opts.entry_gate_s, present)
             together &= appearance <= opts.geometry_appearance_gate
             allowed |= together
-            return Scores(cost, allowed, appearance, None, together)
+            return Scores(cost, allowed, appearance, None, together, _refuted(opts, appearance))
         return Scores(cost, allowed, appearance, None)
 
     heights = np.array([_height(tr) for tr in ir])
@@ -192,7 +194,18 @@ def fused_scores(rgb: list[Track], ir: list[Track], opts: FusionOptions, calibra
     # and appearance decides alone
     trusted = calibration.uncertainty_px(feet_rgb)[:, None] <= opts.geometry_trust * heights[None]
     allowed = np.where(trusted, near, appearance <= opts.appearance_gate)
-    return Scores(cost, allowed, appearance, geometry, near & trusted)
+    return Scores(cost, allowed, appearance, geometry, near & trusted,
+                  _refuted(opts, appearance, trusted & (geometry > opts.geometry_gate)))
+
+
+def _refuted(opts: FusionOptions, appearance: np.ndarray, far: np.ndarray | None = None) -> np.ndarray | None:
+    """With geometry, a held match ends only on evidence against it: trusted geometry that places the two apart,
+    or appearance beyond even the looser gate. Lacking a cue (no calibration yet, a fit dropped, a foot where the
+    map is a guess) is not evidence: on SynthVI's separate rig most matches that ended by disagreeing were right."""
+    if not opts.use_geometry:
+        return None
+    out = appearance > opts.geometry_appearance_gate
+    return out if far is None else out | far
 
 
 def _entered_together(rgb: list[Track], ir: list[Track], gate_s: float,

@@ -71,6 +71,44 @@ def test_geometry_vouches_only_where_the_fit_is_sure():
         assert given.allowed.tolist() == [[True, True]]  # a calibration file has no covariance: trusted everywhere
 
 
+def test_with_geometry_a_held_match_ends_only_on_evidence_against_it():
+    """A match stays while no cue rules it out: appearance drifting past its gate, or a look-alike walking in, is
+    not evidence against it before any calibration (nor after a fit is dropped); trusted geometry that places the
+    two apart is. On SynthVI's separate rig most matches that ended by disagreeing had been right (README)."""
+    def run(cues: str, calibration: Calibration | None, ir_foot: tuple[float, float]) -> tuple[list[str], set]:
+        rgb = _track(1, "rgb", (100, 300), [1, 0, 0])
+        ir = _track(1, "ir", _ir_of((100, 300)), [0.95, 0.3, 0], height=64)  # cosine distance 0.05: alike
+        cal = [None]
+        opts = FusionOptions(cues=cues, appearance_gate=0.5)
+        matcher = CrossMatcher(0.5, confirm=2, scorer=lambda r, i: fused_scores(r, i, opts, cal[0]))
+        for track in (rgb, ir):
+            matcher.register(track)
+        events = []
+        for step in range(2):
+            rgb.look.count = ir.look.count = step + 1
+            events += matcher.update([rgb], [ir], 0.2 * step)
+        assert [e["event"] for e in events] == ["match"]
+        # the IR person now looks unlike (distance 0.7 > the gate), a look-alike of the RGB one walks in, and
+        # perhaps a calibration arrives
+        ir.look.embedding, ir.box = _unit([0.3, 1, 0]), np.array([*np.subtract(ir_foot, (15, 64)), *np.add(ir_foot,
+                                                                                                   (15, 0))], np.float32)
+        rival = _track(2, "ir", (400, 50), [1, 0, 0], height=64)
+        matcher.register(rival)
+        cal[0] = calibration
+        for step in range(2, 8):
+            rgb.look.count = ir.look.count = rival.look.count = step + 1
+            events += matcher.update([rgb], [ir, rival], 0.2 * step)
+        return [e["event"] for e in events[1:]], set(matcher.matches)
+
+    assert run("geometry", None, _ir_of((100, 300))) == ([], {(1, 1)})  # nothing against it: held
+    # the person stands where the calibration puts them: held, the rival placed elsewhere never gets in
+    assert run("geometry", CAL, _ir_of((100, 300))) == ([], {(1, 1)})
+    # trusted geometry puts them 2 m apart: that is evidence, the match ends after `confirm` updates
+    assert run("geometry", CAL, _ir_of((400, 420))) == (["match_lost"], set())
+    # without geometry to come, appearance is all there is: past its gate the match ends, the look-alike takes over
+    assert run("time", None, _ir_of((100, 300))) == (["match_lost", "match"], {(1, 2)})
+
+
 def test_without_a_calibration_geometry_falls_back_to_appearance_and_time():
     rgb = [_track(1, "rgb", (100, 300), [1, 0, 0], first_t=5.0)]
     ir = [_track(1, "ir", (300, 200), [0.9, 0.3, 0], first_t=5.2), _track(2, "ir", (50, 50), [0.9, 0.3, 0],
