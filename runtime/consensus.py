@@ -40,12 +40,13 @@ class Consensus:
 
 def _explained(h: np.ndarray, pairs: TrackPairs, tol_px: float, agree: float) -> dict[Key, np.ndarray]:
     """Per track pair that the homography explains (most of its points within tol_px): its inlier mask."""
-    out = {}
-    for key, (rgb, ir) in pairs.items():
-        inlier = reprojection_errors(h, rgb, ir) <= tol_px
-        if inlier.sum() >= 3 and inlier.mean() >= agree:
-            out[key] = inlier
-    return out
+    sizes = [len(rgb) for rgb, _ in pairs.values()]
+    inliers = reprojection_errors(h, np.concatenate([p[0] for p in pairs.values()]),
+                                  np.concatenate([p[1] for p in pairs.values()])) <= tol_px  # all at once
+    counts = np.add.reduceat(inliers, np.cumsum([0] + sizes[:-1])) if sizes else np.zeros(0, int)
+    keep = (counts >= 3) & (counts / np.maximum(sizes, 1) >= agree)
+    parts = np.split(inliers, np.cumsum(sizes)[:-1])
+    return {key: part for key, part, kept in zip(pairs, parts, keep) if kept}
 
 
 def _one_to_one(explained: dict[Key, np.ndarray]) -> list[Key]:
@@ -70,7 +71,29 @@ def judge(h: np.ndarray, pairs: TrackPairs, tol_px: float, agree: float = 0.6) -
                      np.concatenate([pairs[k][1][explained[k]] for k in keys]))
 
 
-def _hypotheses(pairs: TrackPairs, tol_px: float, limit: int, rng: np.random.Generator) -> list[np.ndarray]:
+Memo = dict[bytes, np.ndarray | None]  # foot points of a couple of track pairs -> the homography they gave
+
+
+def _couple_homography(src: np.ndarray, dst: np.ndarray, tol_px: float, memo: Memo | None) -> np.ndarray | None:
+    """RANSAC on two track pairs' foot points, remembered: between refits most couples are of people who have left,
+    whose points no longer change, and OpenCV's RANSAC gives the same answer for the same points (fixed seed)."""
+    key = src.tobytes() + dst.tobytes() + np.float64(tol_px).tobytes()
+    if memo is not None and key in memo:
+        return memo[key]
+    h, _ = cv2.findHomography(src, dst, cv2.RANSAC, tol_px, maxIters=200, confidence=0.99)
+    h = h if h is not None and np.isfinite(h).all() else None
+    if memo is not None:
+        if len(memo) >= MEMO_SIZE:  # bounded: forget the oldest
+            del memo[next(iter(memo))]
+        memo[key] = h
+    return h
+
+
+MEMO_SIZE = 4096
+
+
+def _hypotheses(pairs: TrackPairs, tol_px: float, limit: int, rng: np.random.Generator,
+                memo: Memo | None = None) -> list[np.ndarray]:
     rgb = np.concatenate([p[0] for p in pairs.values()])
     ir = np.concatenate([p[1] for p in pairs.values()])
     out = []
@@ -81,10 +104,9 @@ def _hypotheses(pairs: TrackPairs, tol_px: float, limit: int, rng: np.random.Gen
     if len(couples) > limit:  # bounded work per refit: a random (seeded, so runs repeat) subset
         couples = [couples[j] for j in rng.choice(len(couples), limit, replace=False)]
     for a, b in couples:
-        src = np.concatenate([pairs[a][0], pairs[b][0]])
-        dst = np.concatenate([pairs[a][1], pairs[b][1]])
-        h, _ = cv2.findHomography(src, dst, cv2.RANSAC, tol_px, maxIters=200, confidence=0.99)
-        if h is not None and np.isfinite(h).all():
+        h = _couple_homography(np.concatenate([pairs[a][0], pairs[b][0]]), np.concatenate([pairs[a][1], pairs[b][1]]),
+                               tol_px, memo)
+        if h is not None:
             out.append(h)
     return out
 
@@ -101,14 +123,15 @@ def consensus_homography(pairs: TrackPairs, tol_px: float, min_points: int = MIN
 
 
 def ranked_consensus(pairs: TrackPairs, tol_px: float, min_points: int = MIN_POINTS, agree: float = 0.6,
-                     limit: int = 300, seed: int = 0) -> list[Consensus]:
+                     limit: int = 300, seed: int = 0, memo: Memo | None = None) -> list[Consensus]:
     """Every distinct explanation (set of track pairs taken for one person each), the best supported first: while
-    few people have walked, a wrong pairing can out-support the right one, and the caller's checks may refuse it."""
+    few people have walked, a wrong pairing can out-support the right one, and the caller's checks may refuse it.
+    `memo`: a dict kept between calls on growing evidence, so a couple's unchanged points are not fitted again."""
     pairs = {k: v for k, v in pairs.items() if len(v[0]) >= min_points}
     if len(pairs) < 2:
         return []
     best: dict[frozenset[Key], Consensus] = {}
-    for h in _hypotheses(pairs, tol_px, limit, np.random.default_rng(seed)):
+    for h in _hypotheses(pairs, tol_px, limit, np.random.default_rng(seed), memo):
         found = judge(h, pairs, tol_px, agree)
         keys = frozenset(found.keys)
         if keys and (keys not in best or found.support > best[keys].support):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Iterable
 
 import cv2
 import numpy as np
@@ -53,6 +53,7 @@ class Presence:
         self.opts, self.min_px = opts, min_px
         self.steps: deque[tuple[_Seen, _Seen]] = deque(maxlen=4000)
         self._watched: dict[str, deque[np.ndarray]] = {cam: deque(maxlen=2000) for cam in CAMERAS}
+        self._cached: tuple[np.ndarray, tuple[_Rows, _Rows]] | None = None  # the steps as arrays (_arrays)
 
     def add(self, people: dict[str, Iterable[tuple[int, np.ndarray, float, bool]]], t: float) -> None:
         """One paired step: per camera, (track id, foot point, box height, wholly in frame) of the visible tracks."""
@@ -64,6 +65,7 @@ class Presence:
             seen.append(_Seen(t, [r[0] for r in rows], feet, np.array([r[2] for r in rows], np.float64), whole))
             self._watched[cam].extend(feet[whole])
         self.steps.append((seen[0], seen[1]))
+        self._cached = None
         while self.steps and t - self.steps[0][0].t > self.opts.span_s:
             self.steps.popleft()
 
@@ -100,25 +102,71 @@ class Presence:
         watched = np.array(self._watched[CAMERAS[dst]], np.float32)
         if len(watched) < 3:
             return None
-        hull = cv2.convexHull(watched)
-        placed: dict[int, list[Any]] = {}  # track id -> [first t, last t, steps placed, steps someone was there]
-        for step in self.steps:
-            here, there = step[src], step[dst]
-            if not here.whole.any():
-                continue
-            homog = np.c_[here.feet[here.whole], np.ones(int(here.whole.sum()))] @ h.T
-            ahead = homog[:, 2] > 1e-12  # behind the other camera's horizon: not in its view
-            mapped = homog[:, :2] / np.where(ahead, homog[:, 2], 1.0)[:, None]
-            near = np.maximum(self.opts.near_heights * there.heights, self.min_px)
-            ids = [i for i, w in zip(here.ids, here.whole) if w]
-            for tid, point, front in zip(ids, mapped, ahead):
-                if not front or cv2.pointPolygonTest(hull, (float(point[0]), float(point[1])), False) < 0:
-                    continue
-                found = len(there.feet) and bool((np.linalg.norm(there.feet - point, axis=1) <= near).any())
-                entry = placed.setdefault(tid, [step[0].t, step[0].t, 0, 0])
-                entry[1], entry[2], entry[3] = step[0].t, entry[2] + 1, entry[3] + int(found)
-        for tid, (first, last, steps, found) in placed.items():
-            if last - first >= self.opts.refute_s and found < self.opts.refute_ratio * steps:
-                return (f"it places the {CAMERAS[src].upper()} camera's track {tid} where the {CAMERAS[dst].upper()} "
-                        f"camera watches, but that camera saw someone there in only {found} of {steps} steps")
+        t, cams = self._arrays()
+        here, there = cams[src], cams[dst]
+        step, ids = here.step[here.whole], here.ids[here.whole]
+        homog = np.c_[here.feet[here.whole], np.ones(len(step))] @ h.T
+        ahead = homog[:, 2] > 1e-12  # behind the other camera's horizon: not in its view
+        mapped = homog[:, :2] / np.where(ahead, homog[:, 2], 1.0)[:, None]
+        placed = ahead & _inside(cv2.convexHull(watched), mapped)
+        step, ids, mapped = step[placed], ids[placed], mapped[placed]
+        if not len(ids):
+            return None
+        # someone there: any person the other camera saw at that step within their `near` of the mapped foot
+        near = np.maximum(self.opts.near_heights * there.by_step_heights[step], self.min_px)
+        close = np.linalg.norm(there.by_step_feet[step] - mapped[:, None], axis=2) <= near
+        found = (close & there.by_step_seen[step]).any(axis=1)
+        tracks, first, group = np.unique(ids, return_index=True, return_inverse=True)
+        steps, hits = np.bincount(group), np.bincount(group, weights=found).astype(int)
+        last = np.full(len(tracks), -np.inf)
+        np.maximum.at(last, group, t[step])
+        for g in np.argsort(first):  # in the order the tracks were first placed
+            if last[g] - t[step[first[g]]] >= self.opts.refute_s and hits[g] < self.opts.refute_ratio * steps[g]:
+                return (f"it places the {CAMERAS[src].upper()} camera's track {tracks[g]} where the "
+                        f"{CAMERAS[dst].upper()} camera watches, but that camera saw someone there in only {hits[g]} "
+                        f"of {steps[g]} steps")
         return None
+
+    def _arrays(self) -> tuple[np.ndarray, tuple[_Rows, _Rows]]:
+        """The steps as arrays (each step's time, and per camera every person seen), built once per new step: the
+        checks run over the last `span_s` of steps for every explanation a fit tries, at numpy speed."""
+        if self._cached is None:
+            t = np.array([step[0].t for step in self.steps], np.float64)
+            self._cached = t, (_Rows.of([step[0] for step in self.steps]), _Rows.of([step[1] for step in self.steps]))
+        return self._cached
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """Everyone one camera saw over the steps: a row per person per step, and per step padded to the most people."""
+    step: np.ndarray  # (R,) the step of each row
+    ids: np.ndarray  # (R,) track ids
+    feet: np.ndarray  # (R, 2)
+    whole: np.ndarray  # (R,) bool
+    by_step_feet: np.ndarray  # (S, K, 2)
+    by_step_heights: np.ndarray  # (S, K)
+    by_step_seen: np.ndarray  # (S, K) bool: a real row, not padding
+
+    @staticmethod
+    def of(seen: list[_Seen]) -> _Rows:
+        counts = np.array([len(s.ids) for s in seen], int)
+        step = np.repeat(np.arange(len(seen)), counts)
+        slot = np.arange(len(step)) - np.repeat(np.cumsum(counts) - counts, counts)  # place within its step
+        feet = np.concatenate([s.feet for s in seen]) if seen else np.zeros((0, 2))
+        heights = np.concatenate([s.heights for s in seen]) if seen else np.zeros(0)
+        shape = (len(seen), max(int(counts.max(initial=0)), 1))
+        by_feet, by_heights, by_seen = np.zeros(shape + (2,)), np.zeros(shape), np.zeros(shape, bool)
+        by_feet[step, slot], by_heights[step, slot], by_seen[step, slot] = feet, heights, True
+        ids = np.array([i for s in seen for i in s.ids], np.int64)
+        whole = np.concatenate([s.whole for s in seen]) if seen else np.zeros(0, bool)
+        return _Rows(step, ids, feet, whole, by_feet, by_heights, by_seen)
+
+
+def _inside(hull: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """(N,) bool: points inside the convex hull or on its edge (cv2.pointPolygonTest >= 0, for all at once)."""
+    corners = hull.reshape(-1, 2).astype(np.float64)
+    if len(corners) < 3:  # the watched feet lie on a line: the hull is a segment
+        return np.array([cv2.pointPolygonTest(hull, (float(x), float(y)), False) >= 0 for x, y in points], bool)
+    edges = np.roll(corners, -1, axis=0) - corners
+    side = (edges[:, 0] * (points[:, None, 1] - corners[:, 1]) - edges[:, 1] * (points[:, None, 0] - corners[:, 0]))
+    return (side >= 0).all(axis=1) | (side <= 0).all(axis=1)  # a convex polygon: inside is on one side of every edge

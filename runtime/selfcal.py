@@ -20,7 +20,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .consensus import MIN_POINTS, Consensus, TrackPairs, judge, ranked_consensus
+from .consensus import MIN_POINTS, Consensus, Memo, TrackPairs, judge, ranked_consensus
 from .geometry import Calibration, CalibrationError, Size, fit_calibration, reprojection_errors
 from .presence import Presence, PresenceOptions
 
@@ -38,7 +38,7 @@ class SelfCalOptions:
     min_pairs: int = 30  # pairs before the first fit
     # new pairs between refits. 8 rather than 16: a third walker or a better-spread path is taken in sooner (SynthVI
     # separate rig, 96 clips: recall 317 -> 323 of 347, 20 -> 19 wrong matches; bispectrum unchanged), for twice the
-    # fits, each a few tens of ms on 2 CPU cores (README, "Refitting every 8 new pairs")
+    # fits, each 10-35 ms on 2 CPU cores (README, "Refitting every 8 new pairs", "Fits at numpy speed")
     refit_every: int = 8
     every_s: float = 0.2  # one pair per assigned pair at most this often (consecutive frames say little new)
     ransac_px: float = 8.0  # IR pixels: detector boxes jitter by a few pixels in each camera
@@ -72,6 +72,7 @@ class SelfCalibrator:
         self._explains: set[tuple[int, int]] = set()  # the track pairs the fit in use takes for one person each
         self._first_try: float | None = None
         self.presence = Presence(opts.presence, opts.ransac_px)
+        self._memo: Memo = {}  # couples of track pairs already fitted (runtime/consensus.py)
         self.fits = self.drops = 0
 
     def see(self, rgb: Iterable[Any], ir: Iterable[Any], t: float) -> None:
@@ -164,7 +165,7 @@ class SelfCalibrator:
         yet stops the search: it is most likely right, and the runner-up its rival (two walkers swapped)."""
         # a refit must also explain the evidence at least as well as the fit in use: any track pair may add to it
         points = self.opts.first_fit_points if self.calibration is None else MIN_POINTS
-        ranked = ranked_consensus(pairs, self.opts.ransac_px, min_points=points)
+        ranked = ranked_consensus(pairs, self.opts.ransac_px, min_points=points, memo=self._memo)
         if not ranked:
             raise CalibrationError("no homography explains two people seen by both cameras yet")
         refused: CalibrationError | None = None

@@ -49,3 +49,27 @@ def test_no_consensus_from_a_single_track_pair():
     rng = np.random.default_rng(5)
     rgb = _walks(rng, [(100, 300)], [(12, 3)])
     assert consensus_homography(_pairs(rgb, [TRUTH.rgb_to_ir(rgb[0])], rng), tol_px=4.0) is None
+
+
+def test_remembered_couples_give_the_same_explanations_and_are_not_fitted_again(monkeypatch):
+    import cv2
+
+    from hicmd.runtime import consensus
+
+    rng = np.random.default_rng(6)
+    rgb = _walks(rng, [(100, 300), (400, 250), (250, 420)], [(12, 3), (-10, 5), (8, -6)])
+    pairs = _pairs(rgb, [TRUTH.rgb_to_ir(p) for p in rgb], rng)
+    fits, find = [], cv2.findHomography
+    monkeypatch.setattr(consensus.cv2, "findHomography", lambda *a, **k: fits.append(1) or find(*a, **k))
+    plain = consensus.ranked_consensus(pairs, tol_px=4.0)
+    calls, memo = len(fits), {}
+    first = consensus.ranked_consensus(pairs, tol_px=4.0, memo=memo)
+    again = consensus.ranked_consensus(pairs, tol_px=4.0, memo=memo)
+    for found in (first, again):
+        assert [c.keys for c in found] == [c.keys for c in plain]
+        assert all(np.array_equal(a.homography, b.homography) for a, b in zip(found, plain))
+    assert len(fits) == 3 * calls - (calls - 1)  # the second call with the memo fits only the point-level RANSAC
+    pairs[(0, 0)] = (pairs[(0, 0)][0][:-1], pairs[(0, 0)][1][:-1])  # a track pair's points changed: refitted
+    before = len(fits)
+    consensus.ranked_consensus(pairs, tol_px=4.0, memo=memo)
+    assert len(fits) - before > 1

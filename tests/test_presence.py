@@ -80,3 +80,19 @@ def test_a_fit_in_use_that_the_cameras_refute_is_dropped_and_the_right_one_found
     truth = Calibration(TRUE_H / TRUE_H[2, 2], SIZE, SIZE, 0, 4, 4)
     err = np.linalg.norm(cal.calibration.rgb_to_ir(walked) - truth.rgb_to_ir(walked), axis=1)
     assert np.median(err) < 5.0, err  # where people walked (the wrong fit was 45 px off everywhere)
+
+
+def test_inside_the_watched_area_agrees_with_opencv():
+    import cv2
+
+    from hicmd.runtime.presence import _inside
+
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        hull = cv2.convexHull(rng.uniform(0, 300, (30, 2)).astype(np.float32))
+        points = rng.uniform(-50, 350, (400, 2))
+        points[:3] = hull.reshape(-1, 2)[:3]  # corners count as inside, as for OpenCV
+        expected = [cv2.pointPolygonTest(hull, (float(x), float(y)), False) >= 0 for x, y in points]
+        assert _inside(hull, points).tolist() == expected
+    line = cv2.convexHull(np.array([[0, 0], [10, 10], [20, 20]], np.float32))  # feet on a line: a segment
+    assert _inside(line, np.array([[5.0, 5.0], [30.0, 30.0], [5.0, 6.0]])).tolist() == [True, False, False]
