@@ -303,6 +303,31 @@ def test_self_calibration_recovers_the_homography_from_noisy_wrong_assignments_a
     assert np.median(np.linalg.norm(final - Calibration(moved, (1, 1), (1, 1), 0, 1, 1).rgb_to_ir(start), axis=1)) < 4
 
 
+def test_a_walker_off_the_fit_where_it_is_a_guess_is_not_a_moved_camera():
+    """A fit from two walkers' paths is sure along them and a guess far from them. The people it paired, 20 px off
+    where it is sure, say the camera moved; 20 px off where it is a guess, they say nothing (on SynthVI's separate
+    rig, where no camera moves, 23 fits were dropped as moved before this)."""
+    rng = np.random.default_rng(5)
+    t = np.linspace(0, 1, 40)
+    paths = np.r_[np.c_[60 + 180 * t, 280 + 150 * t], np.c_[80 + 140 * t, 450 - 120 * t]]
+    fit = fit_calibration(paths, CAL.rgb_to_ir(paths) + rng.normal(0, 1.0, (80, 2)), (640, 480), (512, 384))
+    sure, guess = (150.0, 330.0), (600.0, 150.0)
+    assert fit.uncertainty_px(np.array([sure]))[0] < 2.0 < 10.0 < fit.uncertainty_px(np.array([guess]))[0]
+
+    def dropped(rgb_foot, sigmas: float) -> bool:
+        cal = SelfCalibrator((640, 480), (512, 384), SelfCalOptions(min_pairs=10**6, every_s=0.0, drift_sigmas=sigmas))
+        cal.calibration, cal._explains = fit, {(1, 1)}
+        ir_foot = tuple(fit.rgb_to_ir(np.array([rgb_foot]))[0] + (0.0, 20.0))
+        events = []
+        for k in range(20):
+            rgb, ir = _track(1, "rgb", rgb_foot, [1, 0, 0]), _track(1, "ir", ir_foot, [1, 0, 0], height=40)
+            events += cal.observe([(rgb, ir, 0.8)], 0.1 * k)
+        return [e["status"] for e in events] == ["dropped"]
+
+    assert dropped(sure, 3.0) and not dropped(guess, 3.0)
+    assert dropped(guess, 0.0)  # judged without the fit's uncertainty, a guess looks like a moved camera
+
+
 def test_self_calibration_that_cannot_fit_says_so_once_and_keeps_to_appearance_and_time():
     cal = SelfCalibrator((640, 480), (512, 384), SelfCalOptions(min_pairs=10, every_s=0.0))
     events = []
