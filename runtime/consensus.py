@@ -40,10 +40,12 @@ class Consensus:
 
 def _explained(h: np.ndarray, pairs: TrackPairs, tol_px: float, agree: float) -> dict[Key, np.ndarray]:
     """Per track pair that the homography explains (most of its points within tol_px): its inlier mask."""
+    if not pairs:
+        return {}
     sizes = [len(rgb) for rgb, _ in pairs.values()]
     inliers = reprojection_errors(h, np.concatenate([p[0] for p in pairs.values()]),
                                   np.concatenate([p[1] for p in pairs.values()])) <= tol_px  # all at once
-    counts = np.add.reduceat(inliers, np.cumsum([0] + sizes[:-1])) if sizes else np.zeros(0, int)
+    counts = np.add.reduceat(inliers, np.cumsum([0] + sizes[:-1]))
     keep = (counts >= 3) & (counts / np.maximum(sizes, 1) >= agree)
     parts = np.split(inliers, np.cumsum(sizes)[:-1])
     return {key: part for key, part, kept in zip(pairs, parts, keep) if kept}
@@ -72,11 +74,12 @@ def judge(h: np.ndarray, pairs: TrackPairs, tol_px: float, agree: float = 0.6) -
 
 
 Memo = dict[bytes, np.ndarray | None]  # foot points of a couple of track pairs -> the homography they gave
+MEMO_SIZE = 4096  # couples remembered; the oldest is forgotten first
 
 
 def _couple_homography(src: np.ndarray, dst: np.ndarray, tol_px: float, memo: Memo | None) -> np.ndarray | None:
-    """RANSAC on two track pairs' foot points, remembered: between refits most couples are of people who have left,
-    whose points no longer change, and OpenCV's RANSAC gives the same answer for the same points (fixed seed)."""
+    """RANSAC on two track pairs' foot points, remembered: between refits many couples are of people who have left
+    (whose points no longer change), and OpenCV's RANSAC gives the same answer for the same points (fixed seed)."""
     key = src.tobytes() + dst.tobytes() + np.float64(tol_px).tobytes()
     if memo is not None and key in memo:
         return memo[key]
@@ -87,9 +90,6 @@ def _couple_homography(src: np.ndarray, dst: np.ndarray, tol_px: float, memo: Me
             del memo[next(iter(memo))]
         memo[key] = h
     return h
-
-
-MEMO_SIZE = 4096
 
 
 def _hypotheses(pairs: TrackPairs, tol_px: float, limit: int, rng: np.random.Generator,
