@@ -33,7 +33,7 @@ __all__ = ["Match", "CrossMatcher", "cosine_distance"]
 
 Key = tuple[int, int]  # (rgb track id, ir track id)
 Scorer = Callable[[list[Track], list[Track]], Scores]
-HOLD = 10.0  # cost bonus of a held match: more than any allowed pair costs, so the assignment keeps it
+HOLD = 10.0  # cost bonus of a held match: above any pair's cost at the default weights (at most ~4.6), so it is kept
 
 
 def cosine_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
