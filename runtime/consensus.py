@@ -42,12 +42,13 @@ def _explained(h: np.ndarray, pairs: TrackPairs, tol_px: float, agree: float) ->
     """Per track pair that the homography explains (most of its points within tol_px): its inlier mask."""
     if not pairs:
         return {}
-    sizes = [len(rgb) for rgb, _ in pairs.values()]
+    sizes = np.array([len(rgb) for rgb, _ in pairs.values()])
     inliers = reprojection_errors(h, np.concatenate([p[0] for p in pairs.values()]),
                                   np.concatenate([p[1] for p in pairs.values()])) <= tol_px  # all at once
-    counts = np.add.reduceat(inliers, np.cumsum([0] + sizes[:-1]))
+    ends = np.cumsum(sizes)
+    counts = np.add.reduceat(inliers, ends - sizes)
     keep = (counts >= 3) & (counts / np.maximum(sizes, 1) >= agree)
-    parts = np.split(inliers, np.cumsum(sizes)[:-1])
+    parts = np.split(inliers, ends[:-1])
     return {key: part for key, part, kept in zip(pairs, parts, keep) if kept}
 
 

@@ -90,8 +90,7 @@ def test_with_geometry_a_held_match_ends_only_on_evidence_against_it():
         assert [e["event"] for e in events] == ["match"]
         # the IR person now looks unlike (distance 0.7 > the gate), a look-alike of the RGB one walks in, and
         # perhaps a calibration arrives
-        ir.look.embedding, ir.box = _unit([0.3, 1, 0]), np.array([*np.subtract(ir_foot, (15, 64)), *np.add(ir_foot,
-                                                                                                   (15, 0))], np.float32)
+        ir.look.embedding, ir.box = _unit([0.3, 1, 0]), _track(1, "ir", ir_foot, [1, 0, 0], height=64).box
         rival = _track(2, "ir", (400, 50), [1, 0, 0], height=64)
         matcher.register(rival)
         cal[0] = calibration
