@@ -35,11 +35,17 @@ def pooled(cards: list[dict]) -> dict:
     positives, found = sum(c["match_positives"] for c in cards), sum(c["match_found"] for c in cards)
     mean = lambda key: (sum(c[key] for c in cards if c.get(key) is not None) /  # noqa: E731
                         max(1, sum(c.get(key) is not None for c in cards)))
+    by_cue: dict[str, dict[str, int]] = {}
+    for card in cards:
+        for cue, tally in card.get("match_by_cue", {}).items():
+            pool = by_cue.setdefault(cue, {"matches": 0, "correct": 0})
+            pool["matches"], pool["correct"] = pool["matches"] + tally["matches"], pool["correct"] + tally["correct"]
     cal = [c["calibration_px"] for c in cards if c.get("calibration_px") is not None]
     after = [c["calibrated_after_s"] for c in cards if c.get("calibrated_after_s") is not None]
     return {"clips": len(cards), "matches": matches, "correct": correct,
             "precision": correct / matches if matches else math.nan, "people": positives, "found": found,
             "recall": found / positives if positives else math.nan, "idf1": mean("idf1"), "hota": mean("hota"),
+            "by_cue": dict(sorted(by_cue.items())),
             "calibrated_clips": len(cal), "calibration_px_median": sorted(cal)[len(cal) // 2] if cal else None,
             "calibrated_within_5px_s_max": max(after) if after else None, "calibrated_within_5px_clips": len(after)}
 
@@ -81,7 +87,8 @@ def main() -> None:
                   f"recall {row['recall']:.3f} ({row['found']}/{row['people']}) IDF1 {row['idf1']:.3f} "
                   f"HOTA {row['hota']:.3f} calibration {row['calibration_px_median']} px in "
                   f"{row['calibrated_within_5px_clips']}/{row['clips']} clips, <= 5 px by "
-                  f"{row['calibrated_within_5px_s_max']} s", flush=True)
+                  f"{row['calibrated_within_5px_s_max']} s; correct by cue: "
+                  + ", ".join(f"{cue} {v['correct']}/{v['matches']}" for cue, v in row["by_cue"].items()), flush=True)
     (out / "matching.json").write_text(json.dumps(table, indent=1) + "\n")
 
 

@@ -80,6 +80,7 @@ class CrossMatcher:
         ir = [tr for tr in ir if tr.look.embedding is not None and tr.visible]
         agreeing: dict[Key, tuple[Track, Track, float]] = {}
         backed: set[Key] = set()
+        vouched: dict[Key, str] = {}  # what let each agreeing pair in, for its match event
         self.assigned: list[tuple[Track, Track, float]] = []
         if rgb and ir:
             scores = self.scorer(rgb, ir)
@@ -96,6 +97,8 @@ class CrossMatcher:
             for r, c in zip(rows, cols):
                 if allowed[r, c]:
                     agreeing[(rgb[r].id, ir[c].id)] = (rgb[r], ir[c], float(scores.appearance[r, c]))
+                    if scores.voucher is not None and scores.voucher[r, c]:
+                        vouched[(rgb[r].id, ir[c].id)] = str(scores.voucher[r, c])
                     if scores.backed is not None and scores.backed[r, c]:
                         backed.add((rgb[r].id, ir[c].id))
 
@@ -140,7 +143,8 @@ class CrossMatcher:
             busy |= {r, i}
             self.total_matches += 1
             events.append({"event": "match", "t": round(t, 4), "gid": gid, "rgb_track": r.id, "ir_track": i.id,
-                           "distance": round(dist, 4), "name": r.name or i.name})
+                           "distance": round(dist, 4), "cue": vouched.get(key, "appearance"),
+                           "name": r.name or i.name})
         live = set(agreeing) | set(self.matches)
         self._seen = {k: v for k, v in self._seen.items() if k in live}
         return events

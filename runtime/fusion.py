@@ -25,9 +25,12 @@ import numpy as np
 from .geometry import Calibration
 from .track import Track
 
-__all__ = ["CUES", "FusionOptions", "FootHistory", "AloneTogether", "Scores", "fused_scores", "foot"]
+__all__ = ["CUES", "VOUCHERS", "FusionOptions", "FootHistory", "AloneTogether", "Scores", "fused_scores", "foot"]
 
 CUES = ("appearance", "time", "geometry")  # each setting adds one cue to the ones before it
+# what let an allowed pair match, strongest first, as match events name it: geometry placed them together, they were
+# alone in both views together, they entered both views together, or appearance alone was close enough
+VOUCHERS = ("geometry", "alone", "entered", "appearance")
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,10 @@ class FusionOptions:
     velocity_scale: float = 1.0  # velocity disagreement (IR box heights per second) at which it is at its worst
     geometry_trust: float = 0.2  # geometry decides a pair only where the fitted map's uncertainty (1 sigma, IR box
     #                              heights) at the RGB foot is below this (runtime/geometry.py uncertainty_px)
+    # where the map is a guess it still rules a held pair out when it places the two farther apart than the gate by
+    # more than this many of its standard deviations: a guess is not off by five box heights (SynthVI separate rig,
+    # 140 clips: 2 more people matched, no match lost or made wrong; README "Geometry that is a guess")
+    refute_sigmas: float = 3.0
 
     def __post_init__(self) -> None:
         if self.cues not in CUES:
@@ -150,6 +157,7 @@ class Scores:
     #                                   or having entered or been alone in both views together)
     refuted: np.ndarray | None = None  # (N, M) bool: pairs a cue rules out. A held match not ruled out stays even
     #                                    outside the gates (None: every pair outside them is ruled out)
+    voucher: np.ndarray | None = None  # (N, M) str: for allowed pairs, the strongest cue that let them in (VOUCHERS)
 
 
 def fused_scores(rgb: list[Track], ir: list[Track], opts: FusionOptions, calibration: Calibration | None,
@@ -172,13 +180,15 @@ def fused_scores(rgb: list[Track], ir: list[Track], opts: FusionOptions, calibra
     if not (opts.use_geometry and calibration is not None):
         allowed = appearance <= opts.appearance_gate
         if opts.use_time:  # the time cues strong enough to match on the looser gate before geometry is known
-            together = np.array([[(r.id, i.id) in alone for i in ir] for r in rgb], bool).reshape(appearance.shape)
-            if opts.entry_gate_s > 0 and not unaccounted:
-                together |= _entered_together(rgb, ir, opts.entry_gate_s, present)
-            together &= appearance <= opts.geometry_appearance_gate
+            looser = appearance <= opts.geometry_appearance_gate
+            lone = np.array([[(r.id, i.id) in alone for i in ir] for r in rgb], bool).reshape(appearance.shape)
+            entered = (_entered_together(rgb, ir, opts.entry_gate_s, present)
+                       if opts.entry_gate_s > 0 and not unaccounted else np.zeros_like(lone))
+            together = (lone | entered) & looser
             allowed |= together
-            return Scores(cost, allowed, appearance, None, together, _refuted(opts, appearance))
-        return Scores(cost, allowed, appearance, None)
+            voucher = _vouchers(allowed, ("alone", lone & looser), ("entered", entered & looser))
+            return Scores(cost, allowed, appearance, None, together, _refuted(opts, appearance), voucher)
+        return Scores(cost, allowed, appearance, None, voucher=_vouchers(allowed))
 
     heights = np.array([_height(tr) for tr in ir])
     feet_rgb = np.stack([foot(tr) for tr in rgb])
@@ -192,10 +202,23 @@ def fused_scores(rgb: list[Track], ir: list[Track], opts: FusionOptions, calibra
     near = (geometry <= opts.geometry_gate) & (appearance <= opts.geometry_appearance_gate)
     # far from the people a self-fitted map was fitted on, it is a guess: there geometry cannot vouch for a pair,
     # and appearance decides alone
-    trusted = calibration.uncertainty_px(feet_rgb)[:, None] <= opts.geometry_trust * heights[None]
+    sigma = calibration.uncertainty_px(feet_rgb)[:, None]
+    trusted = sigma <= opts.geometry_trust * heights[None]
     allowed = np.where(trusted, near, appearance <= opts.appearance_gate)
-    return Scores(cost, allowed, appearance, geometry, near & trusted,
-                  _refuted(opts, appearance, trusted & (geometry > opts.geometry_gate)))
+    # a guess still knows two people five box heights apart are not one (more than its uncertainty can explain)
+    beyond = (geometry - opts.geometry_gate) * heights[None] > opts.refute_sigmas * sigma
+    far = (geometry > opts.geometry_gate) & (trusted | beyond)
+    return Scores(cost, allowed, appearance, geometry, near & trusted, _refuted(opts, appearance, far),
+                  _vouchers(allowed, ("geometry", near & trusted)))
+
+
+def _vouchers(allowed: np.ndarray, *cues: tuple[str, np.ndarray]) -> np.ndarray:
+    """(N, M) str: per allowed pair the first of `cues` (name, mask) that holds for it, else "appearance" (its
+    gate alone let the pair in); "" for pairs outside every gate."""
+    out = np.where(allowed, "appearance", "").astype(object)
+    for name, mask in reversed(cues):  # the first cue named wins: written last
+        out[allowed & mask] = name
+    return out
 
 
 def _refuted(opts: FusionOptions, appearance: np.ndarray, far: np.ndarray | None = None) -> np.ndarray | None:

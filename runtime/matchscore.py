@@ -7,13 +7,14 @@ match's span, not the track's life, because an IoU tracker can switch people whe
 correct match events / all match events. Recall = correctly matched (RGB, IR) track pairs / track
 pairs of the same id that were both seen over a common span of at least `min_overlap_s`, from confirmation to last
 detection (the pairs the pipeline could have matched; a track coasting after its person left cannot be).
+Match events that name the cue that let them in (`cue`) are also counted per cue: how far each cue can be trusted.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -34,6 +35,7 @@ class MatchScore:
     correct: int
     positives: int  # same-identity track pairs seen together long enough
     found: int  # of those, matched at least once
+    by_cue: dict[str, dict[str, int]] = field(default_factory=dict)  # cue -> {"matches": n, "correct": n}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -89,12 +91,17 @@ def score_matches(events: Iterable[dict[str, Any]], frames_rgb: dict[int, dict[i
         elif kind == "match_lost" and (ev["rgb_track"], ev["ir_track"]) in held:
             held.pop((ev["rgb_track"], ev["ir_track"]))[1] = ev
     good = []
+    by_cue: dict[str, dict[str, int]] = {}
     for start, end in spans:  # right when both tracks followed the same person while the match was held
         r, i = start["rgb_track"], start["ir_track"]
         who_r = majority(frames_rgb.get(r, {}), start["rgb_frame"], end.get("rgb_frame"))
         who_i = majority(frames_ir.get(i, {}), start["ir_frame"], end.get("ir_frame"))
-        if who_r is not None and who_r == who_i:
+        right = who_r is not None and who_r == who_i
+        if right:
             good.append((r, i))
+        if "cue" in start:
+            tally = by_cue.setdefault(start["cue"], {"matches": 0, "correct": 0})
+            tally["matches"], tally["correct"] = tally["matches"] + 1, tally["correct"] + right
     positives = set()
     for (cam_r, r), (a0, a1) in life.items():
         if cam_r != "rgb" or ids_rgb.get(r) is None:
@@ -105,7 +112,8 @@ def score_matches(events: Iterable[dict[str, Any]], frames_rgb: dict[int, dict[i
     found = positives & set(good)
     return MatchScore(precision=len(good) / len(spans) if spans else float("nan"),
                       recall=len(found) / len(positives) if positives else float("nan"),
-                      matches=len(spans), correct=len(good), positives=len(positives), found=len(found))
+                      matches=len(spans), correct=len(good), positives=len(positives), found=len(found),
+                      by_cue=dict(sorted(by_cue.items())))
 
 
 def score_run(events_path: str | Path, tracks_dir: str | Path, gt_rgb: str | Path, gt_ir: str | Path,

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from hicmd.runtime.associate import CrossMatcher
 from hicmd.runtime.crossview import CrossView
-from hicmd.runtime.fusion import AloneTogether, FootHistory, FusionOptions, fused_scores
+from hicmd.runtime.events import JSON_SCHEMA
+from hicmd.runtime.fusion import VOUCHERS, AloneTogether, FootHistory, FusionOptions, fused_scores
 from hicmd.runtime.geometry import Calibration, fit_calibration
 from hicmd.runtime.selfcal import SelfCalibrator, SelfCalOptions
 from hicmd.runtime.track import Appearance, Track
@@ -50,14 +53,18 @@ def test_geometry_gates_out_a_pair_that_appearance_likes_and_lets_in_one_it_does
     assert (1, 2) in matcher.matches and (1, 1) not in matcher.matches  # (2, 1): geometry places them together
 
 
-def test_geometry_vouches_only_where_the_fit_is_sure():
-    """A self-fitted map from two walkers on the left of the ground is exact there and a guess on the far right:
-    a pair it places together there is judged by appearance alone (on SynthVI's separate rig, a person only the
-    RGB camera saw, far from the fitted paths, was mapped onto an IR person and matched)."""
+def _left_fit() -> Calibration:
+    """A self-fitted map from two walkers on the left of the ground: exact there, a guess on the far right."""
     rng = np.random.default_rng(5)
     t = np.linspace(0, 1, 40)
     paths = np.r_[np.c_[60 + 180 * t, 280 + 150 * t], np.c_[80 + 140 * t, 450 - 120 * t]]
-    fit = fit_calibration(paths, CAL.rgb_to_ir(paths) + rng.normal(0, 1.0, (80, 2)), (640, 480), (512, 384))
+    return fit_calibration(paths, CAL.rgb_to_ir(paths) + rng.normal(0, 1.0, (80, 2)), (640, 480), (512, 384))
+
+
+def test_geometry_vouches_only_where_the_fit_is_sure():
+    """A pair the map places together where it is a guess is judged by appearance alone (on SynthVI's separate rig,
+    a person only the RGB camera saw, far from the fitted paths, was mapped onto an IR person and matched)."""
+    fit = _left_fit()
     opts = FusionOptions(cues="geometry", appearance_gate=0.5)
     for rgb_foot, sure in (((150, 330), True), ((600, 150), False)):
         ir_foot = tuple(fit.rgb_to_ir(np.array([rgb_foot], float))[0])  # where the fit puts them: geometry 0
@@ -67,6 +74,8 @@ def test_geometry_vouches_only_where_the_fit_is_sure():
         scores = fused_scores(rgb, [unlike, alike], opts, fit)
         assert scores.geometry[0].max() < 0.1 and scores.appearance[0, 0] > 0.5 > scores.appearance[0, 1]
         assert scores.allowed.tolist() == [[sure, True]] and scores.backed.tolist() == [[sure, sure]]
+        # and the match event says what let each pair in
+        assert scores.voucher.tolist() == [["geometry", "geometry"] if sure else ["", "appearance"]]
         given = fused_scores(rgb, [unlike, alike], opts, Calibration(fit.homography, (640, 480), (512, 384), 1, 80, 80))
         assert given.allowed.tolist() == [[True, True]]  # a calibration file has no covariance: trusted everywhere
 
@@ -108,6 +117,28 @@ def test_with_geometry_a_held_match_ends_only_on_evidence_against_it():
     assert run("time", None, _ir_of((100, 300))) == (["match_lost", "match"], {(1, 2)})
 
 
+def test_where_the_fit_is_a_guess_it_still_rules_out_two_people_it_places_far_apart():
+    """A held match ends on evidence against it. Far from the paths a map was fitted on, where it places a foot is
+    uncertain, but not by any amount: two people it places farther apart than the gate by several of its standard
+    deviations are not one (on SynthVI's separate rig a wrong match made before the fit was held for 6 s with the
+    two five box heights apart, where the map was a guess)."""
+    fit, opts, height = _left_fit(), FusionOptions(cues="geometry"), 40.0
+    rgb_foot = (600.0, 150.0)
+    mapped = fit.rgb_to_ir(np.array([rgb_foot]))[0]
+    sigma = float(fit.uncertainty_px(np.array([rgb_foot]))[0])
+    assert sigma > opts.geometry_trust * height  # a guess here: it vouches for no one
+    rgb = [_track(1, "rgb", rgb_foot, [1, 0, 0])]
+    for off_sigmas, refuted in ((1.0, False), (opts.refute_sigmas + 1.0, True)):
+        ir_foot = (mapped[0] + opts.geometry_gate * height + off_sigmas * sigma, mapped[1])
+        scores = fused_scores(rgb, [_track(1, "ir", ir_foot, [1, 0, 0], height=height)], opts, fit)
+        assert scores.geometry[0, 0] > opts.geometry_gate and not scores.backed[0, 0]
+        assert bool(scores.refuted[0, 0]) is refuted
+    # a calibration file (no covariance) is trusted everywhere: beyond the gate is evidence, as before
+    given = Calibration(fit.homography, (640, 480), (512, 384), 1, 80, 80)
+    ir_foot = (mapped[0] + 1.5 * opts.geometry_gate * height, mapped[1])
+    assert fused_scores(rgb, [_track(1, "ir", ir_foot, [1, 0, 0], height=height)], opts, given).refuted[0, 0]
+
+
 def test_without_a_calibration_geometry_falls_back_to_appearance_and_time():
     rgb = [_track(1, "rgb", (100, 300), [1, 0, 0], first_t=5.0)]
     ir = [_track(1, "ir", (300, 200), [0.9, 0.3, 0], first_t=5.2), _track(2, "ir", (50, 50), [0.9, 0.3, 0],
@@ -127,6 +158,7 @@ def test_people_who_enter_both_views_together_may_match_before_any_calibration()
     scores = fused_scores(rgb, ir, opts, None)
     assert scores.appearance[0, 0] > opts.appearance_gate  # appearance alone would not let them match
     assert scores.allowed.tolist() == [[True, False], [False, False]]  # people there from the start have no entry
+    assert scores.voucher[0, 0] == "entered"
     late = _track(3, "ir", (300, 250), [0.3, 1], first_t=4.8)
     late.entered = True  # a second person entering at the same moment: the entry no longer says who is who
     assert not fused_scores(rgb, ir + [late], opts, None).allowed[0].any()
@@ -223,6 +255,9 @@ def test_the_stream_matches_a_lone_walker_before_any_calibration_and_not_on_appe
     matches = run("time")
     assert [(m["rgb_track"], m["ir_track"]) for m in matches] == [(1, 4)]
     assert matches[0]["t"] == pytest.approx(0.6)  # 0.5 s alone together, then two agreeing updates (not three)
+    assert matches[0]["cue"] == "alone"  # the event says which cue let them in
+    schema = json.loads(JSON_SCHEMA.read_text())["$defs"]["match"]["properties"]["cue"]["enum"]
+    assert schema == list(VOUCHERS)  # and the shipped event schema knows every cue name
     assert run("appearance") == []
 
 

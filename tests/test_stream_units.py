@@ -372,15 +372,19 @@ def test_scorer_judges_a_match_over_the_frames_it_was_held():
     end = [{"event": "track_end", "t": 10.0, "last_seen": 10.0, "camera": cam, "track": tid}
            for cam in ("rgb", "ir") for tid in (1, 2)]
 
-    def match(r, i, f0, f1):
-        return [{"event": "match", "rgb_track": r, "ir_track": i, "rgb_frame": f0, "ir_frame": f0},
+    def match(r, i, f0, f1, cue="geometry"):
+        return [{"event": "match", "rgb_track": r, "ir_track": i, "rgb_frame": f0, "ir_frame": f0, "cue": cue},
                 {"event": "match_lost", "rgb_track": r, "ir_track": i, "rgb_frame": f1, "ir_frame": f1}]
 
-    right = score_matches(new + match(1, 1, 10, 45) + match(2, 2, 60, 100) + end, frames_rgb, frames_ir)
+    right = score_matches(new + match(1, 1, 10, 45) + match(2, 2, 60, 100, "entered") + end, frames_rgb, frames_ir)
     assert (right.correct, right.matches) == (2, 2)
     # person 5's tracks do not match the same tracks after they switched to person 3
-    wrong = score_matches(new + match(1, 2, 60, 100) + match(2, 1, 60, 100) + end, frames_rgb, frames_ir)
+    wrong = score_matches(new + match(1, 2, 60, 100) + match(2, 1, 60, 100, "entered") + end, frames_rgb, frames_ir)
     assert (wrong.correct, wrong.matches) == (0, 2)
+    # each cue that let a pair in is scored on its own
+    assert right.by_cue == {"entered": {"matches": 1, "correct": 1}, "geometry": {"matches": 1, "correct": 1}}
+    mixed = score_matches(new + match(1, 1, 10, 45) + match(2, 1, 60, 100, "entered") + end, frames_rgb, frames_ir)
+    assert mixed.by_cue == {"entered": {"matches": 1, "correct": 0}, "geometry": {"matches": 1, "correct": 1}}
     # recall: pairs of tracks of the same (majority) person seen together >= 2 s, here 1-1 and 2-2
     assert (right.positives, right.found, right.recall) == (2, 2, 1.0)
     assert (wrong.positives, wrong.found, wrong.recall) == (2, 0, 0.0)

@@ -37,9 +37,11 @@ def command(
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, value in card.items():
-        if key in ("run", "clip"):
+        if key in ("run", "clip", "match_by_cue"):
             continue
         table.add_row(key, "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value))
+    for cue, tally in card.get("match_by_cue", {}).items():  # how far each cue that let pairs match can be trusted
+        table.add_row(f"match_correct by {cue}", f"{tally['correct']}/{tally['matches']}")
     Console().print(table)
     json_out = json_out if json_out is not None else old_json
     if json_out is not None:
