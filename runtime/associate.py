@@ -94,12 +94,13 @@ class CrossMatcher:
             rows, cols = linear_sum_assignment(cost)
             # every assigned pair, gated or not: candidate correspondences for self-calibration
             self.assigned = [(rgb[r], ir[c], float(scores.appearance[r, c])) for r, c in zip(rows, cols)]
+            backed_mask = scores.backed  # computed once: it is derived from the vouchers
             for r, c in zip(rows, cols):
                 if allowed[r, c]:
                     agreeing[(rgb[r].id, ir[c].id)] = (rgb[r], ir[c], float(scores.appearance[r, c]))
                     if scores.voucher is not None and scores.voucher[r, c]:
                         vouched[(rgb[r].id, ir[c].id)] = str(scores.voucher[r, c])
-                    if scores.backed is not None and scores.backed[r, c]:
+                    if backed_mask is not None and backed_mask[r, c]:
                         backed.add((rgb[r].id, ir[c].id))
 
         fresh: set[Key] = set()

@@ -44,8 +44,11 @@ class FusionOptions:
     entry_scale_s: float = 2.0  # entry-time difference at which the time cue is at its worst
     entry_gate_s: float = 0.5  # people who came into both views this close in time, and no one else did, may match
     #                            on the looser appearance gate before any calibration (0: never)
-    alone_s: float = 0.5  # a track that was the only person in its view while another was the only one in the
-    #                       other, for this long, may match it on the looser gate before any calibration (0: never)
+    # a track that was the only person in its view while another was the only one in the other, for this long, may
+    # match it on the looser gate before any calibration (0: never). On SynthVI's separate rig, where some people
+    # are seen by one camera only, two such people alone at the same moment for half a second made 6 of 129 lone-
+    # walker matches wrong; 0.75 s: 2 of 120, one person fewer matched (README, "Alone together for 0.75 s")
+    alone_s: float = 0.75
     velocity_scale: float = 1.0  # velocity disagreement (IR box heights per second) at which it is at its worst
     geometry_trust: float = 0.2  # geometry decides a pair only where the fitted map's uncertainty (1 sigma, IR box
     #                              heights) at the RGB foot is below this (runtime/geometry.py uncertainty_px)
@@ -153,11 +156,15 @@ class Scores:
     allowed: np.ndarray  # (N, M) bool: pairs inside every gate
     appearance: np.ndarray  # (N, M) cosine distance
     geometry: np.ndarray | None  # (N, M) foot-point distance in IR box heights (None without a calibration)
-    backed: np.ndarray | None = None  # (N, M) bool: allowed pairs a cue beyond appearance vouches for (geometry,
-    #                                   or having entered or been alone in both views together)
     refuted: np.ndarray | None = None  # (N, M) bool: pairs a cue rules out. A held match not ruled out stays even
     #                                    outside the gates (None: every pair outside them is ruled out)
     voucher: np.ndarray | None = None  # (N, M) str: for allowed pairs, the strongest cue that let them in (VOUCHERS)
+
+    @property
+    def backed(self) -> np.ndarray | None:
+        """(N, M) bool: allowed pairs a cue beyond appearance vouches for (geometry, or having entered or been alone
+        in both views together); None where the scorer names no cues."""
+        return None if self.voucher is None else np.isin(self.voucher, VOUCHERS[:-1])
 
 
 def fused_scores(rgb: list[Track], ir: list[Track], opts: FusionOptions, calibration: Calibration | None,
@@ -187,7 +194,7 @@ def fused_scores(rgb: list[Track], ir: list[Track], opts: FusionOptions, calibra
             together = (lone | entered) & looser
             allowed |= together
             voucher = _vouchers(allowed, ("alone", lone & looser), ("entered", entered & looser))
-            return Scores(cost, allowed, appearance, None, together, _refuted(opts, appearance), voucher)
+            return Scores(cost, allowed, appearance, None, _refuted(opts, appearance), voucher)
         return Scores(cost, allowed, appearance, None, voucher=_vouchers(allowed))
 
     heights = np.array([_height(tr) for tr in ir])
@@ -208,7 +215,7 @@ def fused_scores(rgb: list[Track], ir: list[Track], opts: FusionOptions, calibra
     # a guess still knows two people five box heights apart are not one (more than its uncertainty can explain)
     beyond = (geometry - opts.geometry_gate) * heights[None] > opts.refute_sigmas * sigma
     far = (geometry > opts.geometry_gate) & (trusted | beyond)
-    return Scores(cost, allowed, appearance, geometry, near & trusted, _refuted(opts, appearance, far),
+    return Scores(cost, allowed, appearance, geometry, _refuted(opts, appearance, far),
                   _vouchers(allowed, ("geometry", near & trusted)))
 
 

@@ -254,7 +254,8 @@ def test_the_stream_matches_a_lone_walker_before_any_calibration_and_not_on_appe
 
     matches = run("time")
     assert [(m["rgb_track"], m["ir_track"]) for m in matches] == [(1, 4)]
-    assert matches[0]["t"] == pytest.approx(0.6)  # 0.5 s alone together, then two agreeing updates (not three)
+    # alone together for FusionOptions.alone_s (0.75 s: earned at 0.8), then two agreeing updates (not three)
+    assert matches[0]["t"] == pytest.approx(0.9)
     assert matches[0]["cue"] == "alone"  # the event says which cue let them in
     schema = json.loads(JSON_SCHEMA.read_text())["$defs"]["match"]["properties"]["cue"]["enum"]
     assert schema == list(VOUCHERS)  # and the shipped event schema knows every cue name

@@ -252,7 +252,8 @@ def test_matcher_needs_one_update_fewer_where_geometry_or_time_vouches():
         def score(rgb, ir):
             appearance = np.full((len(rgb), len(ir)), 0.2)
             allowed = np.ones_like(appearance, bool)
-            return Scores(appearance, allowed, appearance, None, allowed if backed else None)
+            cue = np.full(appearance.shape, "geometry" if backed else "appearance", object)
+            return Scores(appearance, allowed, appearance, None, voucher=cue)
         return score
 
     for backed, needed in ((False, 3), (True, 2)):
