@@ -39,7 +39,8 @@ def pooled(cards: list[dict]) -> dict:
     for card in cards:
         for cue, tally in card.get("match_by_cue", {}).items():
             pool = by_cue.setdefault(cue, {"matches": 0, "correct": 0})
-            pool["matches"], pool["correct"] = pool["matches"] + tally["matches"], pool["correct"] + tally["correct"]
+            for key in pool:
+                pool[key] += tally[key]
     cal = [c["calibration_px"] for c in cards if c.get("calibration_px") is not None]
     after = [c["calibrated_after_s"] for c in cards if c.get("calibrated_after_s") is not None]
     return {"clips": len(cards), "matches": matches, "correct": correct,

@@ -79,7 +79,6 @@ class CrossMatcher:
         rgb = [tr for tr in rgb if tr.look.embedding is not None and tr.visible]
         ir = [tr for tr in ir if tr.look.embedding is not None and tr.visible]
         agreeing: dict[Key, tuple[Track, Track, float]] = {}
-        backed: set[Key] = set()
         vouched: dict[Key, str] = {}  # what let each agreeing pair in, for its match event
         self.assigned: list[tuple[Track, Track, float]] = []
         if rgb and ir:
@@ -94,14 +93,11 @@ class CrossMatcher:
             rows, cols = linear_sum_assignment(cost)
             # every assigned pair, gated or not: candidate correspondences for self-calibration
             self.assigned = [(rgb[r], ir[c], float(scores.appearance[r, c])) for r, c in zip(rows, cols)]
-            backed_mask = scores.backed  # computed once: it is derived from the vouchers
             for r, c in zip(rows, cols):
                 if allowed[r, c]:
                     agreeing[(rgb[r].id, ir[c].id)] = (rgb[r], ir[c], float(scores.appearance[r, c]))
                     if scores.voucher is not None and scores.voucher[r, c]:
                         vouched[(rgb[r].id, ir[c].id)] = str(scores.voucher[r, c])
-                    if backed_mask is not None and backed_mask[r, c]:
-                        backed.add((rgb[r].id, ir[c].id))
 
         fresh: set[Key] = set()
         for key, (r, i, _) in agreeing.items():
@@ -131,7 +127,7 @@ class CrossMatcher:
         for key in sorted(fresh, key=lambda k: agreeing[k][2]):  # best pairs first
             r, i, dist = agreeing[key]
             # a pair that geometry or time vouches for needs one agreeing update fewer: that cue is evidence too
-            needed = max(1, self.confirm - 1) if key in backed else self.confirm
+            needed = max(1, self.confirm - 1) if vouched.get(key, "appearance") != "appearance" else self.confirm
             if key in self.matches or self._streak[key] < needed or r in busy or i in busy:
                 continue
             # the older identity survives, so ids stay stable; a match handed over keeps its id

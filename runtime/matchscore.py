@@ -101,7 +101,8 @@ def score_matches(events: Iterable[dict[str, Any]], frames_rgb: dict[int, dict[i
             good.append((r, i))
         if "cue" in start:
             tally = by_cue.setdefault(start["cue"], {"matches": 0, "correct": 0})
-            tally["matches"], tally["correct"] = tally["matches"] + 1, tally["correct"] + right
+            tally["matches"] += 1
+            tally["correct"] += int(right)
     positives = set()
     for (cam_r, r), (a0, a1) in life.items():
         if cam_r != "rgb" or ids_rgb.get(r) is None:
