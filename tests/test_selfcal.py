@@ -117,10 +117,10 @@ def test_people_seen_together_for_a_moment_do_not_found_the_first_fit():
     assert events and events[0]["status"] == "fitted" and events[0]["tracks"] == [[1, 1], [9, 8]], events
 
 
-# `hicmd synth --ids 60 --per-id 1 --seed 4343 --videos --clips 4 --frames 300 --rig separate`: its third clip (the
-# matching benchmark's first separate set). Its people mostly walk one way across the place: their foot points
-# never spread to a tenth of their length across it within the clip
-CLIP = {"pids": [18, 26, 14], "seed": 4343, "index": 2, "frames": 300, "rig": "separate", "one_camera_pid": 24}
+# A SynthVI separate-rig clip (`hicmd synth --seed 9099 --rig separate`'s third clip, rendered at one frame rate for
+# both cameras): its people mostly walk one way across the place, and the right pairing's foot points spread across
+# their path by less than 0.05 of their length: at 0.05 it never calibrates in 30 s ("they lie along one line")
+CLIP = {"pids": [12, 13, 36, 56], "seed": 9099, "index": 2, "frames": 300, "rig": "separate", "one_camera_pid": 11}
 
 
 @pytest.fixture(scope="module")
@@ -150,4 +150,4 @@ def _calibrated_after(clip, opts: SelfCalOptions) -> float | None:
 def test_people_who_all_walk_one_way_still_calibrate_the_separate_rig(separate_clip):
     after = _calibrated_after(separate_clip, SelfCalOptions())
     assert after is not None and after <= 20.0, after
-    assert _calibrated_after(separate_clip, SelfCalOptions(min_spread_ratio=0.1)) is None  # what it was
+    assert _calibrated_after(separate_clip, SelfCalOptions(min_spread_ratio=0.05)) is None  # what it was
