@@ -26,7 +26,7 @@ from typing import Callable
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from .fusion import FusionOptions, Scores, fused_scores
+from .fusion import BACKERS, FusionOptions, Scores, fused_scores
 from .track import Track
 
 __all__ = ["Match", "CrossMatcher", "cosine_distance"]
@@ -127,7 +127,7 @@ class CrossMatcher:
         for key in sorted(fresh, key=lambda k: agreeing[k][2]):  # best pairs first
             r, i, dist = agreeing[key]
             # a pair that geometry or time vouches for needs one agreeing update fewer: that cue is evidence too
-            needed = max(1, self.confirm - 1) if vouched.get(key, "appearance") != "appearance" else self.confirm
+            needed = max(1, self.confirm - 1) if vouched.get(key) in BACKERS else self.confirm
             if key in self.matches or self._streak[key] < needed or r in busy or i in busy:
                 continue
             # the older identity survives, so ids stay stable; a match handed over keeps its id

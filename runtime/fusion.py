@@ -25,12 +25,13 @@ import numpy as np
 from .geometry import Calibration
 from .track import Track
 
-__all__ = ["CUES", "VOUCHERS", "FusionOptions", "FootHistory", "AloneTogether", "Scores", "fused_scores", "foot"]
+__all__ = ["CUES", "VOUCHERS", "BACKERS", "FusionOptions", "FootHistory", "AloneTogether", "Scores", "fused_scores", "foot"]
 
 CUES = ("appearance", "time", "geometry")  # each setting adds one cue to the ones before it
 # what let an allowed pair match, strongest first, as match events name it: geometry placed them together, they were
 # alone in both views together, they entered both views together, or appearance alone was close enough
 VOUCHERS = ("geometry", "alone", "entered", "appearance")
+BACKERS = VOUCHERS[:-1]  # the cues beyond appearance: a pair one of them vouches for is backed by more than a look
 
 
 @dataclass(frozen=True)
@@ -164,7 +165,7 @@ class Scores:
     def backed(self) -> np.ndarray | None:
         """(N, M) bool: allowed pairs a cue beyond appearance vouches for (geometry, or having entered or been alone
         in both views together); None where the scorer names no cues."""
-        return None if self.voucher is None else np.isin(self.voucher, VOUCHERS[:-1])
+        return None if self.voucher is None else np.isin(self.voucher, BACKERS)
 
 
 def fused_scores(rgb: list[Track], ir: list[Track], opts: FusionOptions, calibration: Calibration | None,
@@ -191,9 +192,9 @@ def fused_scores(rgb: list[Track], ir: list[Track], opts: FusionOptions, calibra
             lone = np.array([[(r.id, i.id) in alone for i in ir] for r in rgb], bool).reshape(appearance.shape)
             entered = (_entered_together(rgb, ir, opts.entry_gate_s, present)
                        if opts.entry_gate_s > 0 and not unaccounted else np.zeros_like(lone))
-            together = (lone | entered) & looser
-            allowed |= together
-            voucher = _vouchers(allowed, ("alone", lone & looser), ("entered", entered & looser))
+            lone, entered = lone & looser, entered & looser
+            allowed |= lone | entered
+            voucher = _vouchers(allowed, ("alone", lone), ("entered", entered))
             return Scores(cost, allowed, appearance, None, _refuted(opts, appearance), voucher)
         return Scores(cost, allowed, appearance, None, voucher=_vouchers(allowed))
 
