@@ -38,7 +38,8 @@ def cached_build(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     with FileLock(root.parent / f"{root.name}.lock"):
         if not (root / "done").is_file():
             shutil.rmtree(root, ignore_errors=True)
-            root.mkdir(parents=True)
+            # the other worker's cache.mkdir above (outside the lock) may have made it again meanwhile: that is fine
+            root.mkdir(parents=True, exist_ok=True)
             build(root)
             (root / "done").write_text("ok\n")
     return root
