@@ -25,7 +25,8 @@ import numpy as np
 from .geometry import Calibration
 from .track import Track
 
-__all__ = ["CUES", "VOUCHERS", "BACKERS", "FusionOptions", "FootHistory", "AloneTogether", "Scores", "fused_scores", "foot"]
+__all__ = ["CUES", "VOUCHERS", "BACKERS", "FusionOptions", "FootHistory", "AloneTogether", "Scores", "fused_scores",
+           "foot"]
 
 CUES = ("appearance", "time", "geometry")  # each setting adds one cue to the ones before it
 # what let an allowed pair match, strongest first, as match events name it: geometry placed them together, they were

@@ -75,7 +75,7 @@ class MqttPublisher:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self.connected = threading.Event()
-        self.published = self.dropped = self.connects = 0
+        self.published = self.acknowledged = self.dropped = self.connects = 0
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"hicmd-{uuid.uuid4().hex[:8]}")
         if self.target.username:
             self.client.username_pw_set(self.target.username, self.target.password)
@@ -86,6 +86,7 @@ class MqttPublisher:
         self.client.max_queued_messages_set(buffer)  # paho's own queue is bounded too
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = lambda *args: self.connected.clear()
+        self.client.on_publish = self._on_publish
         self.client.connect_async(self.target.host, self.target.port, keepalive)
         self.client.loop_start()  # paho's network thread: connects, and reconnects with backoff
         self._sender = threading.Thread(target=self._send, name="hicmd-mqtt", daemon=True)
@@ -96,6 +97,9 @@ class MqttPublisher:
             self.connects += 1
             self.connected.set()
             self._wake.set()
+
+    def _on_publish(self, *args: Any) -> None:
+        self.acknowledged += 1  # the broker's PUBACK: only now is a QoS 1 event safely out of this process
 
     def publish(self, event: dict[str, Any]) -> None:
         payload = json.dumps(event, separators=(",", ":")).encode()
@@ -129,10 +133,11 @@ class MqttPublisher:
                 self.published += 1
 
     def close(self, flush_s: float = 2.0) -> None:
-        """Send what is buffered, waiting up to `flush_s` (also for a reconnect), then disconnect."""
+        """Send what is buffered and wait for the broker to acknowledge it, up to `flush_s` (also for a reconnect),
+        then disconnect: an event handed to paho but not yet acknowledged would otherwise die with the process."""
         pause = threading.Event()
         for _ in range(int(flush_s / 0.05)):
-            if not self.pending:
+            if not self.pending and self.acknowledged >= self.published:
                 break
             self._wake.set()
             pause.wait(0.05)

@@ -147,7 +147,8 @@ def command(
     finally:
         if publisher is not None:
             publisher.close()
-            console.print(f"MQTT: {publisher.published} events published, {publisher.dropped} dropped")
+            console.print(f"MQTT: {publisher.published} events published ({publisher.acknowledged} acknowledged by the "
+                          f"broker), {publisher.dropped} dropped")
     stopped_by = summary.extra.get("signal", "interrupted")
     console.print((f"[yellow]{stopped_by}[/] " if summary.interrupted else "") +
                   f"{summary.steps} steps in {summary.duration_s:.1f} s, tracks {summary.tracks}, "
