@@ -12,13 +12,16 @@ away for it) can stand in for someone else. Two things the right homography has 
   the RGB camera, up to one scale (H = G_ir G_rgb^-1 for the ground->image maps G, whose third rows are depths):
   so RGB height / IR height / w is one constant for every person anywhere, under the right homography only.
 On SynthVI's separate rig (44 clips, README) the two tests cut the time a wrong fit was in use from 86 s to 8 s.
+A person placed where the fit is a guess (far from the paths it was fitted on: its uncertainty there exceeds the
+agreement tolerance) refutes nothing, as such a guess neither vouches for nor rules out a pair in the stream
+(runtime/fusion.py): a right fit from two walkers is not dropped because it extrapolates badly.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Callable, Iterable
 
 import cv2
 import numpy as np
@@ -35,6 +38,7 @@ class PresenceOptions:
     refute_ratio: float = 0.5  # ... and found there less than this fraction of the time refutes the fit
     near_heights: float = 0.3  # "found there": someone's foot within this many of their box heights
     height_spread: float = 0.2  # log standard deviation of RGB height / IR height / w above which a fit is refuted
+    sure_within: float = 1.0  # a placement counts where the fit's uncertainty there is at most this many tolerances
 
 
 @dataclass(frozen=True)
@@ -69,11 +73,14 @@ class Presence:
         while self.steps and t - self.steps[0][0].t > self.opts.span_s:
             self.steps.popleft()
 
-    def refutes(self, homography: np.ndarray, pairs: Iterable[tuple[int, int]] = ()) -> str | None:
+    def refutes(self, homography: np.ndarray, pairs: Iterable[tuple[int, int]] = (),
+                uncertainty: Callable[[np.ndarray], np.ndarray] | None = None) -> str | None:
         """Why the RGB->IR `homography` cannot be right, or None: a person it places where the other camera watches
-        but sees no one, or (RGB track, IR track) `pairs` it takes for one person each whose heights disagree."""
+        but sees no one, or (RGB track, IR track) `pairs` it takes for one person each whose heights disagree.
+        `uncertainty` (Calibration.uncertainty_px: IR pixels, 1 sigma, at RGB points) tells where the fit is a guess;
+        people placed there are not held against it. None: sure everywhere."""
         for src, dst, h in ((0, 1, homography), (1, 0, np.linalg.inv(homography))):
-            why = self._refuted_one_way(src, dst, h)
+            why = self._refuted_one_way(src, dst, h, uncertainty)
             if why is not None:
                 return why
         spread = self.height_spread(homography, pairs)
@@ -98,7 +105,8 @@ class Presence:
                     ratios.append(rgb.heights[k] / max(ir.heights[j], 1.0) / p[2])
         return float(np.std(np.log(ratios))) if len(ratios) >= 10 else None
 
-    def _refuted_one_way(self, src: int, dst: int, h: np.ndarray) -> str | None:
+    def _refuted_one_way(self, src: int, dst: int, h: np.ndarray,
+                         uncertainty: Callable[[np.ndarray], np.ndarray] | None) -> str | None:
         watched = np.array(self._watched[CAMERAS[dst]], np.float32)
         if len(watched) < 3:
             return None
@@ -109,6 +117,9 @@ class Presence:
         ahead = homog[:, 2] > 1e-12  # behind the other camera's horizon: not in its view
         mapped = homog[:, :2] / np.where(ahead, homog[:, 2], 1.0)[:, None]
         placed = ahead & _inside(cv2.convexHull(watched), mapped)
+        if uncertainty is not None and placed.any():  # the RGB end of each placement: the source or the mapped foot
+            rgb_feet = (here.feet[here.whole] if src == 0 else mapped)[placed]
+            placed[placed] = uncertainty(rgb_feet) <= self.opts.sure_within * self.min_px
         step, ids, mapped = step[placed], ids[placed], mapped[placed]
         if not len(ids):
             return None

@@ -142,7 +142,8 @@ class SelfCalibrator:
     def _fit(self, t: float) -> list[dict[str, Any]]:
         self._fitted_at = len(self.pairs)
         events = []
-        refuted = None if self.calibration is None else self.presence.refutes(self.calibration.homography)
+        refuted = None if self.calibration is None else self.presence.refutes(
+            self.calibration.homography, uncertainty=self.calibration.uncertainty_px)
         if refuted is not None:  # the evidence since the fit says it is wrong: stop using it, look for the right one
             self.calibration, self._explains, self.drops = None, set(), self.drops + 1
             self.recent.clear()
@@ -227,7 +228,7 @@ class SelfCalibrator:
         spread = np.linalg.eigvalsh(np.cov(rgb.T))
         if spread[0] < self.opts.min_spread_ratio**2 * spread[1]:
             raise NotYet("the agreeing pairs lie along one line: they do not span the ground yet")
-        refuted = self.presence.refutes(fit.homography, found.keys)
+        refuted = self.presence.refutes(fit.homography, found.keys, fit.uncertainty_px)
         if refuted is not None:
             raise CalibrationError(f"the fit is refuted: {refuted}")
 

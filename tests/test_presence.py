@@ -44,6 +44,19 @@ def test_the_true_homography_stands_a_shifted_one_is_refuted_and_a_far_person_re
     assert presence.refutes(np.linalg.inv(np.linalg.inv(TRUE_H))) is None  # the check is about the map, not its form
 
 
+def test_a_person_placed_where_the_fit_is_a_guess_refutes_nothing():
+    presence = Presence()
+    _walk(presence, WALKERS)
+    shifted = np.array([[1.0, 0, 45.0], [0, 1.0, 0], [0, 0, 1.0]]) @ TRUE_H  # 45 px off: refuted where it is sure
+    assert presence.refutes(shifted, uncertainty=lambda rgb: np.zeros(len(rgb))) is not None
+    assert presence.refutes(shifted, uncertainty=lambda rgb: np.full(len(rgb), 30.0)) is None  # a guess everywhere
+    # sure only where walker 1 walks in the RGB image: walker 1 alone, placed 45 px off, still refutes it
+    path = np.array([seen(RGB, np.add(WALKERS[1][0], np.multiply(WALKERS[1][1], t)))[0] for t in np.arange(0, 3, 0.1)])
+    near_path = lambda rgb: np.where(np.linalg.norm(rgb[:, None] - path, axis=2).min(axis=1) < 2.0, 0.0, 30.0)
+    why = presence.refutes(shifted, uncertainty=near_path)
+    assert why is not None and "track 1 " in why, why
+
+
 def test_people_paired_with_someone_of_another_height_refute_the_homography():
     presence = Presence()
     _walk(presence, WALKERS)
@@ -59,20 +72,26 @@ def test_people_paired_with_someone_of_another_height_refute_the_homography():
     assert Presence().height_spread(TRUE_H, pairs) is None  # no evidence, no verdict
 
 
-def test_a_fit_in_use_that_the_cameras_refute_is_dropped_and_the_right_one_found():
-    cal = SelfCalibrator(SIZE, SIZE, SelfCalOptions(min_pairs=20, every_s=0.0, refit_every=8))
-    shifted = np.array([[1.0, 0, 45.0], [0, 1.0, 0], [0, 0, 1.0]]) @ TRUE_H
-    cal.calibration = Calibration(shifted / shifted[2, 2], SIZE, SIZE, 1.0, 20, 20)  # a wrong fit, in use
+def _watch(cal: SelfCalibrator, seconds: float = 4.0, pairs_from_s: float = 1.5) -> list[dict]:
+    """Walk WALKERS past both cameras; candidate pairs only from `pairs_from_s` on (no refit before then)."""
     events = []
-    for k in range(40):
+    for k in range(int(seconds * 10)):
         t = k * 0.1
         rgb, ir = [], []
         for pid, (start, velocity) in WALKERS.items():
             xy = np.add(start, np.multiply(velocity, t))
             rgb.append(track(pid, "rgb", xy))
             ir.append(track(pid, "ir", xy))
-        cal.see(rgb, ir, t)  # who was where, every step; candidate pairs only from 1.5 s on: no refit before then
-        events += cal.observe([(r, i, 0.8) for r in rgb for i in ir] if t >= 1.5 else [], t)
+        cal.see(rgb, ir, t)  # who was where, every step
+        events += cal.observe([(r, i, 0.8) for r in rgb for i in ir] if t >= pairs_from_s else [], t)
+    return events
+
+
+def test_a_fit_in_use_that_the_cameras_refute_is_dropped_and_the_right_one_found():
+    cal = SelfCalibrator(SIZE, SIZE, SelfCalOptions(min_pairs=20, every_s=0.0, refit_every=8))
+    shifted = np.array([[1.0, 0, 45.0], [0, 1.0, 0], [0, 0, 1.0]]) @ TRUE_H
+    cal.calibration = Calibration(shifted / shifted[2, 2], SIZE, SIZE, 1.0, 20, 20)  # a wrong fit, in use
+    events = _watch(cal)
     statuses = [e["status"] for e in events]
     assert statuses[0] == "dropped" and "refuted" in events[0]["reason"], events[:2]
     assert "fitted" in statuses[1:]
@@ -80,6 +99,16 @@ def test_a_fit_in_use_that_the_cameras_refute_is_dropped_and_the_right_one_found
     truth = Calibration(TRUE_H / TRUE_H[2, 2], SIZE, SIZE, 0, 4, 4)
     err = np.linalg.norm(cal.calibration.rgb_to_ir(walked) - truth.rgb_to_ir(walked), axis=1)
     assert np.median(err) < 5.0, err  # where people walked (the wrong fit was 45 px off everywhere)
+
+
+def test_a_fit_in_use_is_not_dropped_for_what_it_only_guesses():
+    cal = SelfCalibrator(SIZE, SIZE, SelfCalOptions(min_pairs=20, every_s=0.0, refit_every=8))
+    shifted = np.array([[1.0, 0, 45.0], [0, 1.0, 0], [0, 0, 1.0]]) @ TRUE_H
+    unsure = np.eye(8)  # its entries known to +-1: uncertain by far more than 10 px wherever anyone walks
+    cal.calibration = Calibration(shifted / shifted[2, 2], SIZE, SIZE, 1.0, 20, 20, unsure)
+    assert cal.calibration.uncertainty_px(np.array([[100.0, 100.0]]))[0] > 100
+    events = _watch(cal)
+    assert events and not [e for e in events if e["status"] == "dropped"], events  # the sure one above was dropped
 
 
 def test_inside_the_watched_area_agrees_with_opencv():
