@@ -1,0 +1,35 @@
+"""benchmarks/matching.py's verdicts: which of issue 11's targets a set of clips meets, from `hicmd score` cards."""
+
+import importlib.util
+import math
+from pathlib import Path
+
+BENCH = Path(__file__).parents[1] / "benchmarks" / "matching.py"
+spec = importlib.util.spec_from_file_location("bench_matching", BENCH)
+bench = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bench)
+
+
+def card(matches, correct, positives, found, idf1, calibrated_after_s=None):
+    return {"match_matches": matches, "match_correct": correct, "match_positives": positives, "match_found": found,
+            "idf1": idf1, "hota": 0.5, "calibration_px": 2.0 if calibrated_after_s else None,
+            "calibrated_after_s": calibrated_after_s,
+            "match_by_cue": {"geometry": {"matches": matches, "correct": correct}}}
+
+
+def test_a_set_is_judged_on_its_pooled_counts_and_every_clip_calibrating_by_20_s():
+    good = [card(4, 4, 4, 4, 0.85, 8.0), card(5, 5, 4, 4, 0.83, 12.5)]
+    row = bench.pooled(good)
+    assert (row["correct"], row["matches"], row["found"], row["people"]) == (9, 9, 8, 8)
+    assert bench.verdict(row, calibrating=True) == {"meets": True, "missed": []}
+    one_wrong = bench.pooled(good + [card(10, 9, 6, 6, 0.9, 5.0)])  # 18/19 = 0.947: one wrong match misses
+    assert bench.verdict(one_wrong, calibrating=True)["missed"] == ["precision"]
+    late = bench.pooled(good + [card(3, 3, 3, 3, 0.9, 20.5)])  # within 5 px only after 20 s
+    assert bench.verdict(late, calibrating=True)["missed"] == ["calibration"]
+    assert bench.verdict(late, calibrating=False)["meets"]  # appearance / time settings have no calibration target
+    silent = bench.pooled([card(0, 0, 3, 0, 0.4)])  # no match event: precision is NaN, and that misses
+    assert math.isnan(silent["precision"])
+    assert bench.verdict(silent, calibrating=True)["missed"] == ["precision", "recall", "idf1", "calibration"]
+    sets = [bench.verdict(r, True) for r in (row, one_wrong, late, silent)]
+    assert bench.summary(sets) == {"sets": 4, "meeting_all": 1,
+                                   "missing": {"precision": 2, "recall": 1, "idf1": 1, "calibration": 2}}
