@@ -72,8 +72,8 @@ def test_people_paired_with_someone_of_another_height_refute_the_homography():
     assert Presence().height_spread(TRUE_H, pairs) is None  # no evidence, no verdict
 
 
-def _watch(cal: SelfCalibrator, seconds: float = 4.0, pairs_from_s: float = 1.5) -> list[dict]:
-    """Walk WALKERS past both cameras; candidate pairs only from `pairs_from_s` on (no refit before then)."""
+def _watch(cal: SelfCalibrator, seconds: float = 4.0) -> list[dict]:
+    """Walk WALKERS past both cameras; candidate pairs only from 1.5 s on (no refit before then)."""
     events = []
     for k in range(int(seconds * 10)):
         t = k * 0.1
@@ -83,7 +83,7 @@ def _watch(cal: SelfCalibrator, seconds: float = 4.0, pairs_from_s: float = 1.5)
             rgb.append(track(pid, "rgb", xy))
             ir.append(track(pid, "ir", xy))
         cal.see(rgb, ir, t)  # who was where, every step
-        events += cal.observe([(r, i, 0.8) for r in rgb for i in ir] if t >= pairs_from_s else [], t)
+        events += cal.observe([(r, i, 0.8) for r in rgb for i in ir] if t >= 1.5 else [], t)
     return events
 
 
