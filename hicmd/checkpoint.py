@@ -7,8 +7,6 @@ lists and plain numbers/strings go in, so no arbitrary pickle is ever needed to 
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,7 @@ import torch
 
 from hicmd.config import Config, config_from_dict, config_to_dict
 from hicmd.errors import HicmdError
+from hicmd.runtime.atomic import write_atomically
 
 __all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "load_model", "config_mismatch"]
 
@@ -30,20 +29,8 @@ class CheckpointError(HicmdError, ValueError):
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     """Write `state` to `path` atomically (temp file in the same folder + fsync + rename): a crash mid-save
     leaves the previous file intact."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {"format": FORMAT, "version": VERSION, **state}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(state, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomically(path, lambda fh: torch.save(state, fh))
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

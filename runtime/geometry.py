@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +25,8 @@ import cv2
 import numpy as np
 
 from hicmd.errors import HicmdError
+
+from .atomic import write_atomically
 
 __all__ = ["Calibration", "CalibrationError", "fit_calibration", "foot_points", "reprojection_errors"]
 
@@ -109,16 +109,7 @@ class Calibration:
 
     def save(self, path: Path) -> None:
         """Write calibration.json atomically (a crash leaves the previous file or the complete new one)."""
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(self.to_json(), f, indent=2)
-                f.write("\n")
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomically(path, json.dumps(self.to_json(), indent=2) + "\n")
 
     @classmethod
     def from_json(cls, data: object, source: str = "calibration") -> "Calibration":

@@ -41,6 +41,7 @@ from typing import Any
 
 from hicmd.errors import HicmdError
 
+from .atomic import write_atomically
 from .resize import RESIZE
 
 __all__ = [
@@ -193,11 +194,7 @@ class Manifest:
 
     def save(self, folder: str | Path) -> Path:
         """Write manifest.json atomically into `folder`."""
-        out = Path(folder) / MANIFEST_NAME
-        tmp = out.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n")
-        tmp.replace(out)
-        return out
+        return write_atomically(Path(folder) / MANIFEST_NAME, json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], root: Path | None = None) -> "Manifest":

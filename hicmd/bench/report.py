@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from hicmd.bench.rows import BenchResult, EmbedderRow, StreamRow, Target, TrainRow
+from hicmd.runtime.atomic import write_atomically
 
 __all__ = ["EMBEDDER_COLUMNS", "embedder_table", "write_json", "write_markdown", "write_plot", "print_report"]
 
@@ -44,8 +45,7 @@ def embedder_table(rows: list[EmbedderRow]) -> list[list[str]]:
 
 
 def write_json(result: BenchResult, path: Path) -> Path:
-    path.write_text(json.dumps(result.as_dict(), indent=2, default=str) + "\n")
-    return path
+    return write_atomically(path, json.dumps(result.as_dict(), indent=2, default=str) + "\n")
 
 
 def _md_table(headers: list[str], rows: list[list[str]]) -> list[str]:
@@ -107,8 +107,7 @@ def write_markdown(result: BenchResult, path: Path) -> Path:
     lines += _md_table(TARGET_HEADERS,
                        [[t.target, _cell(t, "value", "{:.3f}"), f"{t.threshold:g}", _target_text(t)]
                         for t in result.targets])
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return write_atomically(path, "\n".join(lines) + "\n")
 
 
 def write_plot(result: BenchResult, path: Path) -> Path | None:

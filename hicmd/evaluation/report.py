@@ -45,10 +45,9 @@ def print_results(results: dict[str, Any], console=None, per_trial: bool = False
 
 
 def write_json(results: dict[str, Any], path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=2) + "\n")
-    return path
+    from hicmd.runtime.atomic import write_atomically
+
+    return write_atomically(path, json.dumps(results, indent=2) + "\n")
 
 
 def plot_cmc(results: dict[str, Any], path: str | Path) -> Path:
