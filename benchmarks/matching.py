@@ -23,6 +23,8 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from hicmd.runtime.atomic import write_atomically
+
 RIGS = {"bispectrum": 4242, "separate": 4343}  # default universe seeds: none of these people is in any training set
 SETTINGS = ("appearance", "time", "geometry")
 # the targets, met or missed set by set: match precision, match recall, mean cross-camera IDF1 of its clips
@@ -48,12 +50,17 @@ def pooled(cards: list[dict]) -> dict:
             pool = by_cue.setdefault(cue, {"matches": 0, "correct": 0})
             for key in pool:
                 pool[key] += tally[key]
+    wrong = [w for card in cards for w in card.get("match_wrong", [])]
     cal = [c["calibration_px"] for c in cards if c.get("calibration_px") is not None]
     after = [c["calibrated_after_s"] for c in cards if c.get("calibrated_after_s") is not None]
     return {"clips": len(cards), "matches": matches, "correct": correct,
             "precision": correct / matches if matches else math.nan, "people": positives, "found": found,
             "recall": found / positives if positives else math.nan, "idf1": mean("idf1"), "hota": mean("hota"),
             "by_cue": dict(sorted(by_cue.items())),
+            # where the wrong matches come from: a fit in its first second (often two walkers paired the wrong way
+            # round), no fit in use (the time cues), or a fit that had held longer
+            "wrong_within_1s_of_a_fit": sum(w["after_fit_s"] is not None and w["after_fit_s"] <= 1.0 for w in wrong),
+            "wrong_without_a_fit": sum(w["after_fit_s"] is None for w in wrong),
             "calibrated_clips": len(cal), "calibration_px_median": sorted(cal)[len(cal) // 2] if cal else None,
             "calibrated_within_5px_s_max": max(after) if after else None, "calibrated_within_5px_clips": len(after),
             "calibrated_within_5px_by_20s": sum(a <= CALIBRATED_BY_S for a in after)}
@@ -156,12 +163,10 @@ def main() -> None:
                       f"{row['calibrated_within_5px_by_20s']}/{row['clips']}; sets meeting every target "
                       f"{row['meeting_all']}/{row['sets']} (missing precision / recall / IDF1 / calibration: "
                       + " / ".join(str(v) for v in row["missing"].values()) + "); correct by cue: "
-                      + ", ".join(f"{cue} {v['correct']}/{v['matches']}" for cue, v in row["by_cue"].items()),
-                      flush=True)
-    out.mkdir(parents=True, exist_ok=True)
-    partial = out / "matching.json.partial"  # a killed benchmark leaves the previous table, not half of one
-    partial.write_text(json.dumps(table, indent=1) + "\n")
-    partial.replace(out / "matching.json")
+                      + ", ".join(f"{cue} {v['correct']}/{v['matches']}" for cue, v in row["by_cue"].items())
+                      + f"; wrong within 1 s of a fit {row['wrong_within_1s_of_a_fit']}, without a fit "
+                      f"{row['wrong_without_a_fit']}", flush=True)
+    write_atomically(out / "matching.json", json.dumps(table, indent=1) + "\n")  # killed: the previous table stays
 
 
 if __name__ == "__main__":

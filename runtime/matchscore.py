@@ -8,6 +8,8 @@ correct match events / all match events. Recall = correctly matched (RGB, IR) tr
 pairs of the same id that were both seen over a common span of at least `min_overlap_s`, from confirmation to last
 detection (the pairs the pipeline could have matched; a track coasting after its person left cannot be).
 Match events that name the cue that let them in (`cue`) are also counted per cue: how far each cue can be trusted.
+Each wrong match is listed (when, by which cue, whom each track followed, how long after the self-calibration in
+use was fitted): what tuning the cues starts from.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class MatchScore:
     positives: int  # same-identity track pairs seen together long enough
     found: int  # of those, matched at least once
     by_cue: dict[str, dict[str, int]] = field(default_factory=dict)  # cue -> {"matches": n, "correct": n}
+    wrong: list[dict[str, Any]] = field(default_factory=list)  # every wrong match event: see `_wrong_match`
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,28 +80,34 @@ def score_matches(events: Iterable[dict[str, Any]], frames_rgb: dict[int, dict[i
     ids_rgb = {tid: majority(f) for tid, f in frames_rgb.items()}
     ids_ir = {tid: majority(f) for tid, f in frames_ir.items()}
     life: dict[tuple[str, int], list[float]] = {}
-    held: dict[tuple[int, int], list[dict[str, Any]]] = {}  # open match -> [match event, match_lost event]
-    spans: list[list[dict[str, Any]]] = []
+    # open match -> [match event, match_lost event, when the self-calibration in use then was (re)fitted]
+    held: dict[tuple[int, int], list[Any]] = {}
+    spans: list[list[Any]] = []
+    fitted: float | None = None
     for ev in events:
         kind = ev.get("event")
-        if kind == "track_new":
+        if kind == "calibration":
+            fitted = ev["t"] if ev.get("status") in ("fitted", "refitted") else None
+        elif kind == "track_new":
             life[ev["camera"], ev["track"]] = [ev["t"], ev["t"]]
         elif kind == "track_end" and (ev["camera"], ev["track"]) in life:
             life[ev["camera"], ev["track"]][1] = ev["last_seen"]
         elif kind == "match":
-            held[ev["rgb_track"], ev["ir_track"]] = span = [ev, {}]
+            held[ev["rgb_track"], ev["ir_track"]] = span = [ev, {}, fitted]
             spans.append(span)
         elif kind == "match_lost" and (ev["rgb_track"], ev["ir_track"]) in held:
             held.pop((ev["rgb_track"], ev["ir_track"]))[1] = ev
-    good = []
+    good, wrong = [], []
     by_cue: dict[str, dict[str, int]] = {}
-    for start, end in spans:  # right when both tracks followed the same person while the match was held
+    for start, end, fit_t in spans:  # right when both tracks followed the same person while the match was held
         r, i = start["rgb_track"], start["ir_track"]
         who_r = majority(frames_rgb.get(r, {}), start["rgb_frame"], end.get("rgb_frame"))
         who_i = majority(frames_ir.get(i, {}), start["ir_frame"], end.get("ir_frame"))
         right = who_r is not None and who_r == who_i
         if right:
             good.append((r, i))
+        else:
+            wrong.append(_wrong_match(start, who_r, who_i, fit_t))
         if "cue" in start:
             tally = by_cue.setdefault(start["cue"], {"matches": 0, "correct": 0})
             tally["matches"] += 1
@@ -114,7 +123,18 @@ def score_matches(events: Iterable[dict[str, Any]], frames_rgb: dict[int, dict[i
     return MatchScore(precision=len(good) / len(spans) if spans else float("nan"),
                       recall=len(found) / len(positives) if positives else float("nan"),
                       matches=len(spans), correct=len(good), positives=len(positives), found=len(found),
-                      by_cue=dict(sorted(by_cue.items())))
+                      by_cue=dict(sorted(by_cue.items())), wrong=wrong)
+
+
+def _wrong_match(start: dict[str, Any], who_rgb: int | None, who_ir: int | None,
+                 fitted: float | None) -> dict[str, Any]:
+    """A wrong match event as the score lists it: the gt person each track followed while it was held (None: no
+    one for most of it, e.g. a false detection), and the seconds since the self-calibration in use was (re)fitted
+    (None: no fit was in use, or the event has no time)."""
+    t = start.get("t")
+    return {"t": t, "cue": start.get("cue"), "rgb_track": start["rgb_track"], "ir_track": start["ir_track"],
+            "rgb_person": who_rgb, "ir_person": who_ir,
+            "after_fit_s": None if fitted is None or t is None else round(t - fitted, 4)}
 
 
 def score_run(events_path: str | Path, tracks_dir: str | Path, gt_rgb: str | Path, gt_ir: str | Path,

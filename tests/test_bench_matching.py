@@ -10,11 +10,12 @@ bench = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(bench)
 
 
-def card(matches, correct, positives, found, idf1, calibrated_after_s=None):
+def card(matches, correct, positives, found, idf1, calibrated_after_s=None, wrong_after_fit_s=()):
     return {"match_matches": matches, "match_correct": correct, "match_positives": positives, "match_found": found,
             "idf1": idf1, "hota": 0.5, "calibration_px": 2.0 if calibrated_after_s else None,
             "calibrated_after_s": calibrated_after_s,
-            "match_by_cue": {"geometry": {"matches": matches, "correct": correct}}}
+            "match_by_cue": {"geometry": {"matches": matches, "correct": correct}},
+            "match_wrong": [{"after_fit_s": after} for after in wrong_after_fit_s]}
 
 
 def test_a_set_is_judged_on_its_pooled_counts_and_every_clip_calibrating_by_20_s():
@@ -22,7 +23,8 @@ def test_a_set_is_judged_on_its_pooled_counts_and_every_clip_calibrating_by_20_s
     row = bench.pooled(good)
     assert (row["correct"], row["matches"], row["found"], row["people"]) == (9, 9, 8, 8)
     assert bench.verdict(row, calibrating=True) == {"meets": True, "missed": []}
-    one_wrong = bench.pooled(good + [card(10, 9, 6, 6, 0.9, 5.0)])  # 18/19 = 0.947: one wrong match misses
+    one_wrong = bench.pooled(good + [card(10, 9, 6, 6, 0.9, 5.0, wrong_after_fit_s=[0.3])])  # 18/19 = 0.947: misses
+    assert (one_wrong["wrong_within_1s_of_a_fit"], one_wrong["wrong_without_a_fit"]) == (1, 0)
     assert bench.verdict(one_wrong, calibrating=True)["missed"] == ["precision"]
     late = bench.pooled(good + [card(3, 3, 3, 3, 0.9, 20.5)])  # within 5 px only after 20 s
     assert bench.verdict(late, calibrating=True)["missed"] == ["calibration"]
@@ -33,3 +35,9 @@ def test_a_set_is_judged_on_its_pooled_counts_and_every_clip_calibrating_by_20_s
     sets = [bench.verdict(r, True) for r in (row, one_wrong, late, silent)]
     assert bench.summary(sets) == {"sets": 4, "meeting_all": 1,
                                    "missing": {"precision": 2, "recall": 1, "idf1": 1, "calibration": 2}}
+
+
+def test_wrong_matches_are_pooled_by_how_long_the_fit_in_use_had_held():
+    row = bench.pooled([card(6, 3, 3, 3, 0.8, 5.0, wrong_after_fit_s=[0.2, 1.0, 4.5]), card(2, 1, 2, 1, 0.7,
+                                                                                          wrong_after_fit_s=[None])])
+    assert (row["wrong_within_1s_of_a_fit"], row["wrong_without_a_fit"]) == (2, 1)  # 4.5 s: in neither

@@ -82,3 +82,31 @@ def test_score_bad_folders(tmp_path, what):
     run = tmp_path / ("missing" if what == "run" else "run")
     _one_line(_hicmd("score", "--run", str(run), "--gt", str(tmp_path / "clip")),
               "events.jsonl" if what == "run" else "gt_rgb.txt")
+
+
+def test_score_lists_each_wrong_match_with_its_cue_and_the_fit_it_came_after(tmp_path):
+    # two people walk through both views for 3 s (10 fps); the run matched RGB track 1 right and RGB track 2 with
+    # person 1's IR track 0.4 s after a fit
+    clip, run = tmp_path / "clip", tmp_path / "run"
+    (run / "tracks").mkdir(parents=True)
+    clip.mkdir()
+    rows = {cam: [f"{f},{p},{40 + 100 * p + 2 * f},60,30,80,1,-1,-1,-1\n" for f in range(1, 31) for p in (1, 2)]
+            for cam in ("rgb", "ir")}
+    for cam in ("rgb", "ir"):
+        (clip / f"gt_{cam}.txt").write_text("".join(rows[cam]))
+        for name in (f"{cam}.txt", f"{cam}_global.txt"):
+            (run / "tracks" / name).write_text("".join(rows[cam]))
+    events = [{"event": "track_new", "t": 0.1, "camera": cam, "track": p} for cam in ("rgb", "ir") for p in (1, 2)]
+    events += [{"event": "calibration", "t": 0.6, "status": "fitted", "source": "self"},
+               {"event": "match", "t": 0.8, "rgb_track": 1, "ir_track": 1, "rgb_frame": 8, "ir_frame": 8,
+                "cue": "geometry"},
+               {"event": "match", "t": 1.0, "rgb_track": 2, "ir_track": 1, "rgb_frame": 10, "ir_frame": 10,
+                "cue": "geometry"}]
+    (run / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    proc = _hicmd("score", "--run", str(run), "--gt", str(clip), "--out", str(tmp_path / "score.json"))
+    assert proc.returncode == 0, proc.stderr
+    card = json.loads((tmp_path / "score.json").read_text())
+    assert (card["match_correct"], card["match_matches"]) == (1, 2)
+    assert card["match_wrong"] == [{"t": 1.0, "cue": "geometry", "rgb_track": 2, "ir_track": 1, "rgb_person": 2,
+                                    "ir_person": 1, "after_fit_s": 0.4}]
+    assert "wrong matches" in proc.stdout and "2 (2)" in proc.stdout and "1 (1)" in proc.stdout

@@ -389,6 +389,16 @@ def test_scorer_judges_a_match_over_the_frames_it_was_held():
     # recall: pairs of tracks of the same (majority) person seen together >= 2 s, here 1-1 and 2-2
     assert (right.positives, right.found, right.recall) == (2, 2, 1.0)
     assert (wrong.positives, wrong.found, wrong.recall) == (2, 0, 0.0)
+    # each wrong match is listed with whom its tracks followed and how long after the fit in use it came
+    assert right.wrong == []
+    fit = [{"event": "calibration", "t": 5.5, "status": "refitted", "source": "self"}]
+    listed = score_matches(new + fit + [dict(match(2, 1, 60, 100)[0], t=6.0), match(2, 1, 60, 100)[1]] + end,
+                           frames_rgb, frames_ir).wrong
+    assert listed == [{"t": 6.0, "cue": "geometry", "rgb_track": 2, "ir_track": 1, "rgb_person": 5, "ir_person": 3,
+                       "after_fit_s": 0.5}]
+    dropped = [{"event": "calibration", "t": 5.8, "status": "dropped", "source": "self"}]
+    assert score_matches(new + fit + dropped + match(2, 1, 60, 100) + end, frames_rgb,
+                         frames_ir).wrong[0]["after_fit_s"] is None  # no fit in use when it was made
 
 
 # ------------------------------------------------------------------------------------------------ events, gallery

@@ -37,13 +37,24 @@ def command(
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, value in card.items():
-        if key in ("run", "clip", "match_by_cue"):
+        if key in ("run", "clip", "match_by_cue", "match_wrong"):
             continue
         table.add_row(key, "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value))
     for cue, tally in card.get("match_by_cue", {}).items():  # how far each cue that let pairs match can be trusted
         table.add_row(f"match_correct by {cue}", f"{tally['correct']}/{tally['matches']}")
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    if card.get("match_wrong"):  # where tuning starts: which cue let each wrong pair in, and when
+        wrong = Table(title="wrong matches")
+        for column in ("t (s)", "cue", "RGB track (person)", "IR track (person)", "after the fit in use (s)"):
+            wrong.add_column(column, justify="right")
+        dash = lambda value: "-" if value is None else str(value)  # noqa: E731
+        for w in card["match_wrong"]:
+            wrong.add_row(dash(w["t"]), dash(w["cue"]), f"{w['rgb_track']} ({dash(w['rgb_person'])})",
+                          f"{w['ir_track']} ({dash(w['ir_person'])})", dash(w["after_fit_s"]))
+        console.print(wrong)
     json_out = json_out if json_out is not None else old_json
     if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(card, indent=1) + "\n")
+        from hicmd.runtime.atomic import write_atomically
+
+        write_atomically(json_out, json.dumps(card, indent=1) + "\n")
