@@ -25,9 +25,10 @@ demo: $(STAMP)
 	$(BIN)/hicmd demo
 
 # two pytest workers (pytest-xdist), each test file on one worker so its fixtures are built once; the trained-model
-# fixture shared across files is built by the first worker to need it (tests/testkit/cache.py)
+# fixture shared across files is built by the first worker to need it (tests/testkit/cache.py), and the files are
+# taken in the order tests/conftest.py sets (no reorder), so that the other worker is not left waiting for that build
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder tests
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -91,7 +91,9 @@ def test_udp_camera_drops_and_recovers_keeping_ids(tmp_path):
         procs["ir"] = _stream(clip / "ir.mp4", ports["ir"], gops["ir"])
         restarted = time.monotonic()
         t_up = _wait(lambda: seen("source_up", "ir"), 10, "source_up")
-        assert t_up - restarted < 2.0, f"recovered after {t_up - restarted:.2f} s"
+        # the listening reader resumes with the first keyframe, not after a reopen (5 s after source_down); the
+        # time includes starting ffmpeg, which took 2.05 s once with the other test worker busy on both cores
+        assert t_up - restarted < 3.0, f"recovered after {t_up - restarted:.2f} s"
         # the reported outage is the real one, from the last frame received (frames still buffered in the socket
         # can arrive a little after the kill), not from the source_down event, which comes 1.5 s after that frame
         down_s = seen("source_up", "ir")[0][1]["down_s"]
