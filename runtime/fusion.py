@@ -162,12 +162,6 @@ class Scores:
     #                                    outside the gates (None: every pair outside them is ruled out)
     voucher: np.ndarray | None = None  # (N, M) str: for allowed pairs, the strongest cue that let them in (VOUCHERS)
 
-    @property
-    def backed(self) -> np.ndarray | None:
-        """(N, M) bool: allowed pairs a cue beyond appearance vouches for (geometry, or having entered or been alone
-        in both views together); None where the scorer names no cues."""
-        return None if self.voucher is None else np.isin(self.voucher, BACKERS)
-
 
 def fused_scores(rgb: list[Track], ir: list[Track], opts: FusionOptions, calibration: Calibration | None,
                  history: FootHistory | None = None, alone: frozenset[tuple[int, int]] = frozenset(),

@@ -10,7 +10,7 @@ import pytest
 from hicmd.runtime.associate import CrossMatcher
 from hicmd.runtime.crossview import CrossView
 from hicmd.runtime.events import JSON_SCHEMA
-from hicmd.runtime.fusion import VOUCHERS, AloneTogether, FootHistory, FusionOptions, fused_scores
+from hicmd.runtime.fusion import BACKERS, VOUCHERS, AloneTogether, FootHistory, FusionOptions, fused_scores
 from hicmd.runtime.geometry import Calibration, fit_calibration
 from hicmd.runtime.selfcal import SelfCalibrator, SelfCalOptions
 from hicmd.runtime.track import Appearance, Track
@@ -73,7 +73,7 @@ def test_geometry_vouches_only_where_the_fit_is_sure():
                                                                                 height=40)
         scores = fused_scores(rgb, [unlike, alike], opts, fit)
         assert scores.geometry[0].max() < 0.1 and scores.appearance[0, 0] > 0.5 > scores.appearance[0, 1]
-        assert scores.allowed.tolist() == [[sure, True]] and scores.backed.tolist() == [[sure, sure]]
+        assert scores.allowed.tolist() == [[sure, True]]
         # and the match event says what let each pair in
         assert scores.voucher.tolist() == [["geometry", "geometry"] if sure else ["", "appearance"]]
         given = fused_scores(rgb, [unlike, alike], opts, Calibration(fit.homography, (640, 480), (512, 384), 1, 80, 80))
@@ -131,7 +131,7 @@ def test_where_the_fit_is_a_guess_it_still_rules_out_two_people_it_places_far_ap
     for off_sigmas, refuted in ((1.0, False), (opts.refute_sigmas + 1.0, True)):
         ir_foot = (mapped[0] + opts.geometry_gate * height + off_sigmas * sigma, mapped[1])
         scores = fused_scores(rgb, [_track(1, "ir", ir_foot, [1, 0, 0], height=height)], opts, fit)
-        assert scores.geometry[0, 0] > opts.geometry_gate and not scores.backed[0, 0]
+        assert scores.geometry[0, 0] > opts.geometry_gate and scores.voucher[0, 0] not in BACKERS
         assert bool(scores.refuted[0, 0]) is refuted
     # a calibration file (no covariance) is trusted everywhere: beyond the gate is evidence, as before
     given = Calibration(fit.homography, (640, 480), (512, 384), 1, 80, 80)
