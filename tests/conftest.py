@@ -40,15 +40,11 @@ def _schedule(items: list[pytest.Item]) -> None:
     the model, built by then. Ordered by test count (xdist's default), a second file that needed the model came up
     while it was being built and its worker waited on the lock: 169 s idle in a 722 s run; with those files right
     after the slow ones, 97 s (2-core Xeon, 2026-12-06)."""
-    files: dict[Path, list[pytest.Item]] = {}
-    for item in items:
-        files.setdefault(item.path, []).append(item)
-    needs = {path for path, tests in files.items() if any("trained" in t.fixturenames for t in tests)}
-    slow = {path for path, tests in files.items() if any(t.get_closest_marker("slow") for t in tests)}
-    builder = max(needs, key=lambda path: (path.name == SHARED_MODEL_BUILDER, path.name), default=None)
+    needs = {item.path for item in items if "trained" in item.fixturenames}
+    slow = {item.path for item in items if item.get_closest_marker("slow")}
 
     def rank(item: pytest.Item) -> int:
-        if item.path == builder:
+        if item.path.name == SHARED_MODEL_BUILDER:
             return 0
         return 3 if item.path in needs else 1 if item.path in slow else 2
 

@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from hicmd.runtime.atomic import write_atomically
+
 __all__ = ["results_table", "print_results", "write_json", "plot_cmc"]
 
 COLUMNS = ("r1", "r5", "r10", "r20", "mAP", "mINP")
@@ -45,8 +47,6 @@ def print_results(results: dict[str, Any], console=None, per_trial: bool = False
 
 
 def write_json(results: dict[str, Any], path: str | Path) -> Path:
-    from hicmd.runtime.atomic import write_atomically
-
     return write_atomically(path, json.dumps(results, indent=2) + "\n")
 
 
