@@ -41,6 +41,7 @@ import sys
 from pathlib import Path
 
 from hicmd.config import load_config
+from hicmd.runtime.atomic import write_atomically
 
 
 PROBE_WARM, PROBE_FULL, PROBE_SKIP = 100, 10, 10  # the probe's iterations; the first PROBE_SKIP are start-up
@@ -122,7 +123,7 @@ def main() -> None:
                 latency.setdefault(row["config"], {})[f"{row['precision']} b{row['batch']}"] = row["p50_ms"]
     report = {"minutes": args.minutes, "threads": threads, "seed": args.seed, "accuracy": results,
               "latency_p50_ms_ort_fp32": latency}
-    (out / "comparison.json").write_text(json.dumps(report, indent=1))
+    write_atomically(out / "comparison.json", json.dumps(report, indent=1) + "\n")
     columns = ["fp32 b1", "fp32 b8", "int8 b1", "int8 b8"]
     lines = ["| preset | iterations (warm-up) | train CPU s (wall s) | v->t R1 | R5 | mAP | ORT p50 ms: FP32 b1 | FP32 b8 "
              "| INT8 b1 | INT8 b8 |", "|---|---|---|---|---|---|---|---|---|---|"]
@@ -132,7 +133,7 @@ def main() -> None:
                  f"{r['r1']:.1f}", f"{r['r5']:.1f}",
                  f"{r['mAP']:.1f}"] if r else ["-"] * 5
         lines.append(f"| {name} | " + " | ".join(cells + [f"{lat.get(c, float('nan')):.2f}" for c in columns]) + " |")
-    (out / "comparison.md").write_text("\n".join(lines) + "\n")
+    write_atomically(out / "comparison.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -4,9 +4,9 @@
     python benchmarks/matching.py --model M --out O --separate 1246,1357 --bispectrum 1470 --cues geometry --jobs 2
 
 Renders fresh SynthVI sets of clips (`hicmd synth --videos --rig ...`, one set of `--clips` clips per universe seed;
-the seeds' people are in no training set) unless OUT/clips/RIG/SEED/videos exists, streams each clip with its det
-files under each cue setting (`hicmd stream --cues appearance|time|geometry`), scores every run against the clip's
-ground truth (`hicmd score`) and prints, per rig and setting, each set's verdict on the issue's targets and the
+the seeds' people are in no training set) unless OUT/clips/RIG/SEED/videos holds them all, streams each clip with
+its det files under each cue setting (`hicmd stream --cues appearance|time|geometry`), scores every run against the
+clip's ground truth (`hicmd score`) and prints, per rig and setting, each set's verdict on the issue's targets and the
 pooled figures: match precision, match recall, cross-camera IDF1 and HOTA, and for geometry the self-calibration's
 median foot-point error against the clip's true homography and how many clips got within 5 px by 20 s. Everything
 goes through the CLI verbs, so the numbers are what a user gets. The tables and every run's score card are written
@@ -91,10 +91,15 @@ def stream_and_score(clip: Path, run: Path, model: str, setting: str, embed_ever
 
 
 def render(data: Path, rig: str, seed: int, clips: int, frames: int) -> list[Path]:
-    if not (data / "videos").is_dir():
+    """The set's clips, rendered unless all of them already are (a clip folder exists only once it is complete:
+    a benchmark killed while rendering renders that set again)."""
+    def rendered() -> list[Path]:
+        return sorted(p.parent for p in (data / "videos").glob("clip*/clip.json"))
+
+    if len(rendered()) < clips:
         hicmd("synth", "--out", str(data), "--ids", "60", "--per-id", "1", "--seed", str(seed), "--videos",
               "--clips", str(clips), "--frames", str(frames), "--rig", rig)
-    return sorted(p for p in (data / "videos").iterdir() if p.is_dir())
+    return rendered()
 
 
 def _px(value: float | None) -> str:

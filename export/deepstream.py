@@ -11,13 +11,13 @@ stay inside) and whose only output is the embedding. Writes, per modality:
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import onnx
 from onnx import TensorProto, helper
 
+from hicmd.runtime.atomic import write_atomically
 from hicmd.runtime.manifest import Manifest, load_manifest
 from hicmd.modality import MODALITIES
 
@@ -133,11 +133,7 @@ def write_deepstream(export_dir: str | Path, out: str | Path, mode: str = "fp16"
                   f"# Merge this ReID section into your NvDCF / NvDeepSORT tracker config (e.g. DeepStream's\n"
                   f"# config_tracker_NvDCF_accuracy.yml). Recent DeepStream resolves relative paths against the\n"
                   f"# config file's folder; older releases need absolute paths here.\n")
-        for path, write in ((onnx_path, lambda p: onnx.save(graph, str(p))),
-                            (config_path, lambda p: p.write_text(_yaml(reid_section(
-                                manifest, onnx_path.name, layout, mode), header)))):
-            tmp = path.with_name(f".{path.name}.tmp")
-            write(tmp)
-            os.replace(tmp, path)
-            written.append(path)
+        written.append(write_atomically(onnx_path, graph.SerializeToString()))  # under 2 GB: one protobuf
+        written.append(write_atomically(config_path, _yaml(reid_section(manifest, onnx_path.name, layout, mode),
+                                                           header)))
     return written

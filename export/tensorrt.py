@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from hicmd.errors import HicmdError
+from hicmd.runtime.atomic import write_atomically
 
 __all__ = ["EngineError", "BuiltEngine", "tensorrt_problem", "trtexec_command", "build_engine", "layer_precisions"]
 
@@ -155,9 +156,9 @@ def build_engine(onnx_path: Path, engine_path: Path, shapes: Shapes, *, fp16: bo
     plan = builder.build_serialized_network(network, config)
     if plan is None:
         raise EngineError(f"TensorRT {trt.__version__} failed to build {engine_path.name} (see the log above)")
-    engine_path.write_bytes(bytes(plan))
-    if timing_cache is not None:
-        timing_cache.write_bytes(bytes(config.get_timing_cache().serialize()))
+    write_atomically(engine_path, bytes(plan))
+    if timing_cache is not None:  # a cache cut short by a kill would fail the next build that reads it
+        write_atomically(timing_cache, bytes(config.get_timing_cache().serialize()))
     engine = trt.Runtime(logger).deserialize_cuda_engine(bytes(plan))
     if engine is None:
         raise EngineError(f"the engine just built ({engine_path.name}) does not deserialise")

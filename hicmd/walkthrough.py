@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hicmd.errors import HicmdError
+from hicmd.runtime.atomic import encoded_image, write_atomically
 
 __all__ = ["DemoPlan", "DemoStepFailed", "run_demo"]
 
@@ -111,8 +112,7 @@ def _video_frame(video: Path, out: Path, events: Path | None = None) -> Path | N
     cap.release()
     if not ok:
         return None
-    cv2.imwrite(str(out), frame)
-    return out
+    return write_atomically(out, encoded_image(out, frame))
 
 
 def _latest(folder: Path, pattern: str) -> Path | None:
@@ -177,9 +177,8 @@ def write_report(plan: DemoPlan) -> tuple[Path, Path]:
         else:
             md.append(payload + "\n")
             page.append(f"<pre style='white-space:pre-wrap'>{html.escape(payload)}</pre>")
-    (o / "report.md").write_text("\n".join(md))
-    (o / "report.html").write_text("\n".join(page) + "</body>")
-    return o / "report.md", o / "report.html"
+    markdown = write_atomically(o / "report.md", "\n".join(md))
+    return markdown, write_atomically(o / "report.html", "\n".join(page) + "</body>")
 
 
 def _metrics_table(results: dict) -> str:

@@ -1,22 +1,31 @@
 """Files written so that a crash, kill or full disk leaves the previous file or the complete new one, never half of
-one: a temporary file in the same folder, flushed to disk, then renamed over the target. Torch-free."""
+one: a temporary file in the same folder, flushed to disk, then renamed over the target. Torch-free.
+
+The new file gets the mode a plain `open(path, "w")` would give it (0666 less the umask), so a model folder, its
+manifest or a result file can be read by whoever may read the folder; biometric files ask for 0600 (`private=True`),
+which no umask widens.
+"""
 
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
+import shutil
+from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable, Iterator
 
-__all__ = ["write_atomically"]
+__all__ = ["write_atomically", "encoded_image", "staged_folder"]
 
 
-def write_atomically(path: str | Path, data: str | bytes | Callable[[BinaryIO], object]) -> Path:
+def write_atomically(path: str | Path, data: str | bytes | Callable[[BinaryIO], object],
+                     private: bool = False) -> Path:
     """Write `data` to `path`, creating its folder: text (as UTF-8), bytes, or a function that writes into the
-    binary file it is given (a checkpoint's `torch.save`, without holding the whole file in memory first)."""
+    binary file it is given (a checkpoint's `torch.save`, a figure's `savefig`, without holding the file in memory
+    first). `private`: mode 0600 whatever the umask (crops and galleries are biometric data)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp, fd = _new_temporary(path, 0o600 if private else 0o666)
     try:
         with os.fdopen(fd, "wb") as fh:
             if callable(data):
@@ -27,6 +36,51 @@ def write_atomically(path: str | Path, data: str | bytes | Callable[[BinaryIO], 
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def encoded_image(path: str | Path, image: object) -> bytes:
+    """`image` encoded as the format `path`'s suffix names (OpenCV), ready for `write_atomically`. ValueError when
+    OpenCV cannot write that format."""
+    import cv2
+    import numpy as np
+
+    ok, data = cv2.imencode(Path(path).suffix or ".png", np.asarray(image))
+    if not ok:
+        raise ValueError(f"OpenCV cannot encode an image as {Path(path).suffix or '.png'}")
+    return data.tobytes()
+
+
+@contextmanager
+def staged_folder(target: str | Path) -> Iterator[Path]:
+    """A folder that appears at `target` complete or not at all (a rendered clip: videos, gt and clip.json). Write
+    into the hidden sibling this yields; when the block ends it takes `target`'s place (an old `target` is removed
+    once the new one is in), and when it raises it is removed. One left by a killed process goes at the next try."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging, old = target.with_name(f".{target.name}.partial"), target.with_name(f".{target.name}.old")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if target.exists():  # moved aside before the new one moves in: a kill between the two renames leaves it there
+        shutil.rmtree(old, ignore_errors=True)
+        os.rename(target, old)
+    os.rename(staging, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _new_temporary(path: Path, mode: int) -> tuple[Path, int]:
+    """A new hidden file beside `path`, created (O_EXCL) with `mode` less the umask, as `open` would create it;
+    tempfile.mkstemp would always make it 0600."""
+    while True:
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            return tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        except FileExistsError:  # another writer's temporary by chance: draw another name
+            continue

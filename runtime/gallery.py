@@ -18,6 +18,8 @@ import numpy as np
 
 from hicmd.errors import HicmdError
 
+from .atomic import encoded_image, write_atomically
+
 __all__ = ["GalleryError", "Gallery", "save_crop", "crop_modality"]
 
 EXTS = (".png", ".jpg", ".jpeg", ".bmp")
@@ -62,15 +64,12 @@ def save_crop(root: str | Path, name: str, crop: np.ndarray, modality: str, tag:
     folder = Path(root) / name
     _private_dir(Path(root))
     _private_dir(folder)
-    ok, data = cv2.imencode(".png", crop)
-    if not ok:
-        raise GalleryError(f"cannot encode a crop of shape {crop.shape}")
     path = folder / f"{modality}_{tag or time.strftime('%Y%m%d-%H%M%S')}.png"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data.tobytes())
-    os.chmod(path, 0o600)  # an existing file keeps its old mode through O_CREAT
-    return path
+    try:
+        data = encoded_image(path, crop)
+    except ValueError:
+        raise GalleryError(f"cannot encode a crop of shape {crop.shape}") from None
+    return write_atomically(path, data, private=True)  # a new file each time: an old one's mode never carries over
 
 
 class Gallery:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -244,3 +245,11 @@ def test_a_successful_export_replaces_the_previous_one_and_records_no_machine_pa
     assert manifest.checkpoint["file"] == "tiny.pt"  # its name and hash, not where it was on this machine
     assert manifest.checkpoint["sha256"] == sha256_file(exported["ckpt"])
     assert str(exported["ckpt"].parent) not in (previous / "manifest.json").read_text()
+
+
+def test_the_manifest_is_as_readable_as_the_graphs_it_names(exported):
+    """A model folder is served by other users (Triton, a service account): manifest.json gets the mode every other
+    file gets from the umask, not the 0600 of a private temporary file."""
+    out = exported["out"]
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in out.iterdir() if p.suffix in (".json", ".onnx")}
+    assert len(set(modes.values())) == 1, modes

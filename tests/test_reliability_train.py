@@ -50,12 +50,13 @@ def test_a_resume_cleans_crash_leftovers_and_continues_the_log(data, tmp_path):
     with (out / "log.csv").open("a", newline="") as fh:
         for it in (3, 4):
             csv.writer(fh).writerow([str(it)] + rows[-1][1:])
-    orphan = out / "checkpoints" / ".iter_0000004.pt.k2j3.tmp"
-    orphan.write_bytes(b"\0" * 1024)
+    orphans = [out / "checkpoints" / ".iter_0000004.pt.k2j3.tmp", out / ".best.json.0a1b2c3d.tmp"]
+    for orphan in orphans:
+        orphan.write_bytes(b"\0" * 1024)
     train(cfg, data, out, iters=4, resume=out / "last.pt", show_progress=False)
     iterations = [r["iteration"] for r in csv.DictReader((out / "log.csv").open())]
     assert iterations == ["1", "2", "3", "4"]  # every iteration once
-    assert not orphan.exists()
+    assert not any(orphan.exists() for orphan in orphans)
 
 
 def test_checkpoint_retention_keeps_the_newest(data, tmp_path):

@@ -146,7 +146,7 @@ def write_plot(result: BenchResult, path: Path) -> Path | None:
         ax.legend(fontsize=7)
     fig.suptitle(f"hicmd bench: {result.machine['cpu']}, {result.threads} threads", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    write_atomically(path, lambda fh: fig.savefig(fh, format=Path(path).suffix[1:] or "png", dpi=110))
     plt.close(fig)
     return path
 

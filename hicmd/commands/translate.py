@@ -43,8 +43,7 @@ def command(
     reference's codes replace the source's. One image: --src and --ref; a grid: --src-dir and --ref-dir (rows =
     sources, columns = references, originals first).
     """
-    import cv2
-
+    from hicmd.runtime.atomic import encoded_image, write_atomically
     from hicmd.runtime.translate import Translator, compose_grid
 
     single, grid = (src is not None or ref is not None), (src_dir is not None or ref_dir is not None)
@@ -52,6 +51,8 @@ def command(
         raise UserError("give either --src and --ref (one image) or --src-dir and --ref-dir (a grid)")
     if limit < 1:
         raise UserError(f"--limit must be >= 1 (got {limit})")
+    if out.suffix.lower() not in _IMAGE_SUFFIXES:
+        raise UserError(f"--out {out} is not an image file name; use a .png (or .jpg) path")
     if single:
         sources, references = [_read(src, "--src")], [_read(ref, "--ref")]
     else:
@@ -63,9 +64,11 @@ def command(
         typer.echo(translator.describe())
         results = translator.translate(sources, src_modality.value, references, ref_modality.value, swap.value)
     picture = results[0, 0] if single else compose_grid(sources, references, results)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix.lower() not in _IMAGE_SUFFIXES or not cv2.imwrite(str(out), picture):
-        raise UserError(f"cannot write {out}; use a .png (or .jpg) path in a writable folder")
+    try:
+        write_atomically(out, encoded_image(out, picture))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot write {out} ({getattr(exc, 'strerror', None) or exc}); use a .png (or .jpg) "
+                        "path in a writable folder") from None
     typer.echo(f"wrote {out} ({len(sources)} source(s) x {len(references)} reference(s), swap {swap.value})")
 
 

@@ -26,6 +26,7 @@ from hicmd.data.synthvi import person_temperature, scene_rgb, scene_temperature,
 from hicmd.data.synthvi_body import Identity, Pose, draw_parts, sample_identity
 from hicmd.data.synthvi_camera import RIGS, PinholeCamera, make_rig, rig_homography
 from hicmd.modality import MODALITIES
+from hicmd.runtime.atomic import staged_folder
 
 __all__ = ["Walker", "write_clip", "write_videos"]
 
@@ -197,9 +198,16 @@ def write_clip(folder: str | Path, pids: list[int], seed: int, index: int, frame
                size: tuple[int, int] = (192, 256), rgb_fps: int = 10, ir_fps: int = 10, y16: bool = False,
                rig: str = "bispectrum", one_camera_pid: int | None = None) -> dict:
     """Render one clip of `pids` walking past both cameras of `rig`, plus, with `one_camera_pid`, that person
-    walking where only one of the cameras sees them; returns the clip.json content."""
+    walking where only one of the cameras sees them; returns the clip.json content. The folder appears complete or
+    not at all: a render that fails or is killed leaves no half clip (with half a video) to be streamed later."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    with staged_folder(folder) as stage:
+        return _render_clip(stage, folder.name, pids, seed, index, frames, size, rgb_fps, ir_fps, y16, rig,
+                            one_camera_pid)
+
+
+def _render_clip(folder: Path, name: str, pids: list[int], seed: int, index: int, frames: int, size: tuple[int, int],
+                 rgb_fps: int, ir_fps: int, y16: bool, rig: str, one_camera_pid: int | None) -> dict:
     rng = np.random.default_rng([seed, index, 404])
     duration = frames / rgb_fps
     walkers = _walkers(pids, seed, rng, duration)
@@ -258,7 +266,7 @@ def write_clip(folder: str | Path, pids: list[int], seed: int, index: int, frame
         det = _detections(gt, np.random.default_rng([seed, index, 707, len(modality)]), cam.width, cam.height,
                           counts[modality])
         _write_mot(folder / f"det_{modality}.txt", det, with_conf=True)
-    meta = {"clip": folder.name, "seed": seed, "height": height, "width": width, "fps": fps, "frames": counts,
+    meta = {"clip": name, "seed": seed, "height": height, "width": width, "fps": fps, "frames": counts,
             "identities": sorted({w.ident.pid for w in walkers}), "one_camera_only": one_camera,
             "y16": y16, "y16_unit": "centi-Kelvin" if y16 else None,
             "mot_format": "frame,id,x,y,w,h,conf,-1,-1,-1 (1-based frames; gt id = SynthVI pid; det id -1)",

@@ -17,6 +17,7 @@ import numpy as np
 
 from hicmd.data.synthvi import render
 from hicmd.data.synthvi_body import Identity, sample_identity, sample_pose
+from hicmd.runtime.atomic import write_atomically
 
 __all__ = ["identities", "split_ids", "write_regdb"]
 
@@ -74,10 +75,10 @@ def write_regdb(out: str | Path, ids: int, images_per_modality: int = 10, seed: 
         for stage, pids in (("train", train), ("test", test)):
             for modality, (_, _, name) in _MODALITY.items():
                 lines = [f"{rel} {label}" for label, pid in enumerate(pids) for rel in files[pid][modality]]
-                (out / "idx" / f"{stage}_{name}_{trial}.txt").write_text("\n".join(lines) + "\n")
+                write_atomically(out / "idx" / f"{stage}_{name}_{trial}.txt", "\n".join(lines) + "\n")
     summary = {
         "dataset": "SynthVI", "layout": "regdb", "seed": seed, "ids": ids, "images_per_modality": images_per_modality,
         "height": size[0], "width": size[1], "trials": splits,
     }
-    (out / "synthvi.json").write_text(json.dumps(summary, indent=1))
+    write_atomically(out / "synthvi.json", json.dumps(summary, indent=1))  # last: the images and lists are all in
     return summary

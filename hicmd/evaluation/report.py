@@ -70,6 +70,6 @@ def plot_cmc(results: dict[str, Any], path: str | Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
+    write_atomically(path, lambda fh: fig.savefig(fh, format=path.suffix[1:] or "png"))
     plt.close(fig)
     return path

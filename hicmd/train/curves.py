@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 from pathlib import Path
+
+from hicmd.runtime.atomic import write_atomically
 
 __all__ = ["PANELS", "plot_results"]
 
@@ -65,8 +66,6 @@ def plot_results(log_csv: str | Path, out: str | Path) -> Path | None:
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     fig.tight_layout()
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    fig.savefig(tmp, dpi=90)
+    write_atomically(out, lambda fh: fig.savefig(fh, format="png", dpi=90))
     plt.close(fig)
-    os.replace(tmp, out)
     return out

@@ -1,6 +1,7 @@
 """The run folder stays tidy and truthful across crashes and resumes.
 
-- A save killed mid-write leaves a hidden `.iter_*.pt.*.tmp` (10-100 MB): removed when the next run starts.
+- A save killed mid-write leaves a hidden `.iter_*.pt.*.tmp` (10-100 MB; log.csv, best.json, config.json: small
+  ones): removed when the next run starts.
 - A resumed run continues log.csv from its checkpoint's iteration: rows logged after that checkpoint (by the run
   that crashed) are dropped, so every iteration appears once.
 - Periodic checkpoints are pruned to the newest `keep` (last.pt and best.pt are separate links and stay).
@@ -19,13 +20,15 @@ from pathlib import Path
 
 import torch
 
+from hicmd.runtime.atomic import write_atomically
+
 __all__ = ["remove_stale_temp_files", "truncate_log", "prune_checkpoints", "finite_weights", "link_atomically",
            "headline_rank1", "keep_best"]
 
 
 def remove_stale_temp_files(out: Path) -> list[Path]:
     """Delete temp files of saves that never finished (only one trainer writes a run folder at a time)."""
-    stale = [*out.glob("checkpoints/.iter_*.pt.*.tmp"), *out.glob(".*.pt.tmp"), *out.glob(".*.pt.*.tmp")]
+    stale = [*out.glob("checkpoints/.*.tmp"), *out.glob(".*.tmp")]  # runtime/atomic.py's and link_atomically's
     for path in stale:
         path.unlink(missing_ok=True)
     return stale
@@ -45,9 +48,7 @@ def truncate_log(path: Path, iteration: int) -> int:
     if dropped:
         buffer = io.StringIO()
         csv.writer(buffer, lineterminator="\n").writerows(kept)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(buffer.getvalue())
-        os.replace(tmp, path)
+        write_atomically(path, buffer.getvalue())
     return dropped
 
 
@@ -89,8 +90,6 @@ def keep_best(out: Path, results: dict) -> bool:
     if best is not None and best["r1"] >= score:
         return False
     link_atomically(out / "last.pt", out / "best.pt")
-    tmp = record.with_name(".best.json.tmp")
-    tmp.write_text(json.dumps({"r1": score, "checkpoint": os.path.realpath(out / "last.pt"),
-                               "setting": next(iter(results["settings"]))}) + "\n")
-    os.replace(tmp, record)
+    write_atomically(record, json.dumps({"r1": score, "checkpoint": os.path.realpath(out / "last.pt"),
+                                         "setting": next(iter(results["settings"]))}) + "\n")
     return True

@@ -24,6 +24,7 @@ from hicmd.train.housekeeping import remove_stale_temp_files, truncate_log
 from hicmd.train.sampler import PairSampler, schedule_note
 from hicmd.train.state import RECOVERY_FIELDS, resume_mismatch, seed_everything, set_rng_state
 from hicmd.device import resolve_device
+from hicmd.runtime.atomic import write_atomically
 from hicmd.train.trainer import Trainer
 
 __all__ = ["Process", "Run", "process_group", "open_run"]
@@ -168,4 +169,4 @@ def _prepare_folder(out: Path, cfg: Config, resumed_at: int | None) -> None:
         log.info("removed %s, left by a save that never finished", stale.name)
     if resumed_at is not None:  # rows logged after the checkpoint belong to a run that crashed
         truncate_log(out / "log.csv", resumed_at)
-    (out / "config.json").write_text(json.dumps(config_to_dict(cfg), indent=1) + "\n")
+    write_atomically(out / "config.json", json.dumps(config_to_dict(cfg), indent=1) + "\n")

@@ -10,6 +10,8 @@ import cv2
 import numpy as np
 from torch import Tensor
 
+from hicmd.runtime.atomic import encoded_image, write_atomically
+
 __all__ = ["denormalise", "save_grid"]
 
 
@@ -31,7 +33,5 @@ def save_grid(path: str | Path, rows: dict[str, Tensor], mean: Sequence[float], 
         cv2.putText(label, name, (4, strip.shape[0] // 2 + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1,
                     cv2.LINE_AA)
         lines.append(np.concatenate([label, strip], axis=1))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(lines, axis=0), cv2.COLOR_RGB2BGR))
-    return path
+    grid = cv2.cvtColor(np.concatenate(lines, axis=0), cv2.COLOR_RGB2BGR)
+    return write_atomically(path, encoded_image(path, grid))
