@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -19,6 +21,16 @@ def test_each_step_is_a_valid_cli_call(step) -> None:
     # --help is eager: click parses (and rejects unknown options) before it prints help and exits 0.
     result = CliRunner().invoke(app, [*step.args, "--help"])
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("fresh", [[], ["--fresh"]])
+def test_an_out_that_is_a_file_is_one_line(tmp_path: Path, fresh: list[str]) -> None:
+    (tmp_path / "notes.txt").write_text("keep me")
+    result = subprocess.run([sys.executable, "-m", "hicmd", "demo", "--out", str(tmp_path / "notes.txt"), *fresh],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "exists and is not a folder" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert (tmp_path / "notes.txt").read_text() == "keep me"
 
 
 def test_report_collects_metrics_pictures_and_video_frame(tmp_path: Path) -> None:

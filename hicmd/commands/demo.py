@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from hicmd.commands._options import out_option
+from hicmd.errors import UserError
 
 NAME = "demo"
 EXAMPLES = ("hicmd demo -o hicmd-demo", "hicmd demo -o hicmd-demo --fresh --no-bench   # redo every step")
@@ -23,4 +24,6 @@ def command(
     """The whole job on SynthVI: data, train, evaluate, export, stream, benchmark, report."""
     from hicmd.walkthrough import DemoPlan, run_demo
 
+    if out.exists() and not out.is_dir():  # --fresh would try to empty it as a folder
+        raise UserError(f"--out {out} exists and is not a folder; give a folder for the demo's files")
     run_demo(DemoPlan(out=out, ids=ids, iters=iters, bench=bench), fresh=fresh)
