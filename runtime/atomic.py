@@ -1,9 +1,9 @@
 """Files written so that a crash, kill or full disk leaves the previous file or the complete new one, never half of
 one: a temporary file in the same folder, flushed to disk, then renamed over the target. Torch-free.
 
-The new file gets the mode a plain `open(path, "w")` would give it (0666 less the umask), so a model folder, its
-manifest or a result file can be read by whoever may read the folder; biometric files ask for 0600 (`private=True`),
-which no umask widens.
+The file gets the mode a plain `open(path, "w")` leaves it with: an existing file keeps its own (one a user made
+private stays private), a new one gets 0666 less the umask, so a model folder's manifest can be read by whoever may
+read the graphs beside it. Biometric files ask for 0600 (`private=True`), whatever the umask or the old file's mode.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import stat
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
@@ -27,6 +28,8 @@ def write_atomically(path: str | Path, data: str | bytes | Callable[[BinaryIO], 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp, fd = _new_temporary(path, 0o600 if private else 0o666)
     try:
+        if not private and path.exists():
+            os.fchmod(fd, stat.S_IMODE(path.stat().st_mode))
         with os.fdopen(fd, "wb") as fh:
             if callable(data):
                 data(fh)

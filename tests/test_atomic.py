@@ -46,6 +46,16 @@ def test_the_mode_is_what_open_would_give_and_private_files_stay_private(tmp_pat
     assert stat.S_IMODE(crop.stat().st_mode) == 0o600
 
 
+def test_a_rewritten_file_keeps_its_mode(tmp_path):
+    kept = write_atomically(tmp_path / "calibration.json", "{}")
+    os.chmod(kept, 0o600)  # the user made it private: a rewrite must not open it up again
+    write_atomically(kept, '{"new": 1}')
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600 and kept.read_text() == '{"new": 1}'
+    os.chmod(kept, 0o640)
+    write_atomically(kept, "{}")
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o640
+
+
 def test_a_staged_folder_appears_whole_or_not_at_all(tmp_path):
     target = tmp_path / "videos" / "clip01"
     (target.parent / ".clip01.partial").mkdir(parents=True)  # left by a render that was killed
