@@ -14,9 +14,10 @@ from testkit.cache import source_key
 
 # The INT8 export's protocol gate (largest R1 / mAP drop, points) on the fixture's split (tests/conftest.py
 # `int8_model`). The default, 1.0, is meant for a full test split (RegDB: 2,060 queries a direction, 0.05 points
-# each); on a tenth of this one a query is about a point, so 1.0 lets one query flip and no more: OpenVINO's INT8
-# that flipped two (1.95 points) on a fixture model trained with one torch thread was refused, and the tests that
-# need it failed. A broken quantisation drops far more, and the parity gates (cosine, rank-1 agreement) still hold.
+# each); a tenth of this one has 258 visible and 154 thermal queries, 0.4 and 0.65 points each, so 1.0 lets one or
+# two queries flip: OpenVINO's INT8 that flipped three thermal ones (1.95 points) on a fixture model trained with
+# one torch thread was refused, and the tests that need it failed. 3.0 allows four to seven; a broken quantisation
+# drops far more, and the parity gates (cosine, rank-1 agreement) still hold.
 INT8_MAX_DROP = 3.0
 PIDS = list(range(1, 9))  # the SynthVI people walking through all clips, 3-4 per clip
 TRAIN_CLIPS, TEST_CLIPS = 16, 8
