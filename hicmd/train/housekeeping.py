@@ -1,7 +1,7 @@
 """The run folder stays tidy and truthful across crashes and resumes.
 
-- A save killed mid-write leaves a hidden `.iter_*.pt.*.tmp` (10-100 MB; log.csv, best.json, config.json: small
-  ones): removed when the next run starts.
+- A write killed midway leaves a hidden `.<file>.<random>.tmp` beside its file (runtime/atomic.py; a checkpoint's
+  is 10-100 MB): removed when the next run starts.
 - A resumed run continues log.csv from its checkpoint's iteration: rows logged after that checkpoint (by the run
   that crashed) are dropped, so every iteration appears once.
 - Periodic checkpoints are pruned to the newest `keep` (last.pt and best.pt are separate links and stay).
