@@ -100,7 +100,6 @@ IN_PLACE_OK = {
     "hicmd/data/synthvi_video.py": "writes inside the clip's staged folder (write_clip)",
     "hicmd/data/synthvi_write.py": "dataset images; the lists and synthvi.json, which name them, come last, atomically",
     "hicmd/train/logs.py": "log.csv is appended row by row; a resumed run truncates it to its checkpoint",
-    "hicmd/bench/peaks.py": "a scratch graph in a temporary folder, removed after the benchmark",
     "export/fp16.py": "into the export's staging folder (export/staging.py), moved into place whole",
     "export/graphs.py": "into the export's staging folder",
     "export/int8.py": "into the export's staging folder",

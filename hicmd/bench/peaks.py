@@ -20,6 +20,7 @@ from typing import Any, Callable
 import numpy as np
 
 from hicmd.bench.rows import Peak
+from hicmd.runtime.atomic import write_atomically
 
 __all__ = ["PEAK_GRAPHS", "write_peak_graphs", "sgemm_peak", "int8_peak", "bf16_peak", "measure_peaks",
            "peak_class"]
@@ -45,7 +46,7 @@ def write_peak_graphs(folder: Path | None = None) -> dict[str, Path]:
         model.ir_version = 8
         onnx.checker.check_model(model, full_check=True)
         path = (folder or PEAK_GRAPHS[name].parent) / PEAK_GRAPHS[name].name
-        path.write_bytes(model.SerializeToString())
+        path = write_atomically(path, model.SerializeToString())  # the packaged graphs: never half of one
         written[name] = path
     return written
 
