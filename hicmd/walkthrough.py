@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hicmd.errors import HicmdError
-from hicmd.runtime.atomic import encoded_image, write_atomically
+from hicmd.runtime.atomic import write_atomically, write_image
 
 __all__ = ["DemoPlan", "DemoStepFailed", "run_demo"]
 
@@ -112,7 +112,7 @@ def _video_frame(video: Path, out: Path, events: Path | None = None) -> Path | N
     cap.release()
     if not ok:
         return None
-    return write_atomically(out, encoded_image(out, frame))
+    return write_image(out, frame)
 
 
 def _latest(folder: Path, pattern: str) -> Path | None:

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
 
-__all__ = ["write_atomically", "encoded_image", "staged_folder"]
+__all__ = ["write_atomically", "write_image", "write_figure", "staged_folder"]
 
 
 def write_atomically(path: str | Path, data: str | bytes | Callable[[BinaryIO], object],
@@ -44,16 +44,23 @@ def write_atomically(path: str | Path, data: str | bytes | Callable[[BinaryIO], 
     return path
 
 
-def encoded_image(path: str | Path, image: object) -> bytes:
-    """`image` encoded as the format `path`'s suffix names (OpenCV), ready for `write_atomically`. ValueError when
-    OpenCV cannot write that format."""
+def write_image(path: str | Path, image: object, private: bool = False) -> Path:
+    """`write_atomically` of an OpenCV image (BGR or grey) in the format `path`'s suffix names. ValueError when
+    OpenCV cannot encode it as that format."""
     import cv2
     import numpy as np
 
-    ok, data = cv2.imencode(Path(path).suffix or ".png", np.asarray(image))
+    suffix = Path(path).suffix or ".png"
+    ok, data = cv2.imencode(suffix, np.asarray(image))
     if not ok:
-        raise ValueError(f"OpenCV cannot encode an image as {Path(path).suffix or '.png'}")
-    return data.tobytes()
+        raise ValueError(f"OpenCV cannot encode an image as {suffix}")
+    return write_atomically(path, data.tobytes(), private)
+
+
+def write_figure(path: str | Path, figure: object, dpi: float | None = None) -> Path:
+    """`write_atomically` of a matplotlib figure in the format `path`'s suffix names (png without one)."""
+    fmt = Path(path).suffix[1:] or "png"
+    return write_atomically(path, lambda fh: figure.savefig(fh, format=fmt, dpi=dpi))  # type: ignore[attr-defined]
 
 
 @contextmanager

@@ -18,7 +18,7 @@ import numpy as np
 
 from hicmd.errors import HicmdError
 
-from .atomic import encoded_image, write_atomically
+from .atomic import write_image
 
 __all__ = ["GalleryError", "Gallery", "save_crop", "crop_modality"]
 
@@ -65,11 +65,10 @@ def save_crop(root: str | Path, name: str, crop: np.ndarray, modality: str, tag:
     _private_dir(Path(root))
     _private_dir(folder)
     path = folder / f"{modality}_{tag or time.strftime('%Y%m%d-%H%M%S')}.png"
-    try:
-        data = encoded_image(path, crop)
+    try:  # private: a new file each time, so an old one's mode never carries over
+        return write_image(path, crop, private=True)
     except ValueError:
         raise GalleryError(f"cannot encode a crop of shape {crop.shape}") from None
-    return write_atomically(path, data, private=True)  # a new file each time: an old one's mode never carries over
 
 
 class Gallery:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from hicmd.bench.rows import BenchResult, EmbedderRow, StreamRow, Target, TrainRow
-from hicmd.runtime.atomic import write_atomically
+from hicmd.runtime.atomic import write_atomically, write_figure
 
 __all__ = ["EMBEDDER_COLUMNS", "embedder_table", "write_json", "write_markdown", "write_plot", "print_report"]
 
@@ -146,7 +146,7 @@ def write_plot(result: BenchResult, path: Path) -> Path | None:
         ax.legend(fontsize=7)
     fig.suptitle(f"hicmd bench: {result.machine['cpu']}, {result.threads} threads", fontsize=10)
     fig.tight_layout()
-    write_atomically(path, lambda fh: fig.savefig(fh, format=Path(path).suffix[1:] or "png", dpi=110))
+    write_figure(path, fig, dpi=110)
     plt.close(fig)
     return path
 

@@ -43,7 +43,7 @@ def command(
     reference's codes replace the source's. One image: --src and --ref; a grid: --src-dir and --ref-dir (rows =
     sources, columns = references, originals first).
     """
-    from hicmd.runtime.atomic import encoded_image, write_atomically
+    from hicmd.runtime.atomic import write_image
     from hicmd.runtime.translate import Translator, compose_grid
 
     single, grid = (src is not None or ref is not None), (src_dir is not None or ref_dir is not None)
@@ -65,7 +65,7 @@ def command(
         results = translator.translate(sources, src_modality.value, references, ref_modality.value, swap.value)
     picture = results[0, 0] if single else compose_grid(sources, references, results)
     try:
-        write_atomically(out, encoded_image(out, picture))
+        write_image(out, picture)
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot write {out} ({getattr(exc, 'strerror', None) or exc}); use a .png (or .jpg) "
                         "path in a writable folder") from None

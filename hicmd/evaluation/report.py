@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from hicmd.runtime.atomic import write_atomically
+from hicmd.runtime.atomic import write_atomically, write_figure
 
 __all__ = ["results_table", "print_results", "write_json", "plot_cmc"]
 
@@ -70,6 +70,6 @@ def plot_cmc(results: dict[str, Any], path: str | Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    write_atomically(path, lambda fh: fig.savefig(fh, format=path.suffix[1:] or "png"))
+    write_figure(path, fig)
     plt.close(fig)
     return path

@@ -7,7 +7,7 @@ import csv
 import math
 from pathlib import Path
 
-from hicmd.runtime.atomic import write_atomically
+from hicmd.runtime.atomic import write_figure
 
 __all__ = ["PANELS", "plot_results"]
 
@@ -66,6 +66,6 @@ def plot_results(log_csv: str | Path, out: str | Path) -> Path | None:
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     fig.tight_layout()
-    write_atomically(out, lambda fh: fig.savefig(fh, format="png", dpi=90))
+    write_figure(out, fig, dpi=90)
     plt.close(fig)
     return out

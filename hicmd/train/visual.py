@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 from torch import Tensor
 
-from hicmd.runtime.atomic import encoded_image, write_atomically
+from hicmd.runtime.atomic import write_image
 
 __all__ = ["denormalise", "save_grid"]
 
@@ -34,4 +34,4 @@ def save_grid(path: str | Path, rows: dict[str, Tensor], mean: Sequence[float], 
                     cv2.LINE_AA)
         lines.append(np.concatenate([label, strip], axis=1))
     grid = cv2.cvtColor(np.concatenate(lines, axis=0), cv2.COLOR_RGB2BGR)
-    return write_atomically(path, encoded_image(path, grid))
+    return write_image(path, grid)
