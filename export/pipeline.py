@@ -248,6 +248,8 @@ def run_export(checkpoint: str | Path, out: str | Path, options: ExportOptions =
     if final.exists() and not final.is_dir():
         raise NotADirectoryError(f"--out {final} exists and is not a folder")
     stage = Staging(final)  # the previous export in `final` stays intact until every gate has passed
+    if options.engine:  # re-exporting on the same GPU reuses the previous build's tactic timings (minutes saved)
+        stage.carry(TIMING_CACHE)
     try:
         result = _export(model, cfg, checkpoint, stage.path, options, step)
         if result.manifest is not None:

@@ -28,6 +28,12 @@ class Staging:
         shutil.rmtree(self.path, ignore_errors=True)
         self.path.mkdir()
 
+    def carry(self, name: str) -> None:
+        """Start the staging folder with a copy of the target's file `name`, if it has one (a cache the new export
+        should build on rather than start over)."""
+        if (self.target / name).is_file():
+            shutil.copyfile(self.target / name, self.path / name)
+
     def final(self, path: Path) -> Path:
         """Where a file written into the staging folder will be once committed."""
         return self.target / Path(path).relative_to(self.path)

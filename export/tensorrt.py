@@ -151,8 +151,13 @@ def build_engine(onnx_path: Path, engine_path: Path, shapes: Shapes, *, fp16: bo
         profile.set_shape(name, low, opt, high)
     config.add_optimization_profile(profile)
     cache_bytes = timing_cache.read_bytes() if timing_cache and timing_cache.is_file() else b""
-    cache = config.create_timing_cache(cache_bytes)
-    config.set_timing_cache(cache, ignore_mismatch=False)
+    try:  # a cache from another TensorRT version or GPU (an export folder copied over) is refused: start empty
+        cache = config.create_timing_cache(cache_bytes)
+        usable = cache is not None and config.set_timing_cache(cache, ignore_mismatch=False)
+    except (RuntimeError, TypeError):
+        usable = False
+    if not usable:
+        config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False)
     plan = builder.build_serialized_network(network, config)
     if plan is None:
         raise EngineError(f"TensorRT {trt.__version__} failed to build {engine_path.name} (see the log above)")

@@ -48,3 +48,30 @@ def test_fp16_engines_build_and_pass_parity(tmp_path, one_torch_thread):
         assert engine.tensorrt["compute_capability"] and engine.tensorrt["portable"] is False
     assert all(g["passed"] for g in manifest.parity["engine"]["gates"])
     assert (tmp_path / "model" / "timing.cache").stat().st_size > 0
+
+
+def test_a_re_export_builds_on_the_previous_timing_cache(tmp_path, monkeypatch):
+    """The engines are built inside the export's staging folder; the target's timing cache must be there when they
+    are, or every re-export starts TensorRT's tactic timing over. The build is faked: this is the plumbing."""
+    import hicmd.checkpoint
+    from hicmd.export import pipeline
+    from hicmd.runtime.manifest import MANIFEST_NAME
+
+    seen: list[bytes | None] = []
+
+    def fake_export(model, cfg, checkpoint, out, options, step):  # what a build does with the cache
+        cache = out / pipeline.TIMING_CACHE
+        seen.append(cache.read_bytes() if cache.is_file() else None)
+        if options.engine:
+            cache.write_bytes((seen[-1] or b"") + b"+tactics")
+        (out / MANIFEST_NAME).write_text("{}")
+        return pipeline.ExportResult(out, manifest=out / MANIFEST_NAME)
+
+    monkeypatch.setattr(hicmd.checkpoint, "load_model", lambda path: (None, None))
+    monkeypatch.setattr(pipeline, "_export", fake_export)
+    target = tmp_path / "model"
+    for _ in range(2):
+        pipeline.run_export(tmp_path / "any.pt", target, pipeline.ExportOptions(engine=True))
+    pipeline.run_export(tmp_path / "any.pt", target, pipeline.ExportOptions(engine=False))  # no engines: no cache
+    assert seen == [None, b"+tactics", None]
+    assert (target / pipeline.TIMING_CACHE).read_bytes() == b"+tactics+tactics"
