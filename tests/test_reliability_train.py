@@ -79,6 +79,19 @@ def test_truncate_log_keeps_rows_up_to_the_iteration(tmp_path):
     assert truncate_log(log, 2) == 0 and not list(tmp_path.glob(".*"))
 
 
+@pytest.mark.parametrize("cut", ["1", "10,0.5", "10,0.5,0.", "2,0.4,0.12"])
+def test_truncate_log_drops_a_row_cut_short(tmp_path, cut):
+    """A kill or a full disk mid-row leaves a partial last line, whose iteration may itself be cut ("1" of "10"):
+    it must not survive the resume, and the next row must not be glued onto it."""
+    from hicmd.train.logs import CsvLog
+
+    log = tmp_path / "log.csv"
+    log.write_text("iteration,loss,lr\n1,0.5,0.1\n" + cut)
+    assert truncate_log(log, 5) == 1
+    CsvLog(log).write({"iteration": 2, "loss": 0.4, "lr": 0.1})
+    assert log.read_text().splitlines() == ["iteration,loss,lr", "1,0.5,0.1", "2,0.4,0.1"]
+
+
 def test_the_non_finite_stop_advises_a_resume_the_tool_accepts(data, tmp_path, monkeypatch):
     import hicmd.losses
 

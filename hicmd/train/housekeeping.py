@@ -3,7 +3,7 @@
 - A write killed midway leaves a hidden `.<file>.<random>.tmp` beside its file (runtime/atomic.py; a checkpoint's
   is 10-100 MB): removed when the next run starts.
 - A resumed run continues log.csv from its checkpoint's iteration: rows logged after that checkpoint (by the run
-  that crashed) are dropped, so every iteration appears once.
+  that crashed) are dropped, so every iteration appears once, and so is a last row the crash cut short.
 - Periodic checkpoints are pruned to the newest `keep` (last.pt and best.pt are separate links and stay).
 - A checkpoint is never written with non-finite weights: "the last good checkpoint" must be one.
 - When a run is evaluated, best.pt links the best-scoring checkpoint so far (best.json says which and its score);
@@ -35,17 +35,20 @@ def remove_stale_temp_files(out: Path) -> list[Path]:
 
 
 def truncate_log(path: Path, iteration: int) -> int:
-    """Keep the header and the rows up to `iteration`; returns how many rows were dropped. Atomic."""
+    """Keep the header and the complete rows up to `iteration`; returns how many rows were dropped. Atomic.
+    A row cut short by a kill or a full disk is dropped too (its iteration may be cut as well: "12" of "1200"), and
+    the file is rewritten so that the next row starts on a line of its own."""
     if not path.is_file():
         return 0
-    with path.open(newline="") as fh:
-        rows = list(csv.reader(fh))
+    text = path.read_text()
+    rows = list(csv.reader(io.StringIO(text, newline="")))
     if not rows or "iteration" not in rows[0]:
         return 0
-    col = rows[0].index("iteration")
-    kept = [rows[0]] + [r for r in rows[1:] if len(r) > col and r[col].isdigit() and int(r[col]) <= iteration]
+    col, width = rows[0].index("iteration"), len(rows[0])
+    complete = rows[1:] if text.endswith("\n") else rows[1:-1]
+    kept = [rows[0]] + [r for r in complete if len(r) == width and r[col].isdigit() and int(r[col]) <= iteration]
     dropped = len(rows) - len(kept)
-    if dropped:
+    if dropped or not text.endswith("\n"):
         buffer = io.StringIO()
         csv.writer(buffer, lineterminator="\n").writerows(kept)
         write_atomically(path, buffer.getvalue())
