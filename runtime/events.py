@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 import threading
 import time
@@ -69,6 +70,20 @@ def _json_validator() -> Any:
     return jsonschema.Draft202012Validator(json.loads(JSON_SCHEMA.read_text()))
 
 
+def _open_log(path: Path, mode: str) -> IO[str]:
+    """Open `path` to append events after a whole line: a run killed mid-line (or a full disk) leaves its last
+    line cut, and the next run's first event must not be glued onto it (readers skip the cut line alone)."""
+    cut = False
+    if mode == "a" and path.is_file() and path.stat().st_size:
+        with path.open("rb") as fh:
+            fh.seek(-1, os.SEEK_END)
+            cut = fh.read(1) != b"\n"
+    out = open(path, mode)  # noqa: SIM115 - closed in EventLog.close()
+    if cut:
+        out.write("\n")
+    return out
+
+
 class EventLog:
     """Thread-safe JSON-lines writer (capture threads report source_down / source_up) that also counts events.
 
@@ -94,7 +109,7 @@ class EventLog:
         with self._lock:
             self.counts[event["event"]] += 1
             if self._out is None and self._path is not None and not self._closed:
-                self._out = open(self._path, self._mode)  # noqa: SIM115 - closed in close()
+                self._out = _open_log(self._path, self._mode)
             if self._out is not None:
                 self._out.write(line + "\n")
                 self._out.flush()

@@ -45,7 +45,17 @@ class MatchScore:
 
 
 def read_events(path: str | Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    """The events of a JSON-lines file; a line that is not a whole event (one a kill or a full disk cut short)
+    becomes {"event": "unreadable", "line": n}, which scoring skips and the score card counts."""
+    return [_event(line, n) for n, line in enumerate(Path(path).read_text().splitlines(), 1) if line.strip()]
+
+
+def _event(line: str, number: int) -> dict[str, Any]:
+    try:
+        event = json.loads(line)
+    except json.JSONDecodeError:
+        event = None
+    return event if isinstance(event, dict) else {"event": "unreadable", "line": number}
 
 
 def frame_identities(tracks: dict[int, np.ndarray], gt: dict[int, np.ndarray],

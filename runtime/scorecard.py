@@ -69,12 +69,14 @@ def score_card(run: str | Path, clip_dir: str | Path, min_overlap_s: float = 2.0
     match = score_run(events_path, tracks, clip_dir / "gt_rgb.txt", clip_dir / "gt_ir.txt", min_overlap_s)
     card: dict[str, Any] = {"run": str(run), "clip": str(clip_dir), **{f"match_{k}": v for k, v in
                                                                         match.to_dict().items()}}
+    events = read_events(events_path)
+    card["events_unreadable"] = sum(e["event"] == "unreadable" for e in events)  # lines a killed run cut short
     card.update(identity_metrics(tracks, clip_dir))
     clip_json = clip_dir / "clip.json"
     if clip_json.is_file():
         clip = json.loads(clip_json.read_text())
         if "homography_rgb_to_ir" in clip:
-            errors = calibration_errors(read_events(events_path), clip, read_mot(clip_dir / "gt_rgb.txt"))
+            errors = calibration_errors(events, clip, read_mot(clip_dir / "gt_rgb.txt"))
             card["calibration_fits"] = len(errors)
             card["calibration_px"] = errors[-1][1] if errors else None  # the fit in use at the end
             good = [t for t, err in errors if err <= calibrated_px]

@@ -438,6 +438,23 @@ def test_event_log_schema_and_json_lines():
         validate_event({**json.loads(lines[0]), "track": "one"})
 
 
+def test_an_events_file_cut_mid_line_is_continued_on_a_new_line_and_read_around_the_cut(tmp_path):
+    """A run killed mid-line (or a full disk) leaves a cut last event; the next run appends to the same file: its
+    first event must not be glued onto the cut one, and reading skips the cut line alone (scoring counts it)."""
+    from hicmd.runtime.matchscore import read_events
+
+    path = tmp_path / "events.jsonl"
+    path.write_text('{"event":"track_new","t":0.1,"camera":"ir","track":1}\n{"event":"match","t":1.0,"rgb_tr')
+    log = EventLog(path)
+    log.emit({"event": "track_new", "t": 2.0, "camera": "rgb", "track": 3, "gid": 3, "box": [0, 0, 1, 1],
+              "frame": 20})
+    log.close()
+    events = read_events(path)
+    assert [e["event"] for e in events] == ["track_new", "unreadable", "track_new"]
+    assert events[1]["line"] == 2 and events[2]["track"] == 3
+    assert score_matches(events, {}, {}).matches == 0  # the cut match is not scored
+
+
 class _ColourEmbedder:
     def embed(self, crops, modality):
         vecs = np.array([c.reshape(-1, 3).mean(0) + 1.0 for c in crops], np.float32)
