@@ -62,7 +62,10 @@ def protocol_scores(spec: str, graphs: dict[str, dict[str, Embed]], height: int,
     trials = build_trials(kind, root, default_trials(kind, trial), directions)
     records = list(dict.fromkeys(r for t in trials for r in (*t.query, *t.gallery)))
     row = {r: i for i, r in enumerate(records)}
-    result: dict[str, Any] = {"dataset": kind, "images": len(records), "settings": {}}
+    # distinct query images per setting: one whose rank-1 changes (in every trial it is in) moves the mean R1 by
+    # 100 / queries points (SYSU's trials share their queries; RegDB's each have their own)
+    queries = {t.setting: len({r for u in trials if u.setting == t.setting for r in u.query}) for t in trials}
+    result: dict[str, Any] = {"dataset": kind, "images": len(records), "settings": {}, "queries": queries}
     features_of = _features(records, graphs, height, width)
     for name in graphs:
         features = features_of[name]
@@ -95,7 +98,9 @@ def protocol_gates(spec: str, graphs: dict[str, dict[str, Embed]], max_drop: flo
                                   "max_drop": max_drop}
         gates = []
         for setting, by in scores["settings"].items():
-            mine = record["settings"][setting] = {"fp32": by["fp32"], name: by[name]}
+            queries = scores["queries"][setting]
+            mine = record["settings"][setting] = {"fp32": by["fp32"], name: by[name], "queries": queries,
+                                                  "one_query": 100.0 / queries}
             for metric in ("r1", "mAP"):
                 mine[f"{metric}_drop"] = drop = by["fp32"][metric] - by[name][metric]
                 gates.append(Gate(f"{name} {scores['dataset']} {setting}", f"{metric} drop (points)", drop,

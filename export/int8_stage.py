@@ -35,6 +35,14 @@ def protocol_stage(cfg: Any, out: Path, options: Any, result: Any, step: Callabl
         for record in records.values():
             record["protocol"] = {"note": f"not measured: {exc}"}
         return []
+    coarse = {s: v["one_query"] for s, v in next(iter(measured.values()))[1]["settings"].items()
+              if v["one_query"] > max_drop}
+    if coarse:  # the split cannot resolve the gate: a single query whose rank-1 changes fails it
+        setting, worth = max(coarse.items(), key=lambda kv: kv[1])
+        result.notes.append(f"the protocol gate cannot see less than one query: in the {spec.split(':')[0]} test "
+                            f"split's {setting} setting one query's rank-1 is worth {worth:.2f} points, more than "
+                            f"the {max_drop:g} allowed, so one changed query fails it; score on a larger test split "
+                            f"(--data) or allow at least {worth:.2f} (--int8-max-drop)")
     stopping: list[Gate] = []
     for name, (gates, protocol) in measured.items():
         record = records[name]

@@ -46,9 +46,15 @@ def test_int8_export_passes_and_records_its_gates(int8_model):
     protocol = record["protocol"]
     assert set(protocol["settings"]) == {"v2t", "t2v"}  # RegDB, both directions
     assert protocol["max_drop"] == INT8_MAX_DROP  # the gate the fixture asked for is the one applied
-    for setting in protocol["settings"].values():
+    for name, setting in protocol["settings"].items():
         assert setting["r1_drop"] <= INT8_MAX_DROP and setting["mAP_drop"] <= INT8_MAX_DROP
         assert setting["fp32"]["r1"] > 0
+        # what one query is worth: its query modality's test list (RegDB v2t: visible queries, t2v: thermal)
+        listed = int8_model["data"] / "idx" / f"test_{'visible' if name == 'v2t' else 'thermal'}_1.txt"
+        assert setting["queries"] == len(listed.read_text().splitlines())
+        assert setting["one_query"] == pytest.approx(100 / setting["queries"])
+        assert setting["one_query"] < INT8_MAX_DROP
+    assert not [n for n in result.notes if "one query" in n]  # the fixture's split resolves its gate
     assert all(g["passed"] for g in protocol["gates"]) and len(protocol["gates"]) == 4
     assert manifest.macs_per_image > 0
 
