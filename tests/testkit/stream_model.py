@@ -73,9 +73,17 @@ def build(root: Path) -> None:
     from hicmd.export.pipeline import ExportOptions, run_export
     from hicmd.train.loop import train
 
+    import torch
+
     clips = write_videos(root / "clips", PIDS, seed=0, clips=TRAIN_CLIPS + TEST_CLIPS)
     crops_to_regdb(clips[:TRAIN_CLIPS], root / "crops")
-    summary = train(load_config("tiny", SETTINGS), f"regdb:{root / 'crops'}", root / "run", show_progress=False)
-    assert summary.skipped == 0, summary
-    result = run_export(root / "run" / "last.pt", root / "model", ExportOptions(crops=16))
+    # one intra-op thread: `make test` runs it beside the other worker on 2 cores, where two threads contend
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        summary = train(load_config("tiny", SETTINGS), f"regdb:{root / 'crops'}", root / "run", show_progress=False)
+        assert summary.skipped == 0, summary
+        result = run_export(root / "run" / "last.pt", root / "model", ExportOptions(crops=16))
+    finally:
+        torch.set_num_threads(threads)
     assert result.ok, result  # crops/ and run/ stay: the INT8 tests calibrate on the crops and export last.pt
