@@ -37,6 +37,24 @@ def test_same_seed_same_bytes(tmp_path):
     assert sum(a[k] != c.get(k) for k in images) >= len(images) - 1  # another seed, other pictures
 
 
+def test_a_render_stopped_over_an_older_one_leaves_no_lists_to_read(tmp_path):
+    """The lists and synthvi.json come last: a render stopped halfway over an earlier one must not leave the old
+    lists (all its trials) naming a mix of old and new images, but a folder the reader refuses."""
+    from hicmd.data import DataError
+
+    write_regdb(tmp_path, 4, images_per_modality=2, seed=11, trials=3)
+    assert load_train("regdb", tmp_path, 3)[0]
+
+    def stop(_: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_regdb(tmp_path, 4, images_per_modality=2, seed=12, progress=stop)
+    assert not (tmp_path / "synthvi.json").exists() and not list((tmp_path / "idx").iterdir())
+    with pytest.raises(DataError, match="does not exist"):
+        load_train("regdb", tmp_path, 1)
+
+
 def test_regdb_reader_reads_synthvi(synth100):
     train, original = load_train("regdb", synth100, 1)
     query, gallery = load_split("regdb", synth100, "query"), load_split("regdb", synth100, "gallery")

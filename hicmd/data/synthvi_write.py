@@ -62,6 +62,10 @@ def write_regdb(out: str | Path, ids: int, images_per_modality: int = 10, seed: 
     if images_per_modality < 1 or trials < 1 or min(size) < 16:
         raise ValueError("images_per_modality and trials must be >= 1, and the image at least 16 px a side")
     out = Path(out)
+    # the lists and synthvi.json are written last; an earlier render's go first, so that a render stopped halfway
+    # over it leaves a folder the readers refuse (no lists), not old lists over a mix of old and new images
+    for stale in [out / "synthvi.json", *out.glob("idx/*_visible_*.txt"), *out.glob("idx/*_thermal_*.txt")]:
+        stale.unlink(missing_ok=True)
     files: dict[int, dict[str, list[str]]] = {}
     for ident in identities(ids, seed):
         files[ident.pid] = {m: _write_person(out, ident, m, images_per_modality, seed, size) for m in _MODALITY}
