@@ -75,9 +75,12 @@ def _open_log(path: Path, mode: str) -> IO[str]:
     line cut, and the next run's first event must not be glued onto it (readers skip the cut line alone)."""
     cut = False
     if mode == "a" and path.is_file() and path.stat().st_size:
-        with path.open("rb") as fh:
-            fh.seek(-1, os.SEEK_END)
-            cut = fh.read(1) != b"\n"
+        try:
+            with path.open("rb") as fh:
+                fh.seek(-1, os.SEEK_END)
+                cut = fh.read(1) != b"\n"
+        except OSError:  # a file we may append to but not read: append as before
+            pass
     out = open(path, mode)  # noqa: SIM115 - closed in EventLog.close()
     if cut:
         out.write("\n")
