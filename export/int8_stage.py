@@ -1,6 +1,6 @@
-"""The stages of `hicmd export` that run after the graphs are written (hicmd.export.pipeline calls them): the R1 / mAP
-gates under the dataset's protocol of every reduced-precision path, and the INT8 TensorRT engines of the
-embedders."""
+"""The stage of `hicmd export` that runs after the graphs are written and their parity gates have passed
+(hicmd.export.pipeline calls it): the R1 / mAP gates under the dataset's protocol of every reduced-precision
+path."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 from hicmd.export.parity import Gate
 
-__all__ = ["protocol_stage", "engine_stage"]
+__all__ = ["protocol_stage"]
 
 
 def protocol_stage(cfg: Any, out: Path, options: Any, result: Any, step: Callable[[str], None]) -> list[Gate]:
@@ -96,26 +96,3 @@ def _record_of(result: Any, name: str) -> dict:
     if name == "int8.nncf":
         return result.parity["int8"]["nncf"]
     return result.parity["openvino"][name.split(".", 1)[1]]
-
-
-def engine_stage(cfg: Any, out: Path, options: Any, result: Any, step: Callable[[str], None]) -> list[Any]:
-    """INT8 engines of the embedders from the Q/DQ graphs' TensorRT form (`*.int8.trt.onnx`)."""
-    import onnx
-
-    from hicmd.export.int8_mixed import float_convolutions_of
-    from hicmd.export.pipeline import EMBEDDERS, ENGINE_NOTE, TIMING_CACHE, _artifact, _file, engine_shapes
-    from hicmd.export.tensorrt import build_engine
-
-    artifacts = []
-    for g in EMBEDDERS:
-        step(f"building TensorRT engine {_file(g, 'int8', 'engine')} (explicit quantization)")
-        source, path = out / f"{g}.int8.trt.onnx", out / _file(g, "int8", "engine")
-        built = build_engine(source, path, engine_shapes(cfg, g, options.batch), fp16=False, int8=True,
-                             workspace_gb=options.workspace_gb, timing_cache=out / TIMING_CACHE,
-                             float_ok=float_convolutions_of(onnx.load(str(source))))
-        result.files.append(path)
-        info = {"version": built.version, "gpu": built.gpu, "compute_capability": built.compute_capability,
-                "profile": dict(zip(("min", "opt", "max"), options.batch)), "strongly_typed": True,
-                "layer_precisions": built.precisions, "source": source.name, "portable": False, "note": ENGINE_NOTE}
-        artifacts.append(_artifact(cfg, g, "int8", "engine", path, info))
-    return artifacts

@@ -180,62 +180,6 @@ def _stream_gates(cfg, out: Path, options: ExportOptions, per_modality: int = 12
         return {"note": f"not measured: {exc}"}
 
 
-def _build_engines(model, cfg, out: Path, options: ExportOptions, result: ExportResult,
-                   step: Callable[[str], None]) -> list[Artifact]:
-    from hicmd.export.tensorrt import build_engine, tensorrt_problem, trtexec_command
-
-    precision = "fp16" if (options.fp16 or options.weak_fp16) else "fp32"
-    source = "fp32" if options.weak_fp16 else precision
-    result.trtexec = [trtexec_command(_file(g, source), _file(g, precision, "engine"),
-                                      engine_shapes(cfg, g, options.batch), TIMING_CACHE, options.workspace_gb,
-                                      options.weak_fp16) for g in GRAPHS]
-    if options.int8:  # the Q/DQ graphs in the form TensorRT parses, for the builder here or trtexec on the target
-        from hicmd.export.int8 import write_tensorrt_form
-
-        forms = [write_tensorrt_form(out / _file(g, "int8")) for g in EMBEDDERS]
-        result.files += forms
-        result.trtexec += [trtexec_command(f.name, _file(g, "int8", "engine"), engine_shapes(cfg, g, options.batch),
-                                           TIMING_CACHE, options.workspace_gb) for g, f in zip(EMBEDDERS, forms)]
-    result.engine_problem = tensorrt_problem()
-    if result.engine_problem:
-        return []
-    artifacts = []
-    for g in GRAPHS:
-        step(f"building TensorRT engine {_file(g, precision, 'engine')}")
-        path = out / _file(g, precision, "engine")
-        built = build_engine(out / _file(g, source), path, engine_shapes(cfg, g, options.batch),
-                             fp16=precision == "fp16", workspace_gb=options.workspace_gb,
-                             timing_cache=out / TIMING_CACHE, weak_fp16=options.weak_fp16)
-        result.files.append(path)
-        info = {"version": built.version, "gpu": built.gpu, "compute_capability": built.compute_capability,
-                "profile": dict(zip(("min", "opt", "max"), options.batch)), "strongly_typed": built.strongly_typed,
-                "layer_precisions": built.precisions, "portable": False, "note": ENGINE_NOTE}
-        artifacts.append(_artifact(cfg, g, precision, "engine", path, info))
-    if options.int8:
-        from hicmd.export.int8_stage import engine_stage
-
-        artifacts += engine_stage(cfg, out, options, result, step)
-    if options.verify:
-        from hicmd.runtime.backends.tensorrt import TensorRTBackend
-
-        step("parity: TensorRT engines vs PyTorch")
-        opened: list[TensorRTBackend] = []
-
-        def runner(path: Path):
-            opened.append(TensorRTBackend(path))
-            return opened[-1].run
-
-        try:
-            built = [precision] + (["int8"] if options.int8 else [])
-            gates, metrics = verify(model, out, built, _crops(cfg, options), runner, fmt="engine")
-        finally:
-            for backend in opened:
-                backend.close()
-        result.gates += [P.Gate(f"{g.artifact}.engine", g.metric, g.value, g.threshold, g.op) for g in gates]
-        result.parity["engine"] = metrics
-    return artifacts
-
-
 def run_export(checkpoint: str | Path, out: str | Path, options: ExportOptions = ExportOptions(),
                step: Callable[[str], None] = lambda _: None) -> ExportResult:
     """Export `checkpoint` into folder `out`. Raises CheckpointError for a bad checkpoint; gate failures and a
@@ -334,7 +278,9 @@ def _export(model, cfg, checkpoint: Path, out: Path, options: ExportOptions,  # 
         step("measuring the stream's distance gates on the test split")
         result.stream_gates = _stream_gates(cfg, out, options)
     if options.engine:
-        artifacts += _build_engines(model, cfg, out, options, result, step)
+        from hicmd.export.engines import build_engines
+
+        artifacts += build_engines(model, cfg, out, options, result, step)
         if result.failed:
             return result
     result.parity["verified"] = options.verify

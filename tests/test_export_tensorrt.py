@@ -75,3 +75,32 @@ def test_a_re_export_builds_on_the_previous_timing_cache(tmp_path, monkeypatch):
     pipeline.run_export(tmp_path / "any.pt", target, pipeline.ExportOptions(engine=False))  # no engines: no cache
     assert seen == [None, b"+tactics", None]
     assert (target / pipeline.TIMING_CACHE).read_bytes() == b"+tactics+tactics"
+
+
+def test_engine_builds_are_recorded_as_artifacts(tmp_path, monkeypatch):
+    """What `--engine` does around the builder, with TensorRT faked (it cannot run here): one engine per graph from
+    the right ONNX, all on the export's timing cache, each recorded as a hashed, non-portable artifact."""
+    from hicmd.config import load_config
+    from hicmd.export import tensorrt
+    from hicmd.export.engines import build_engines
+    from hicmd.export.pipeline import ExportOptions, ExportResult
+
+    built = []
+
+    def fake_build(onnx_path, engine_path, shapes, *, fp16, timing_cache=None, **_):
+        built.append((onnx_path.name, engine_path.name, fp16, timing_cache))
+        engine_path.write_bytes(b"plan of " + onnx_path.name.encode())
+        return tensorrt.BuiltEngine(engine_path, "11.0", "GPU", "9.0", {"fp16": 3}, True)
+
+    monkeypatch.setattr(tensorrt, "tensorrt_problem", lambda: None)
+    monkeypatch.setattr(tensorrt, "build_engine", fake_build)
+    result = ExportResult(tmp_path)
+    options = ExportOptions(fp16=True, engine=True, verify=False, batch=(1, 4, 16))
+    artifacts = build_engines(None, load_config("tiny"), tmp_path, options, result, lambda _: None)
+    assert built == [(f"{g}.fp16.onnx", f"{g}.fp16.engine", True, tmp_path / "timing.cache")
+                     for g in ("rgb", "ir", "generator")]
+    assert [a.name for a in artifacts] == ["rgb.fp16", "ir.fp16", "generator.fp16"]
+    for artifact in artifacts:
+        assert artifact.format == "engine" and artifact.precision == "fp16" and artifact.sha256
+        assert artifact.tensorrt["profile"] == {"min": 1, "opt": 4, "max": 16} and artifact.tensorrt["portable"] is False
+    assert result.engine_problem is None and len(result.trtexec) == 3
