@@ -102,5 +102,6 @@ def test_engine_builds_are_recorded_as_artifacts(tmp_path, monkeypatch):
     assert [a.name for a in artifacts] == ["rgb.fp16", "ir.fp16", "generator.fp16"]
     for artifact in artifacts:
         assert artifact.format == "engine" and artifact.precision == "fp16" and artifact.sha256
-        assert artifact.tensorrt["profile"] == {"min": 1, "opt": 4, "max": 16} and artifact.tensorrt["portable"] is False
+        assert artifact.tensorrt["profile"] == {"min": 1, "opt": 4, "max": 16}
+        assert artifact.tensorrt["portable"] is False
     assert result.engine_problem is None and len(result.trtexec) == 3
