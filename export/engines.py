@@ -1,7 +1,7 @@
 """TensorRT engines of an export (hicmd.export.pipeline calls `build_engines` with --engine): FP32 / FP16 plans of
 the three graphs, with --int8 the embedders' INT8 plans from the Q/DQ graphs' TensorRT form, then their parity against
-PyTorch. TensorRT runs only on a GPU machine: here only the trtexec lines are tested; the builder calls are thin
-(hicmd.export.tensorrt)."""
+PyTorch. TensorRT runs only on a GPU machine: without one the tests check the trtexec lines and what is done around
+a faked builder; the builder calls themselves are thin (hicmd.export.tensorrt)."""
 
 from __future__ import annotations
 

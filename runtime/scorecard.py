@@ -70,7 +70,7 @@ def score_card(run: str | Path, clip_dir: str | Path, min_overlap_s: float = 2.0
     card: dict[str, Any] = {"run": str(run), "clip": str(clip_dir), **{f"match_{k}": v for k, v in
                                                                         match.to_dict().items()}}
     events = read_events(events_path)
-    card["events_unreadable"] = sum(e["event"] == "unreadable" for e in events)  # lines a killed run cut short
+    card["events_unreadable"] = sum(e.get("event") == "unreadable" for e in events)  # lines a killed run cut short
     card.update(identity_metrics(tracks, clip_dir))
     clip_json = clip_dir / "clip.json"
     if clip_json.is_file():

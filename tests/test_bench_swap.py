@@ -38,4 +38,4 @@ def test_the_swapped_pairing_fits_as_well_as_the_right_one_until_the_walkers_tel
     (pair,) = bench.clip_pairs(crossing, [1.0, 3.0], 0.0, rng)
     right, swapped = zip(pair["1.0"], pair["3.0"])
     assert max(right) < 1e-3
-    assert 0.1 < swapped[0] < 5 < swapped[1]  # within a second it is a fair fit; three seconds refute it
+    assert 0.1 < swapped[0] < 5 < swapped[1]  # within a second a fair fit; three seconds tell them apart
