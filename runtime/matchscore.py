@@ -147,10 +147,12 @@ def _wrong_match(start: dict[str, Any], who_rgb: int | None, who_ir: int | None,
             "after_fit_s": None if fitted is None or t is None else round(t - fitted, 4)}
 
 
-def score_run(events_path: str | Path, tracks_dir: str | Path, gt_rgb: str | Path, gt_ir: str | Path,
-              min_overlap_s: float = 2.0) -> MatchScore:
-    """Score a finished `hicmd stream --events E --save-tracks T` run against gt_rgb.txt / gt_ir.txt."""
+def score_run(events: str | Path | list[dict[str, Any]], tracks_dir: str | Path, gt_rgb: str | Path,
+              gt_ir: str | Path, min_overlap_s: float = 2.0) -> MatchScore:
+    """Score a finished `hicmd stream --events E --save-tracks T` run against gt_rgb.txt / gt_ir.txt. `events`: the
+    events file, or its events already read (`read_events`)."""
     tracks_dir = Path(tracks_dir)
     frames_rgb = frame_identities(read_mot(tracks_dir / "rgb.txt"), read_mot(gt_rgb))
     frames_ir = frame_identities(read_mot(tracks_dir / "ir.txt"), read_mot(gt_ir))
-    return score_matches(read_events(events_path), frames_rgb, frames_ir, min_overlap_s)
+    events = read_events(events) if isinstance(events, (str, Path)) else events
+    return score_matches(events, frames_rgb, frames_ir, min_overlap_s)

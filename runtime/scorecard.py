@@ -66,10 +66,10 @@ def score_card(run: str | Path, clip_dir: str | Path, min_overlap_s: float = 2.0
     for name in ("gt_rgb.txt", "gt_ir.txt"):
         _need(clip_dir / name, "--gt wants a clip folder with MOTChallenge gt_rgb.txt and gt_ir.txt")
     _need(tracks / "rgb_global.txt", "the run's tracks have no global ids (re-run with this hicmd's stream)")
-    match = score_run(events_path, tracks, clip_dir / "gt_rgb.txt", clip_dir / "gt_ir.txt", min_overlap_s)
+    events = read_events(events_path)  # read once: matches, cut lines and calibrations all come from it
+    match = score_run(events, tracks, clip_dir / "gt_rgb.txt", clip_dir / "gt_ir.txt", min_overlap_s)
     card: dict[str, Any] = {"run": str(run), "clip": str(clip_dir), **{f"match_{k}": v for k, v in
                                                                         match.to_dict().items()}}
-    events = read_events(events_path)
     card["events_unreadable"] = sum(e.get("event") == "unreadable" for e in events)  # lines a killed run cut short
     card.update(identity_metrics(tracks, clip_dir))
     clip_json = clip_dir / "clip.json"

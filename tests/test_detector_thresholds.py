@@ -13,23 +13,12 @@ from hicmd.runtime.detect import DetectorError, HogDetector, make_detector
 
 @pytest.fixture(scope="module")
 def yolo(tmp_path_factory):
-    onnx = pytest.importorskip("onnx")
-    from onnx import TensorProto, helper, numpy_helper
+    pytest.importorskip("onnx")
+    from testkit.graphs import yolo_graph
 
-    # YOLOv8 layout (1, 4 + 1 class, anchors): two overlapping people (IoU 0.6) and one alone
-    out = np.zeros((1, 5, 16), np.float32)
-    out[0, :, 0] = [300, 320, 100, 200, 0.9]
-    out[0, :, 1] = [325, 320, 100, 200, 0.5]
-    out[0, :, 2] = [100, 320, 60, 150, 0.3]
-    graph = helper.make_graph(
-        [helper.make_node("Constant", [], ["output0"], value=numpy_helper.from_array(out))], "fake",
-        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 640, 640])],
-        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 5, 16])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    path = tmp_path_factory.mktemp("yolo") / "person.onnx"
-    onnx.save(model, path)
-    return str(path)
+    # two overlapping people (IoU 0.6) and one alone
+    boxes = [[300, 320, 100, 200, 0.9], [325, 320, 100, 200, 0.5], [100, 320, 60, 150, 0.3]]
+    return str(yolo_graph(tmp_path_factory.mktemp("yolo") / "person.onnx", boxes))
 
 
 def _scores(detector) -> list[float]:

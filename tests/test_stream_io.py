@@ -163,20 +163,11 @@ def test_parse_yolo_layouts():
 
 
 def test_onnx_detector_end_to_end(tmp_path):
-    onnx = pytest.importorskip("onnx")
-    from onnx import TensorProto, helper, numpy_helper
+    pytest.importorskip("onnx")
+    from testkit.graphs import yolo_graph
 
-    # a stand-in "YOLOv8": ignores the image and outputs one person box at (320, 240) in a 640x640 letterbox
-    out = np.zeros((1, 5, 16), np.float32)
-    out[0, :, 0] = [320, 320, 100, 200, 0.9]
-    graph = helper.make_graph(
-        [helper.make_node("Constant", [], ["output0"], value=numpy_helper.from_array(out))], "fake",
-        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 640, 640])],
-        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 5, 16])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, tmp_path / "det.onnx")
-    det = OnnxDetector(tmp_path / "det.onnx")
+    # one person box at (320, 240) of the frame, (320, 320) in the 640x640 letterbox
+    det = OnnxDetector(yolo_graph(tmp_path / "det.onnx", [[320, 320, 100, 200, 0.9]]))
     boxes = det.detect(np.zeros((480, 640, 3), np.uint8), 1)  # letterbox: scale 1, 80 px top padding
     assert boxes.shape == (1, 5)
     assert boxes[0, :4].tolist() == pytest.approx([270, 140, 370, 340])

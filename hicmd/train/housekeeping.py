@@ -44,11 +44,11 @@ def truncate_log(path: Path, iteration: int) -> int:
     rows = list(csv.reader(io.StringIO(text, newline="")))
     if not rows or "iteration" not in rows[0]:
         return 0
-    col, width = rows[0].index("iteration"), len(rows[0])
-    complete = rows[1:] if text.endswith("\n") else rows[1:-1]
+    col, width, ended = rows[0].index("iteration"), len(rows[0]), text.endswith("\n")
+    complete = rows[1:] if ended else rows[1:-1]
     kept = [rows[0]] + [r for r in complete if len(r) == width and r[col].isdigit() and int(r[col]) <= iteration]
     dropped = len(rows) - len(kept)
-    if dropped or not text.endswith("\n"):
+    if dropped or not ended:
         buffer = io.StringIO()
         csv.writer(buffer, lineterminator="\n").writerows(kept)
         write_atomically(path, buffer.getvalue())

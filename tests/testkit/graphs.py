@@ -310,3 +310,19 @@ def install_fakes(monkeypatch, version: str = "10.3.0.30", capability: tuple[int
     # the fake GPU is a Jetson Orin's (8.7): its Arm CPU falls back to ONNX Runtime, whatever CPU runs the tests
     monkeypatch.setattr(choice, "cpu_info", lambda: CpuInfo("ARMv8 (fake Orin)", "", frozenset()))
     return log, cudart
+
+
+def yolo_graph(path: Path, boxes: list[list[float]]) -> Path:
+    """A stand-in YOLOv8 person detector at `path`: it ignores the image and outputs `boxes` (centre x, centre y,
+    width, height, person score in its 640x640 letterbox), one anchor each of 16, in YOLOv8's (1, 4 + 1, anchors)."""
+    out = np.zeros((1, 5, 16), np.float32)
+    for anchor, box in enumerate(boxes):
+        out[0, :, anchor] = box
+    graph = helper.make_graph(
+        [helper.make_node("Constant", [], ["output0"], value=numpy_helper.from_array(out))], "fake",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 640, 640])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 5, 16])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
