@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 from hicmd.export import parity as P
 from hicmd.export.pipeline import (EMBEDDERS, ENGINE_NOTE, GRAPHS, TIMING_CACHE, ExportOptions, ExportResult,
-                                   _artifact, _crops, _file, engine_shapes, verify)
+                                   artifact_entry, engine_shapes, graph_file, parity_crops, verify)
 from hicmd.runtime.manifest import Artifact
 
 __all__ = ["build_engines", "int8_engines"]
@@ -24,31 +24,31 @@ def build_engines(model, cfg, out: Path, options: ExportOptions, result: ExportR
 
     precision = "fp16" if (options.fp16 or options.weak_fp16) else "fp32"
     source = "fp32" if options.weak_fp16 else precision
-    result.trtexec = [trtexec_command(_file(g, source), _file(g, precision, "engine"),
+    result.trtexec = [trtexec_command(graph_file(g, source), graph_file(g, precision, "engine"),
                                       engine_shapes(cfg, g, options.batch), TIMING_CACHE, options.workspace_gb,
                                       options.weak_fp16) for g in GRAPHS]
     if options.int8:  # the Q/DQ graphs in the form TensorRT parses, for the builder here or trtexec on the target
         from hicmd.export.int8 import write_tensorrt_form
 
-        forms = [write_tensorrt_form(out / _file(g, "int8")) for g in EMBEDDERS]
+        forms = [write_tensorrt_form(out / graph_file(g, "int8")) for g in EMBEDDERS]
         result.files += forms
-        result.trtexec += [trtexec_command(f.name, _file(g, "int8", "engine"), engine_shapes(cfg, g, options.batch),
+        result.trtexec += [trtexec_command(f.name, graph_file(g, "int8", "engine"), engine_shapes(cfg, g, options.batch),
                                            TIMING_CACHE, options.workspace_gb) for g, f in zip(EMBEDDERS, forms)]
     result.engine_problem = tensorrt_problem()
     if result.engine_problem:
         return []
     artifacts = []
     for g in GRAPHS:
-        step(f"building TensorRT engine {_file(g, precision, 'engine')}")
-        path = out / _file(g, precision, "engine")
-        built = build_engine(out / _file(g, source), path, engine_shapes(cfg, g, options.batch),
+        step(f"building TensorRT engine {graph_file(g, precision, 'engine')}")
+        path = out / graph_file(g, precision, "engine")
+        built = build_engine(out / graph_file(g, source), path, engine_shapes(cfg, g, options.batch),
                              fp16=precision == "fp16", workspace_gb=options.workspace_gb,
                              timing_cache=out / TIMING_CACHE, weak_fp16=options.weak_fp16)
         result.files.append(path)
         info = {"version": built.version, "gpu": built.gpu, "compute_capability": built.compute_capability,
                 "profile": dict(zip(("min", "opt", "max"), options.batch)), "strongly_typed": built.strongly_typed,
                 "layer_precisions": built.precisions, "portable": False, "note": ENGINE_NOTE}
-        artifacts.append(_artifact(cfg, g, precision, "engine", path, info))
+        artifacts.append(artifact_entry(cfg, g, precision, "engine", path, info))
     if options.int8:
         artifacts += int8_engines(cfg, out, options, result, step)
     if options.verify:
@@ -63,7 +63,7 @@ def build_engines(model, cfg, out: Path, options: ExportOptions, result: ExportR
 
         try:
             built = [precision] + (["int8"] if options.int8 else [])
-            gates, metrics = verify(model, out, built, _crops(cfg, options), runner, fmt="engine")
+            gates, metrics = verify(model, out, built, parity_crops(cfg, options), runner, fmt="engine")
         finally:
             for backend in opened:
                 backend.close()
@@ -82,8 +82,8 @@ def int8_engines(cfg: Any, out: Path, options: ExportOptions, result: ExportResu
 
     artifacts = []
     for g in EMBEDDERS:
-        step(f"building TensorRT engine {_file(g, 'int8', 'engine')} (explicit quantization)")
-        source, path = out / f"{g}.int8.trt.onnx", out / _file(g, "int8", "engine")
+        step(f"building TensorRT engine {graph_file(g, 'int8', 'engine')} (explicit quantization)")
+        source, path = out / f"{g}.int8.trt.onnx", out / graph_file(g, "int8", "engine")
         built = build_engine(source, path, engine_shapes(cfg, g, options.batch), fp16=False, int8=True,
                              workspace_gb=options.workspace_gb, timing_cache=out / TIMING_CACHE,
                              float_ok=float_convolutions_of(onnx.load(str(source))))
@@ -91,5 +91,5 @@ def int8_engines(cfg: Any, out: Path, options: ExportOptions, result: ExportResu
         info = {"version": built.version, "gpu": built.gpu, "compute_capability": built.compute_capability,
                 "profile": dict(zip(("min", "opt", "max"), options.batch)), "strongly_typed": True,
                 "layer_precisions": built.precisions, "source": source.name, "portable": False, "note": ENGINE_NOTE}
-        artifacts.append(_artifact(cfg, g, "int8", "engine", path, info))
+        artifacts.append(artifact_entry(cfg, g, "int8", "engine", path, info))
     return artifacts

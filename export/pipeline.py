@@ -25,7 +25,8 @@ from hicmd.export.staging import Staging
 from hicmd.runtime.manifest import MANIFEST_NAME, Artifact, InputSpec, Manifest, TensorSpec, sha256_file
 from hicmd.modality import MODALITIES
 
-__all__ = ["ExportOptions", "ExportResult", "run_export", "verify", "artifact_specs", "engine_shapes"]
+__all__ = ["ExportOptions", "ExportResult", "run_export", "verify", "artifact_specs", "artifact_entry", "engine_shapes",
+           "graph_file", "parity_crops"]
 
 GRAPHS = ("rgb", "ir", "generator")
 EMBEDDERS = MODALITIES  # the INT8 precision has embedders only: the generator stays FP32 / FP16
@@ -90,7 +91,8 @@ def engine_shapes(cfg, graph: str, batch: tuple[int, int, int]) -> dict:
     return {t.name: tuple((b, *t.shape[1:]) for b in batch) for t in inputs}
 
 
-def _artifact(cfg, graph: str, precision: str, fmt: str, path: Path, tensorrt: dict | None = None) -> Artifact:
+def artifact_entry(cfg, graph: str, precision: str, fmt: str, path: Path, tensorrt: dict | None = None) -> Artifact:
+    """The manifest's entry for one written graph or engine: its tensors, precision and hash."""
     inputs, outputs = artifact_specs(cfg, graph)
     name = graph if precision == "fp32" else f"{graph}.{precision}"
     return Artifact(name=name, role="generator" if graph == "generator" else "embedder",
@@ -98,7 +100,8 @@ def _artifact(cfg, graph: str, precision: str, fmt: str, path: Path, tensorrt: d
                     file=path.name, sha256=sha256_file(path), inputs=inputs, outputs=outputs, tensorrt=tensorrt)
 
 
-def _file(graph: str, precision: str, fmt: str = "onnx") -> str:
+def graph_file(graph: str, precision: str, fmt: str = "onnx") -> str:
+    """The file name of a graph ("rgb", "ir", "generator") at a precision: rgb.onnx, rgb.fp16.onnx, ir.int8.engine."""
     return f"{graph}.{fmt}" if precision == "fp32" else f"{graph}.{precision}.{fmt}"
 
 
@@ -116,7 +119,7 @@ def verify(model, folder: Path, precisions: list[str], crops: P.Crops,
         embeddings = {}
         for modality in MODALITIES:
             name = modality if precision == "fp32" else f"{modality}.{precision}"
-            out = run(folder / _file(modality, precision, fmt), {EMBEDDER_INPUT: crops.images[modality]})
+            out = run(folder / graph_file(modality, precision, fmt), {EMBEDDER_INPUT: crops.images[modality]})
             embeddings[modality] = out["embedding"]
             g, metrics[name] = P.embedder_gates(name, precision, out["embedding"], ref.embedding[modality],
                                                 fmt == "engine")
@@ -130,7 +133,7 @@ def verify(model, folder: Path, precisions: list[str], crops: P.Crops,
         if precision == "int8":
             continue
         name = "generator" if precision == "fp32" else f"generator.{precision}"
-        out = run(folder / _file("generator", precision, fmt),
+        out = run(folder / graph_file("generator", precision, fmt),
                   {"prototype": ref.prototype["rgb"][:n], "attribute": ref.attribute["ir"][:n]})
         g, metrics[name] = P.generator_gates(name, precision, out[GENERATOR_OUTPUT], ref.image,
                                                  fmt == "engine")
@@ -141,7 +144,8 @@ def verify(model, folder: Path, precisions: list[str], crops: P.Crops,
     return gates, metrics
 
 
-def _crops(cfg, options: ExportOptions) -> P.Crops:
+def parity_crops(cfg, options: ExportOptions) -> P.Crops:
+    """The crops the parity gates compare on: the dataset's (--data) or SynthVI's own."""
     m = cfg.model
     if options.data:
         return P.dataset_crops(options.data, m.height, m.width, options.crops)
@@ -173,7 +177,7 @@ def _stream_gates(cfg, out: Path, options: ExportOptions, per_modality: int = 12
         recs = [recs[i] for i in np.linspace(0, len(recs) - 1, min(per_modality, len(recs))).round().astype(int)]
         images[modality] = np.stack([read_image(r.path, cfg.model.height, cfg.model.width) for r in recs])
         pids[modality] = np.asarray([r.pid for r in recs])
-    runners = {m: onnx_embedder(out / _file(m, "fp32")) for m in MODALITIES}
+    runners = {m: onnx_embedder(out / graph_file(m, "fp32")) for m in MODALITIES}
     try:
         return measure_gates(lambda x, m: runners[m](x), images, pids, f"{kind} test split, {trial=}")
     except ValueError as exc:
@@ -223,8 +227,8 @@ def _export(model, cfg, checkpoint: Path, out: Path, options: ExportOptions,  # 
         step(f"INT8: reading {options.int8.crops} calibration crops per modality from {options.int8.calib}")
         calibration = read_calibration(options.int8, cfg.model.height, cfg.model.width)
     for g in GRAPHS:
-        step(f"exporting {_file(g, 'fp32')}")
-        path = out / _file(g, "fp32")
+        step(f"exporting {graph_file(g, 'fp32')}")
+        path = out / graph_file(g, "fp32")
         if g == "generator":
             export_generator(model, path, options.opset)
         else:
@@ -232,25 +236,25 @@ def _export(model, cfg, checkpoint: Path, out: Path, options: ExportOptions,  # 
         result.files.append(path)
     if options.fp16:
         for g in GRAPHS:
-            step(f"converting {_file(g, 'fp16')}")
-            convert_fp16(out / _file(g, "fp32"), out / _file(g, "fp16"), fp32_scopes(wrappers[g]))
-            result.files.append(out / _file(g, "fp16"))
+            step(f"converting {graph_file(g, 'fp16')}")
+            convert_fp16(out / graph_file(g, "fp32"), out / graph_file(g, "fp16"), fp32_scopes(wrappers[g]))
+            result.files.append(out / graph_file(g, "fp16"))
     openvino_int8: list[Artifact] = []  # OpenVINO's own INT8 IRs, when nncf is installed
     if options.int8:
         from hicmd.export.int8 import write_int8
         from hicmd.export.int8_openvino import nncf_stage
 
         result.parity["int8"] = write_int8(out, options.int8, calibration, step)
-        result.files += [out / _file(g, "int8") for g in EMBEDDERS]
-        openvino_int8 = nncf_stage(out, calibration, result, lambda *a: _artifact(cfg, *a), step)
+        result.files += [out / graph_file(g, "int8") for g in EMBEDDERS]
+        openvino_int8 = nncf_stage(out, calibration, result, lambda *a: artifact_entry(cfg, *a), step)
     for p in precisions:
         for g in EMBEDDERS if p == "int8" else GRAPHS:
-            result.opcheck[_file(g, p)] = _opcheck(out / _file(g, p), p)
-            artifacts.append(_artifact(cfg, g, p, "onnx", out / _file(g, p)))
+            result.opcheck[graph_file(g, p)] = _opcheck(out / graph_file(g, p), p)
+            artifacts.append(artifact_entry(cfg, g, p, "onnx", out / graph_file(g, p)))
     artifacts += openvino_int8
     if options.verify:
         step("parity: ONNX Runtime (CPU) vs PyTorch")
-        crops = _crops(cfg, options)
+        crops = parity_crops(cfg, options)
         gates, metrics = verify(model, out, precisions, crops)
         result.gates += gates
         result.parity["onnx"] = metrics
