@@ -32,8 +32,9 @@ def build_engines(model, cfg, out: Path, options: ExportOptions, result: ExportR
 
         forms = [write_tensorrt_form(out / graph_file(g, "int8")) for g in EMBEDDERS]
         result.files += forms
-        result.trtexec += [trtexec_command(f.name, graph_file(g, "int8", "engine"), engine_shapes(cfg, g, options.batch),
-                                           TIMING_CACHE, options.workspace_gb) for g, f in zip(EMBEDDERS, forms)]
+        result.trtexec += [trtexec_command(f.name, graph_file(g, "int8", "engine"),
+                                           engine_shapes(cfg, g, options.batch), TIMING_CACHE, options.workspace_gb)
+                           for g, f in zip(EMBEDDERS, forms)]
     result.engine_problem = tensorrt_problem()
     if result.engine_problem:
         return []
