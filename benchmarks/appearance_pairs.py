@@ -28,6 +28,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from hicmd.data.synthvi_video import clip_folders
 from hicmd.runtime.atomic import write_atomically
 from hicmd.runtime.detect import read_mot
 
@@ -111,13 +112,6 @@ def stills_wins(data: Path, embed: Embed, images: int, seed: int = 0) -> tuple[i
     return wins, total
 
 
-def _clips(paths: list[str]) -> list[Path]:
-    found = []
-    for path in map(Path, paths):
-        found += [path] if (path / "clip.json").is_file() else sorted(p.parent for p in path.rglob("clip.json"))
-    return found
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("clips", nargs="+")
@@ -129,7 +123,7 @@ def main() -> None:
     args = parser.parse_args()
     from hicmd.runtime.embedder import Embedder
 
-    clips = _clips(args.clips)
+    clips = clip_folders(args.clips)
     if not clips:
         raise SystemExit(f"no clip.json under {', '.join(args.clips)}: give clip folders (hicmd synth --videos)")
     seconds = [float(s) for s in args.seconds.split(",")]

@@ -22,6 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from hicmd.data.synthvi_video import clip_folders
 from hicmd.runtime.atomic import write_atomically
 from hicmd.runtime.detect import read_mot
 from hicmd.runtime.selfcal import SelfCalOptions
@@ -81,8 +82,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="also write every pair's errors to this JSON file")
     args = parser.parse_args()
     windows = [float(w) for w in args.windows.split(",")]
-    clips = sorted({c.parent for root in args.clips for c in ([root / "clip.json"] if (root / "clip.json").is_file()
-                                                             else root.rglob("clip.json"))})
+    clips = clip_folders(args.clips)
     if not clips:
         raise SystemExit("no clip folders (with clip.json) under " + ", ".join(map(str, args.clips)))
     rng = np.random.default_rng(args.seed)

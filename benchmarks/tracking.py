@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hicmd.data.synthvi_video import clip_folders
 from hicmd.runtime.detect import read_mot
 from hicmd.runtime.idmetrics import camera_metrics
 from hicmd.runtime.options import StreamOptions
@@ -40,15 +41,6 @@ def track_clip(clip: Path, info: dict, camera: str, recover: int, steadiness: fl
     return out
 
 
-def clip_folders(paths: list[str]) -> list[Path]:
-    found = []
-    for path in map(Path, paths):
-        found += [path] if (path / "clip.json").is_file() else sorted(p.parent for p in path.rglob("clip.json"))
-    if not found:
-        raise SystemExit(f"no clip folders (with clip.json) under {' '.join(paths)}")
-    return found
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("clips", nargs="+")
@@ -57,7 +49,10 @@ def main() -> None:
     parser.add_argument("--per-clip", action="store_true")
     args = parser.parse_args()
     pooled: dict[tuple[str, str], list[dict]] = {}
-    for clip in clip_folders(args.clips):
+    clips = clip_folders(args.clips)
+    if not clips:
+        raise SystemExit(f"no clip folders (with clip.json) under {' '.join(args.clips)}")
+    for clip in clips:
         info = json.loads((clip / "clip.json").read_text())
         for camera in ("rgb", "ir"):
             scores = camera_metrics(read_mot(clip / f"gt_{camera}.txt"),

@@ -7,7 +7,7 @@ import json
 import cv2
 import numpy as np
 
-from hicmd.data.synthvi_video import write_clip, write_videos
+from hicmd.data.synthvi_video import clip_folders, write_clip, write_videos
 
 
 def _mot(path):
@@ -74,3 +74,13 @@ def test_write_videos_picks_test_ids(tmp_path):
         meta = json.loads((folder / "clip.json").read_text())
         assert 3 <= len(meta["identities"]) <= 4 and set(meta["identities"]) <= {2, 5, 8, 11, 14}
     assert json.loads((written[1] / "clip.json").read_text())["fps"]["ir"] == 5
+
+
+def test_clip_folders_are_found_given_or_under_a_folder(tmp_path):
+    for name in ("set/videos/clip02", "set/videos/clip01", "other/clip01"):
+        (tmp_path / name).mkdir(parents=True)
+        (tmp_path / name / "clip.json").write_text("{}")
+    (tmp_path / "set/videos/notes").mkdir()
+    assert clip_folders([tmp_path / "set", tmp_path / "other/clip01"]) == [
+        tmp_path / "set/videos/clip01", tmp_path / "set/videos/clip02", tmp_path / "other/clip01"]
+    assert clip_folders([str(tmp_path / "set/videos/notes")]) == []

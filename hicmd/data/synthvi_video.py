@@ -28,7 +28,7 @@ from hicmd.data.synthvi_camera import RIGS, PinholeCamera, make_rig, rig_homogra
 from hicmd.modality import MODALITIES
 from hicmd.runtime.atomic import staged_folder
 
-__all__ = ["Walker", "write_clip", "write_videos"]
+__all__ = ["Walker", "clip_folders", "write_clip", "write_videos"]
 
 
 @dataclass(frozen=True)
@@ -299,3 +299,11 @@ def write_videos(out: str | Path, pids: list[int], seed: int, clips: int = 2, fr
         if progress:
             progress(1)
     return written
+
+
+def clip_folders(paths: list[str] | list[Path]) -> list[Path]:
+    """The clip folders (those holding a clip.json, as `write_clip` leaves them) among `paths` or under them."""
+    found: list[Path] = []
+    for path in map(Path, paths):
+        found += [path] if (path / "clip.json").is_file() else sorted(p.parent for p in path.rglob("clip.json"))
+    return found
