@@ -25,16 +25,30 @@ def _free_udp_port() -> int:
         return sock.getsockname()[1]
 
 
-def _stream(clip: Path, port: int, gop: int) -> subprocess.Popen:
-    """Loop a clip in real time as MPEG-TS (MPEG-2 video) to 127.0.0.1 only.
+def _stream(clip: Path, port: int, gop: int, timeout: float = 20.0) -> subprocess.Popen:
+    """Loop a clip in real time as MPEG-TS (MPEG-2 video) to 127.0.0.1 only; returns once frames are going out.
 
     A keyframe (with the sequence header) every 0.4-0.5 s, as low-latency senders do: a receiver that joins
-    mid-stream must see one within its 1 s probe to learn the frame size.
+    mid-stream must see one within its 1 s probe to learn the frame size. Waiting for ffmpeg's first progress line
+    with a frame: the stream gives a network source 2.5 s to send something before it says "no data", and ffmpeg
+    started beside a busy test worker on 2 cores has taken longer than that to get going.
     """
-    return subprocess.Popen([FFMPEG, "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i",
-                             str(clip), "-c:v", "mpeg2video", "-g", str(gop), "-q:v", "4", "-f", "mpegts",
-                             f"udp://127.0.0.1:{port}?pkt_size=1316"],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([FFMPEG, "-hide_banner", "-loglevel", "error", "-progress", "pipe:1", "-stats_period",
+                             "0.1", "-re", "-stream_loop", "-1", "-i", str(clip), "-c:v", "mpeg2video", "-g", str(gop),
+                             "-q:v", "4", "-f", "mpegts", f"udp://127.0.0.1:{port}?pkt_size=1316"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    sending = threading.Event()
+
+    def drain() -> None:  # reads every progress line, so ffmpeg never blocks on a full pipe
+        for line in proc.stdout:
+            if line.startswith(b"frame=") and int(line[6:]) > 0:
+                sending.set()
+
+    threading.Thread(target=drain, daemon=True).start()
+    if not sending.wait(timeout):
+        proc.kill()
+        raise AssertionError(f"ffmpeg sent no frame to port {port} within {timeout} s")
+    return proc
 
 
 def _wait(predicate, timeout: float, what: str) -> float:
@@ -77,7 +91,6 @@ def test_udp_camera_drops_and_recovers_keeping_ids(tmp_path):
 
     worker = threading.Thread(target=run, daemon=True)
     try:
-        time.sleep(0.3)  # let ffmpeg start sending
         worker.start()
         _wait(lambda: len(seen("match")) >= 3 or "error" in result, 25, "three matches")
         assert "error" not in result, result.get("error")
@@ -89,10 +102,10 @@ def test_udp_camera_drops_and_recovers_keeping_ids(tmp_path):
         _wait(lambda: seen("source_down", "ir"), 10, "source_down")
         time.sleep(0.5)
         procs["ir"] = _stream(clip / "ir.mp4", ports["ir"], gops["ir"])
-        restarted = time.monotonic()
+        restarted = time.monotonic()  # frames are going out again
         t_up = _wait(lambda: seen("source_up", "ir"), 10, "source_up")
-        # the listening reader resumes with the first keyframe, not after a reopen (5 s after source_down); the
-        # time includes starting ffmpeg, which took 2.05 s once with the other test worker busy on both cores
+        # the listening reader resumes with the first keyframe (within 0.4 s of sending), not after a reopen (5 s
+        # after source_down)
         assert t_up - restarted < 3.0, f"recovered after {t_up - restarted:.2f} s"
         # the reported outage is the real one, from the last frame received (frames still buffered in the socket
         # can arrive a little after the kill), not from the source_down event, which comes 1.5 s after that frame
