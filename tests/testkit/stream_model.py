@@ -6,10 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
-import numpy as np
-
-from hicmd.runtime.detect import read_mot
 from testkit.cache import source_key
 
 # The INT8 export's protocol gate (largest R1 / mAP drop, points) on the fixture's split (tests/conftest.py
@@ -37,28 +33,9 @@ def cache_key() -> str:
 def crops_to_regdb(clips: list[Path], out: Path, min_height: int = 40) -> None:
     """The gt boxes of `clips`, every frame, cut out as a re-id training set in the RegDB layout; every other
     frame's box jittered as much as the clips' det.txt boxes are (5 % of the box per side)."""
-    rng = np.random.default_rng(0)
-    lines: dict[str, list[str]] = {"rgb": [], "ir": []}
-    for clip in clips:
-        for cam, folder in (("rgb", "Visible"), ("ir", "Thermal")):
-            gt, capture, frame = read_mot(clip / f"gt_{cam}.txt"), cv2.VideoCapture(str(clip / f"{cam}.mp4")), 0
-            while True:
-                ok, image = capture.read()
-                if not ok:
-                    break
-                frame += 1
-                for x1, y1, x2, y2, _, pid in gt.get(frame, []):
-                    if y2 - y1 < min_height:
-                        continue
-                    if frame % 2:
-                        w, h = x2 - x1, y2 - y1
-                        x1, y1, x2, y2 = np.array([x1, y1, x2, y2]) + rng.normal(0, 0.05, 4) * [w, h, w, h]
-                        x1, y1 = max(0.0, x1), max(0.0, y1)
-                    rel = f"{folder}/{int(pid)}/{clip.name}_{frame:04d}.png"
-                    (out / rel).parent.mkdir(parents=True, exist_ok=True)
-                    cv2.imwrite(str(out / rel), image[int(y1):int(y2), int(x1):int(x2)])
-                    lines[cam].append(f"{rel} {PIDS.index(int(pid))}")
-            capture.release()
+    from hicmd.data.footage import write_crops
+
+    lines = write_crops(clips, out, {pid: k for k, pid in enumerate(PIDS)}, min_height=min_height)
     (out / "idx").mkdir(parents=True, exist_ok=True)
     for cam, name in (("rgb", "visible"), ("ir", "thermal")):
         for stage in ("train", "test"):  # the reader wants both; only train is used
