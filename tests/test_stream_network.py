@@ -41,7 +41,7 @@ def _stream(clip: Path, port: int, gop: int, timeout: float = 20.0) -> subproces
 
     def drain() -> None:  # reads every progress line, so ffmpeg never blocks on a full pipe
         for line in proc.stdout:
-            if line.startswith(b"frame=") and int(line[6:]) > 0:
+            if line.startswith(b"frame=") and line[6:].strip().isdigit() and int(line[6:]) > 0:
                 sending.set()
 
     threading.Thread(target=drain, daemon=True).start()
@@ -66,7 +66,14 @@ def test_udp_camera_drops_and_recovers_keeping_ids(tmp_path):
     clip = make_clip(tmp_path / "clip", seconds=3.0, people=people)
     ports = {"rgb": _free_udp_port(), "ir": _free_udp_port()}
     gops = {"rgb": 5, "ir": 2}  # 10 fps and 5 fps clips
-    procs = {cam: _stream(clip / f"{cam}.mp4", port, gops[cam]) for cam, port in ports.items()}
+    procs: dict[str, subprocess.Popen] = {}
+    try:
+        for cam, port in ports.items():
+            procs[cam] = _stream(clip / f"{cam}.mp4", port, gops[cam])
+    except BaseException:  # the one already sending loops forever
+        for proc in procs.values():
+            proc.kill()
+        raise
     events: list[tuple[float, dict]] = []
     lock = threading.Lock()
 
