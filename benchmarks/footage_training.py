@@ -18,11 +18,10 @@ import json
 import shutil
 from pathlib import Path
 
-from hicmd.data.footage import write_crops
+from hicmd.data.footage import write_crops, write_index
 from hicmd.data.synthvi_camera import RIGS
 from hicmd.data.synthvi_video import write_videos
-
-INDEX = {"rgb": "visible", "ir": "thermal"}
+from hicmd.data.synthvi_write import REGDB_NAMES
 
 
 def stills_labels(data: Path) -> dict[int, int]:
@@ -47,13 +46,10 @@ def build(data: Path, out: Path, clips: int, frames: int, every: int, min_height
                                  frames=frames, rig=rig)
     crops = write_crops(rendered, work / "footage", labels, every=every, min_height=min_height)
     (work / "stills").symlink_to(data.resolve(), target_is_directory=True)
-    (work / "idx").mkdir()
-    for cam, name in INDEX.items():
-        for stage in ("train", "test"):
-            stills = [f"stills/{line}" for line in (data / "idx" / f"{stage}_{name}_1.txt").read_text().split("\n")
-                      if line.strip()]
-            footage = [f"footage/{line}" for line in crops[cam]] if stage == "train" else []
-            (work / "idx" / f"{stage}_{name}_1.txt").write_text("\n".join(stills + footage) + "\n")
+    stills = {(stage, cam): [f"stills/{line}" for line in (data / "idx" / f"{stage}_{name}_1.txt").read_text().split(
+        "\n") if line.strip()] for stage in ("train", "test") for cam, (_, _, name) in REGDB_NAMES.items()}
+    write_index(work, {cam: stills["train", cam] + [f"footage/{line}" for line in crops[cam]] for cam in crops},
+                {cam: stills["test", cam] for cam in crops})
     work.rename(out)
     return {cam: len(lines) for cam, lines in crops.items()}
 

@@ -108,7 +108,6 @@ IN_PLACE_OK = {
     "runtime/trackfiles.py": "track files are appended line by line while the stream runs",
     "runtime/atomic.py": "the writer itself",
     "benchmarks/ort_int8_fusion.py": "scratch graphs in a temporary folder",
-    "benchmarks/footage_training.py": "into FOLDER.partial, renamed into place when complete",
     "hicmd/data/footage.py": "crops into the caller's folder, which names them in its index afterwards "
                              "(footage_training.py: a .partial folder renamed when complete)",
 }

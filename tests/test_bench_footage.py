@@ -8,7 +8,7 @@ import cv2
 import pytest
 
 from hicmd.data import regdb_split
-from hicmd.data.synthvi_write import write_regdb
+from hicmd.data.synthvi_write import REGDB_NAMES, write_regdb
 from hicmd.runtime.detect import read_mot
 
 BENCH = Path(__file__).parents[1] / "benchmarks" / "footage_training.py"
@@ -32,7 +32,7 @@ def _lines(path: Path) -> list[str]:
 def test_the_folder_holds_the_stills_and_crops_of_the_training_people_under_the_stills_labels(built):
     root, counts = built
     labels = bench.stills_labels(root / "data")
-    for cam, name in bench.INDEX.items():
+    for cam, (_, _, name) in REGDB_NAMES.items():
         train = _lines(root / "train" / "idx" / f"train_{name}_1.txt")
         stills = _lines(root / "data" / "idx" / f"train_{name}_1.txt")
         assert train[:len(stills)] == [f"stills/{line}" for line in stills]
@@ -45,7 +45,7 @@ def test_the_folder_holds_the_stills_and_crops_of_the_training_people_under_the_
         assert _lines(root / "train" / "idx" / f"test_{name}_1.txt") == [f"stills/{line}" for line in test]
     records = regdb_split(root / "train", "train")  # every listed image is there, as the training reader wants
     assert len(records) == sum(counts.values()) + sum(
-        len(_lines(root / "data" / "idx" / f"train_{name}_1.txt")) for name in bench.INDEX.values())
+        len(_lines(root / "data" / "idx" / f"train_{name}_1.txt")) for _, _, name in REGDB_NAMES.values())
     assert {r.pid for r in records} == set(labels)  # the footage people are the stills' training people
     assert not (root / "train.partial").exists()
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from hicmd.data.synthvi_write import REGDB_NAMES
+from hicmd.runtime.atomic import write_atomically
 from hicmd.runtime.detect import read_mot
 
-__all__ = ["write_crops"]
-
-FOLDERS = {"rgb": "Visible", "ir": "Thermal"}  # the RegDB layout's modality folders
+__all__ = ["write_crops", "write_index"]
 
 
 def write_crops(clips: list[Path], out: Path, labels: dict[int, int], every: int = 1, min_height: int = 40,
@@ -29,7 +29,7 @@ def write_crops(clips: list[Path], out: Path, labels: dict[int, int], every: int
     rng = np.random.default_rng(seed)
     lines: dict[str, list[str]] = {"rgb": [], "ir": []}
     for clip in clips:
-        for cam, folder in FOLDERS.items():
+        for cam, (folder, _, _) in REGDB_NAMES.items():
             gt, capture, frame = read_mot(clip / f"gt_{cam}.txt"), cv2.VideoCapture(str(clip / f"{cam}.mp4")), 0
             while True:
                 ok, image = capture.read()
@@ -55,3 +55,11 @@ def write_crops(clips: list[Path], out: Path, labels: dict[int, int], every: int
                     lines[cam].append(f"{rel} {labels[int(pid)]}")
             capture.release()
     return lines
+
+
+def write_index(out: Path, train: dict[str, list[str]], test: dict[str, list[str]]) -> None:
+    """OUT/idx/{train,test}_{visible,thermal}_1.txt: each camera's index lines, as the RegDB reader wants them."""
+    (out / "idx").mkdir(parents=True, exist_ok=True)
+    for stage, lines in (("train", train), ("test", test)):
+        for cam, (_, _, name) in REGDB_NAMES.items():
+            write_atomically(out / "idx" / f"{stage}_{name}_1.txt", "\n".join(lines[cam]) + "\n")

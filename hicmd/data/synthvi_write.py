@@ -19,9 +19,10 @@ from hicmd.data.synthvi import render
 from hicmd.data.synthvi_body import Identity, sample_identity, sample_pose
 from hicmd.runtime.atomic import write_atomically
 
-__all__ = ["identities", "split_ids", "write_regdb"]
+__all__ = ["REGDB_NAMES", "identities", "split_ids", "write_regdb"]
 
-_MODALITY = {"rgb": ("Visible", "v", "visible"), "ir": ("Thermal", "t", "thermal")}
+# the RegDB layout per modality: image folder, file-name letter, index-file name
+REGDB_NAMES = {"rgb": ("Visible", "v", "visible"), "ir": ("Thermal", "t", "thermal")}
 
 
 def identities(n: int, seed: int) -> list[Identity]:
@@ -37,7 +38,7 @@ def split_ids(n: int, seed: int, trial: int) -> tuple[list[int], list[int]]:
 
 
 def _write_person(out: Path, ident: Identity, modality: str, count: int, seed: int, size: tuple[int, int]) -> list[str]:
-    folder, letter, _ = _MODALITY[modality]
+    folder, letter, _ = REGDB_NAMES[modality]
     (out / folder / str(ident.pid)).mkdir(parents=True, exist_ok=True)
     rels = []
     for i in range(count):
@@ -68,7 +69,7 @@ def write_regdb(out: str | Path, ids: int, images_per_modality: int = 10, seed: 
         stale.unlink(missing_ok=True)
     files: dict[int, dict[str, list[str]]] = {}
     for ident in identities(ids, seed):
-        files[ident.pid] = {m: _write_person(out, ident, m, images_per_modality, seed, size) for m in _MODALITY}
+        files[ident.pid] = {m: _write_person(out, ident, m, images_per_modality, seed, size) for m in REGDB_NAMES}
         if progress:
             progress(1)
     (out / "idx").mkdir(parents=True, exist_ok=True)
@@ -77,7 +78,7 @@ def write_regdb(out: str | Path, ids: int, images_per_modality: int = 10, seed: 
         train, test = split_ids(ids, seed, trial)
         splits[trial] = {"train": train, "test": test}
         for stage, pids in (("train", train), ("test", test)):
-            for modality, (_, _, name) in _MODALITY.items():
+            for modality, (_, _, name) in REGDB_NAMES.items():
                 lines = [f"{rel} {label}" for label, pid in enumerate(pids) for rel in files[pid][modality]]
                 write_atomically(out / "idx" / f"{stage}_{name}_{trial}.txt", "\n".join(lines) + "\n")
     summary = {
