@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import os
 import subprocess
 import sys
@@ -100,6 +101,31 @@ def test_non_finite_steps_are_skipped_then_training_stops(data, tmp_path, monkey
     # the skipped step left the weights alone: iteration 2 was never saved, last.pt is still iteration 1
     assert load_checkpoint(out / "last.pt")["iteration"] == 1
     assert not (out / "checkpoints" / "iter_0000002.pt").exists()
+
+
+def test_a_finite_loss_with_non_finite_gradients_is_skipped_too(data, tmp_path, monkeypatch):
+    # The tiny recipe's ID-PIG phase after a long warm-up once took such a step: finite loss, NaN gradients, and
+    # every weight NaN from then on. sqrt at 0 is that step in small: value 0, gradient inf * 0 = NaN.
+    calls = {"n": 0}
+    real = hicmd.losses.code_l2_pull
+
+    def nan_gradient_from_second_step(*codes):
+        calls["n"] += 1
+        value = real(*codes)
+        return value + torch.sqrt((codes[0] - codes[0].detach()).sum() * 0) if calls["n"] >= 2 else value
+
+    monkeypatch.setattr(hicmd.losses, "code_l2_pull", nan_gradient_from_second_step)
+    out = tmp_path / "run"
+    sets = [a for s in [*MICRO, "train.max_nonfinite=5", "train.save_every=1"] for a in ("--set", s)]
+    result = CliRunner().invoke(app, ["train", "--config", "tiny", *sets, "--data", data, "--out", str(out),
+                                      "--iters", "3", "--no-eval", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader((out / "log.csv").open()))
+    assert all(math.isfinite(float(r["TOT_G"])) for r in rows)  # the loss itself stayed finite throughout
+    assert [r["G_skipped"] for r in rows] == ["0.0", "1.0", "1.0"]
+    # the weights never took the NaN step: last.pt is iteration 1, and the command says so
+    assert load_checkpoint(out / "last.pt")["iteration"] == 1
+    assert "holds iteration 1, not 3" in " ".join(result.output.split())
 
 
 @pytest.mark.parametrize(

@@ -76,6 +76,10 @@ def command(
     console.print(f"trained {summary.trained} iterations in {summary.seconds:.0f} s "
                   f"({summary.it_per_s} it/s), {summary.skipped} non-finite steps skipped, "
                   f"{summary.corrupt} unreadable images; checkpoint {summary.checkpoint}")
+    if summary.checkpoint_iteration != summary.iterations:  # never hide that the last steps were not kept
+        held = f"iteration {summary.checkpoint_iteration}" if summary.checkpoint_iteration else "nothing"
+        console.print(f"warning: {summary.checkpoint} holds {held}, not {summary.iterations}: the steps after it "
+                      "were non-finite (the warnings above), so their weights were not saved", style="yellow")
     if summary.eval:
         from hicmd.evaluation.report import print_results
 

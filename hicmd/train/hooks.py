@@ -97,11 +97,12 @@ class SaveHook:
     def __init__(self, run: Run):
         self.run = run
         self.last: Path | None = run.resumed_from  # the last good checkpoint, which a non-finite stop names
+        self.iteration: int | None = run.start if run.resumed_from else None  # the one last.pt holds
 
     def after_step(self, step: Step) -> None:
         run = self.run
         if step.due(run.cfg.train.save_every) and run.trainer.consecutive == 0 and finite_weights(run.model):
-            self.last = self._save(step.iteration) or self.last
+            self.last, self.iteration = self._save(step.iteration) or self.last, step.iteration
 
     def after_train(self) -> None:
         pass

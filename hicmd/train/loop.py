@@ -38,6 +38,7 @@ class TrainSummary:
     skipped: int  # non-finite steps skipped over the whole run
     corrupt: int  # unreadable training images
     checkpoint: Path  # last.pt
+    checkpoint_iteration: int | None  # the iteration last.pt holds: before `iterations` when the last steps failed
     world_size: int
     rank: int
     weights_sha1: str  # equal on every rank: the replicas stayed identical
@@ -78,7 +79,8 @@ def train(
         summary = TrainSummary(
             iterations=iters, trained=trained, seconds=round(seconds, 2),
             it_per_s=round(trained / seconds, 4) if seconds else None, skipped=run.trainer.skipped,
-            corrupt=run.sampler.corrupt, checkpoint=run.out / "last.pt", world_size=proc.world, rank=proc.rank,
+            corrupt=run.sampler.corrupt, checkpoint=run.out / "last.pt", checkpoint_iteration=saver.iteration,
+            world_size=proc.world, rank=proc.rank,
             weights_sha1=weights_digest(run.model),
         )
         for hook in hooks:
