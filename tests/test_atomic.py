@@ -109,7 +109,7 @@ IN_PLACE_OK = {
     "runtime/atomic.py": "the writer itself",
     "benchmarks/ort_int8_fusion.py": "scratch graphs in a temporary folder",
     "hicmd/data/footage.py": "crops into the caller's folder, which names them in its index afterwards "
-                             "(footage_training.py: a .partial folder renamed when complete)",
+                             "(add_footage: a .partial folder renamed when complete)",
 }
 WRITES = re.compile(r"\.write_(text|bytes)\(|\.savefig\(|cv2\.imwrite\(|VideoWriter\(|onnx\.save\(|torch\.save\("
                     r"|\bopen\([^)]*[\"'][wax]b?\+?[\"']|\.open\([\"'][wax]")

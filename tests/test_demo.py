@@ -53,3 +53,8 @@ def test_report_collects_metrics_pictures_and_video_frame(tmp_path: Path) -> Non
     assert (tmp_path / "stream" / "frame.png").is_file() and "stream/frame.png" in md
     assert "<img src='eval/cmc.png'" in report_html.read_text()
     assert "Latency" not in md  # no benchmark was run, so the report does not pretend there was one
+
+    # a run that ends in the HFL warm-up has an untrained generator: its grid is noise, so the report says why not
+    (tmp_path / "run" / "config.json").write_text(json.dumps({"train": {"warmup_id": 500}}))
+    md = write_report(DemoPlan(out=tmp_path))[0].read_text()
+    assert "run/samples/iter_0000500.png" not in md and "never trained" in md

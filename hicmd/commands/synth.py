@@ -13,7 +13,7 @@ from hicmd.errors import UserError
 
 NAME = "synth"
 EXAMPLES = ("hicmd synth -o data/synthvi --ids 200",
-            "hicmd synth -o data/synthvi --ids 200 --videos --rig bispectrum   # + paired RGB/IR clips")
+            "hicmd synth -o data/synthvi --ids 200 --videos --rig bispectrum --footage 60   # + clips, footage crops")
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -37,6 +37,9 @@ def command(
     rig: Rig = typer.Option(Rig.bispectrum, "--rig", help="Camera rig of the clips: a bi-spectrum camera (RGB and "
                             "thermal sensors side by side) or two separately mounted cameras (partial overlap, "
                             "and one more person per clip whom only one of them sees)."),
+    footage: int = typer.Option(0, "--footage", help="Also walk the training identities through this many clips "
+                                "of each rig and add their people, cut at the true boxes every 4th frame, to the "
+                                "training list (footage/): a model that has seen people as the stream sees them."),
 ) -> None:
     """Write SynthVI, the procedural visible-infrared dataset, in the RegDB layout."""
     import time
@@ -44,6 +47,8 @@ def command(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from hicmd.data.footage import FOOTAGE_SUMMARY, add_footage
+    from hicmd.data.synthvi_camera import RIGS
     from hicmd.data.synthvi_write import split_ids, write_regdb
 
     height, width = _size(size)
@@ -55,6 +60,9 @@ def command(
         raise UserError("--clips must be >= 1 and --frames >= 10")
     if videos and ids - ids // 2 < 3:
         raise UserError(f"--videos walks 3-4 test identities per clip; use --ids 6 or more (got {ids})")
+    if footage < 0 or (footage and (trials > 1 or ids // 2 < 3)):
+        raise UserError("--footage needs a count >= 0, --trials 1 (the crops join trial 1's training list) and "
+                        f"--ids 6 or more (3+ training identities walk in each clip); got {footage}, {trials}, {ids}")
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a folder")
     try:
@@ -64,6 +72,8 @@ def command(
 
     console = Console(stderr=True)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    # a folder whose footage is not yet re-listed must not look complete (the demo skips synth on footage.json)
+    (out / FOOTAGE_SUMMARY).unlink(missing_ok=True)
     start = time.perf_counter()
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("identities", total=ids)
@@ -82,4 +92,11 @@ def command(
             written = write_videos(out / "videos", test_ids, seed, clips=clips, frames=frames, y16=y16,
                                    progress=lambda k: progress.advance(task, k), rig=rig.value)
         summary += f"; {len(written)} clips x {frames} frames in {out / 'videos'} ({time.perf_counter() - start:.1f} s)"
+    if footage:
+        start = time.perf_counter()
+        with Progress(*columns, console=console, transient=True) as progress:
+            task = progress.add_task("footage clips", total=len(RIGS) * footage)
+            crops = add_footage(out, footage, progress=lambda k: progress.advance(task, k))
+        summary += (f"; {crops['rgb']} RGB + {crops['ir']} IR footage crops of the training identities in "
+                    f"{out / 'footage'} ({time.perf_counter() - start:.1f} s)")
     typer.echo(summary)

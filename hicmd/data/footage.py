@@ -2,12 +2,16 @@
 stream embeds (20-60 px people cut tight at a detector's box), not like the 128x64 stills of `hicmd synth`.
 
 A model trained on the stills alone prefers the right pairing of two held-out people on footage 75 % of the time,
-with footage crops of its training people added 86 % (README, "Appearance trained on footage crops"); the stream
-test fixture trains on such crops of the people it then watches (tests/testkit/stream_model.py).
+with footage crops of its training people added 86 %, trained three times as long 92-95 % (README, "Appearance
+trained on footage crops"). `hicmd synth --footage N` adds such crops to a SynthVI folder's training list
+(`add_footage`); the stream test fixture trains on crops of the people it then watches (tests/testkit).
 """
 
 from __future__ import annotations
 
+import json
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -17,7 +21,9 @@ from hicmd.data.synthvi_write import REGDB_NAMES
 from hicmd.runtime.atomic import write_atomically
 from hicmd.runtime.detect import read_mot
 
-__all__ = ["write_crops", "write_index"]
+__all__ = ["FOOTAGE_SUMMARY", "add_footage", "write_crops", "write_index"]
+
+FOOTAGE_SUMMARY = "footage.json"  # written last by add_footage: its presence means the crops are all listed
 
 
 def write_crops(clips: list[Path], out: Path, labels: dict[int, int], every: int = 1, min_height: int = 40,
@@ -63,3 +69,39 @@ def write_index(out: Path, train: dict[str, list[str]], test: dict[str, list[str
     for stage, lines in (("train", train), ("test", test)):
         for cam, (_, _, name) in REGDB_NAMES.items():
             write_atomically(out / "idx" / f"{stage}_{name}_1.txt", "\n".join(lines[cam]) + "\n")
+
+
+def add_footage(data: Path, clips: int, frames: int = 300, every: int = 4, min_height: int = 12,
+                progress: Callable[[int], None] | None = None) -> dict[str, int]:
+    """Walk the trial-1 training people of the SynthVI folder DATA through `clips` clips of each rig, cut every
+    `every`-th frame's people (`write_crops`) into DATA/footage and append them to DATA's trial-1 training lists
+    under the stills' labels; DATA/footage.json, written last, records it. Returns each camera's crop count.
+
+    The clips only serve the cutting and are deleted. The crops are staged in DATA/footage.partial and the lists
+    rewritten after the rename, so a run stopped halfway leaves the stills' lists as `write_regdb` wrote them."""
+    from hicmd.data.synthvi_camera import RIGS
+    from hicmd.data.synthvi_video import write_videos
+
+    meta = json.loads((data / "synthvi.json").read_text())
+    labels = {pid: label for label, pid in enumerate(meta["trials"]["1"]["train"])}  # write_regdb's labels
+    (data / FOOTAGE_SUMMARY).unlink(missing_ok=True)
+    work, final = data / "footage.partial", data / "footage"
+    shutil.rmtree(work, ignore_errors=True)
+    rendered = []
+    for rig in RIGS:
+        rendered += write_videos(work / "clips" / rig, sorted(labels), seed=int(meta["seed"]), clips=clips,
+                                 frames=frames, rig=rig, progress=progress)
+    crops = write_crops(rendered, work, labels, every=every, min_height=min_height)
+    shutil.rmtree(work / "clips")
+    shutil.rmtree(final, ignore_errors=True)
+    work.rename(final)
+    for cam, (_, _, name) in REGDB_NAMES.items():
+        stills = (data / "idx" / f"train_{name}_1.txt").read_text().rstrip("\n").split("\n")
+        stills = [line for line in stills if not line.startswith("footage/")]  # a list already extended: once
+        write_atomically(data / "idx" / f"train_{name}_1.txt",
+                         "\n".join(stills + [f"footage/{line}" for line in crops[cam]]) + "\n")
+    counts = {cam: len(lines) for cam, lines in crops.items()}
+    write_atomically(data / FOOTAGE_SUMMARY, json.dumps(
+        {"clips_per_rig": clips, "frames": frames, "every": every, "min_height": min_height, "crops": counts,
+         "people": sorted(labels), "trial": 1}, indent=1))
+    return counts
