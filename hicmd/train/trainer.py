@@ -77,8 +77,9 @@ class Trainer:
     def _step(self, loss: Tensor, names: Iterable[str], scaler: torch.amp.GradScaler,
               params: list[nn.Parameter]) -> bool:
         """Backward + optimiser steps, unless the loss or (unscaled) a gradient is non-finite on any rank: then
-        nothing changes. A finite loss can still give non-finite gradients (in the tiny recipe's ID-PIG phase after a
-        4,200-iteration warm-up it did, at iteration 4,343 of two runs), and one such step makes every weight NaN."""
+        nothing changes. A finite loss can still give non-finite gradients, and one such step makes the weights NaN
+        for good (a step of the tiny recipe's ID-PIG phase after a 4,200-iteration warm-up did that to the generator
+        and encoders, at iteration 4,343 of two runs, before this check)."""
         finite = torch.isfinite(loss.detach()).float()
         if _distributed():
             dist.all_reduce(finite, op=dist.ReduceOp.MIN)
