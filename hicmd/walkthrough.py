@@ -1,8 +1,9 @@
-"""`hicmd demo`: the whole job on SynthVI, one command, no downloads, minutes on a CPU.
+"""`hicmd demo`: the whole job on SynthVI, one command, no downloads, about half an hour on 2 CPU cores.
 
 Each step is the CLI verb a user would type, run as a subprocess and printed first, so the demo doubles as a
-tour of the commands. A step whose output already exists is reused (`fresh=True` redoes everything). The run ends
-with a summary of where every artifact is and a one-page report (markdown + HTML) with the pictures.
+tour of the commands. A step that finished before with the same command line is reused (steps.json records them;
+`fresh=True` redoes everything). The run ends with a summary of where every artifact is and a one-page report
+(markdown + HTML) with the pictures.
 """
 
 from __future__ import annotations
@@ -125,6 +126,15 @@ def _video_frame(video: Path, out: Path, events: Path | None = None) -> Path | N
     return write_image(out, frame)
 
 
+def _finished(record: Path) -> dict[str, list[str]]:
+    """steps.json: what each finished step ran; an unreadable or missing record reuses nothing."""
+    try:
+        finished = json.loads(record.read_text())
+    except (OSError, ValueError):
+        return {}
+    return finished if isinstance(finished, dict) else {}
+
+
 def _warmup(config: Path) -> int:
     """The run's train.warmup_id (0 without a readable config.json: then every grid is shown)."""
     try:
@@ -222,12 +232,22 @@ def run_demo(plan: DemoPlan, fresh: bool = False, console: Console | None = None
     timings.add_column("step")
     timings.add_column("seconds", justify="right")
     start = time.perf_counter()
-    for step in _steps(plan):
-        if step.done.exists():
+    # A step is reused only when it finished with the same command line: a folder from another recipe (or another
+    # hicmd) is rebuilt from the first step that differs, and every step after it, which reads its output.
+    record, steps, redo = plan.out / "steps.json", _steps(plan), False
+    finished = _finished(record)  # verb -> the arguments it last finished with
+    for index, step in enumerate(steps):
+        redo = redo or finished.get(step.args[0]) != step.args or not step.done.exists()
+        if not redo:
             console.print(f"[dim]reusing {step.done} (--fresh to redo): {step.name}[/dim]")
             timings.add_row(step.name, "reused")
             continue
+        # forget this step and the later ones first: a run stopped inside it must not leave them looking reusable
+        finished = {s.args[0]: finished[s.args[0]] for s in steps[:index] if s.args[0] in finished}
+        write_atomically(record, json.dumps(finished, indent=1))
         timings.add_row(step.name, f"{_run(step, console):.0f}")
+        finished[step.args[0]] = step.args
+        write_atomically(record, json.dumps(finished, indent=1))
     report_md, report_html = write_report(plan)
     timings.add_row("total", f"{time.perf_counter() - start:.0f}")
     console.print(timings)

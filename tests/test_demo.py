@@ -58,3 +58,45 @@ def test_report_collects_metrics_pictures_and_video_frame(tmp_path: Path) -> Non
     (tmp_path / "run" / "config.json").write_text(json.dumps({"train": {"warmup_id": 500}}))
     md = write_report(DemoPlan(out=tmp_path))[0].read_text()
     assert "run/samples/iter_0000500.png" not in md and "never trained" in md
+
+
+def test_a_step_is_reused_only_when_it_finished_with_the_same_command(tmp_path: Path, monkeypatch) -> None:
+    import hicmd.walkthrough as walkthrough
+
+    ran: list[str] = []
+
+    def fake_run(step, console):  # the step "runs": it leaves its marker, or fails at the verb named in `fail`
+        if step.args[0] == fail:
+            raise walkthrough.DemoStepFailed(f"{step.args[0]} failed")
+        ran.append(step.args[0])
+        step.done.parent.mkdir(parents=True, exist_ok=True)
+        step.done.write_text("done")
+        return 0.0
+
+    monkeypatch.setattr(walkthrough, "_run", fake_run)
+    monkeypatch.setattr(walkthrough, "write_report", lambda plan: (plan.out / "r.md", plan.out / "r.html"))
+    verbs = [step.args[0] for step in _steps(DemoPlan(out=tmp_path, bench=False))]
+    fail = None
+    walkthrough.run_demo(DemoPlan(out=tmp_path, bench=False))
+    assert ran == verbs
+    ran.clear()
+    walkthrough.run_demo(DemoPlan(out=tmp_path, bench=False))
+    assert ran == []  # everything finished with the same command lines
+    # another recipe: synth is reused, train and everything after it (which read its output) are redone
+    walkthrough.run_demo(DemoPlan(out=tmp_path, bench=False, iters=7))
+    assert ran == verbs[1:]
+    # a run stopped inside export leaves export and the steps after it unreusable, though their markers exist
+    ran.clear()
+    fail = "export"
+    with pytest.raises(walkthrough.DemoStepFailed):
+        walkthrough.run_demo(DemoPlan(out=tmp_path, bench=False))
+    assert ran == ["train", "eval"]
+    ran.clear()
+    fail = None
+    walkthrough.run_demo(DemoPlan(out=tmp_path, bench=False))
+    assert ran == verbs[verbs.index("export"):]
+    # a folder from before steps.json (or with it unreadable) reuses nothing
+    ran.clear()
+    (tmp_path / "steps.json").write_text("{not json")
+    walkthrough.run_demo(DemoPlan(out=tmp_path, bench=False))
+    assert ran == verbs
