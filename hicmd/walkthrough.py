@@ -63,7 +63,7 @@ def _steps(plan: DemoPlan) -> list[Step]:
     iters = STREAM_RECIPE if plan.iters is None else ["--iters", str(plan.iters)]
     footage = ["--footage", str(plan.footage)] if plan.footage else []
     steps = [
-        Step("synthesise SynthVI images, videos and footage crops of the training people",
+        Step("synthesise SynthVI images and videos" + (", footage crops of the training people" if footage else ""),
              ["synth", "--out", str(data), "--ids", str(plan.ids), "--videos", "--frames", "300", "--rig",
               "bispectrum", *footage], data / ("footage.json" if plan.footage else "synthvi.json")),
         Step("train the tiny config",
