@@ -72,7 +72,7 @@ def command(
 
     console = Console(stderr=True)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    # a folder whose footage is not yet re-listed must not look complete (the demo skips synth on footage.json)
+    # footage.json says the crops are in the training lists, which write_regdb is about to rewrite without them
     (out / FOOTAGE_SUMMARY).unlink(missing_ok=True)
     start = time.perf_counter()
     with Progress(*columns, console=console, transient=True) as progress:

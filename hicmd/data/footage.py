@@ -21,7 +21,7 @@ from hicmd.data.synthvi_write import REGDB_NAMES
 from hicmd.runtime.atomic import write_atomically
 from hicmd.runtime.detect import read_mot
 
-__all__ = ["FOOTAGE_SUMMARY", "add_footage", "write_crops", "write_index"]
+__all__ = ["FOOTAGE_SUMMARY", "add_footage", "write_crops"]
 
 FOOTAGE_SUMMARY = "footage.json"  # written last by add_footage: its presence means the crops are all listed
 
@@ -61,14 +61,6 @@ def write_crops(clips: list[Path], out: Path, labels: dict[int, int], every: int
                     lines[cam].append(f"{rel} {labels[int(pid)]}")
             capture.release()
     return lines
-
-
-def write_index(out: Path, train: dict[str, list[str]], test: dict[str, list[str]]) -> None:
-    """OUT/idx/{train,test}_{visible,thermal}_1.txt: each camera's index lines, as the RegDB reader wants them."""
-    (out / "idx").mkdir(parents=True, exist_ok=True)
-    for stage, lines in (("train", train), ("test", test)):
-        for cam, (_, _, name) in REGDB_NAMES.items():
-            write_atomically(out / "idx" / f"{stage}_{name}_1.txt", "\n".join(lines[cam]) + "\n")
 
 
 def add_footage(data: Path, clips: int, frames: int = 300, every: int = 4, min_height: int = 12,

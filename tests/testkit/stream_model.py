@@ -33,10 +33,15 @@ def cache_key() -> str:
 def crops_to_regdb(clips: list[Path], out: Path, min_height: int = 40) -> None:
     """The gt boxes of `clips`, every frame, cut out as a re-id training set in the RegDB layout; every other
     frame's box jittered as much as the clips' det.txt boxes are (5 % of the box per side)."""
-    from hicmd.data.footage import write_crops, write_index
+    from hicmd.data.footage import write_crops
+    from hicmd.data.synthvi_write import REGDB_NAMES
+    from hicmd.runtime.atomic import write_atomically
 
     lines = write_crops(clips, out, {pid: k for k, pid in enumerate(PIDS)}, min_height=min_height)
-    write_index(out, lines, lines)  # the reader wants both; only train is used
+    (out / "idx").mkdir(parents=True, exist_ok=True)
+    for cam, (_, _, name) in REGDB_NAMES.items():
+        for stage in ("train", "test"):  # the reader wants both; only train is used
+            write_atomically(out / "idx" / f"{stage}_{name}_1.txt", "\n".join(lines[cam]) + "\n")
 
 
 def build(root: Path) -> None:
