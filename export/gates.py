@@ -2,11 +2,15 @@
 
 A cosine-distance gate is not a constant: each model has its own distance scale, and a model for unseen people
 places the same person farther apart across modalities than one that knows them. So export measures, on the
-dataset's held-out test split, the distances the stream will compare:
+dataset's held-out test split or on crops of people cut at their true boxes from clips with ground truth
+(`--gate-clips`: footage like the stream's, 20-60 px people cut tight, which a model places farther apart than the
+128x64 stills it was trained on), the distances the stream will compare:
 - match (and gallery): cross-modality distances between "tracklets" (the mean of a few crops of one person in one
   modality, as a track's EMA embedding is). In simulated scenes of `people` in view, the assignment picks each RGB
   tracklet's nearest IR tracklet; the gate is the largest distance at which those picks are right `precision` of the
-  time (one update: the stream's confirmation over several updates makes its matches surer still).
+  time (one update: the stream's confirmation over several updates makes its matches surer still). On footage the
+  others in a scene are people of the same clip (the look-alikes one camera pair really sees), and a person is
+  one person within a clip only (clips' gt ids need not name the same person across clips).
 - split: single crops against their own tracklet within a modality; the gate lets 1 % of same-person crops through
   as "someone else" (a split needs two in a row).
 Each gate comes with the figures it gives, so a user can see what the stream will do with it.
@@ -20,9 +24,13 @@ from typing import Callable
 import numpy as np
 from hicmd.modality import MODALITIES
 
-__all__ = ["measure_gates", "tracklets"]
+__all__ = ["GateClipsError", "footage_images", "measure_gates", "tracklets"]
 
 PER_TRACKLET = 3
+
+
+class GateClipsError(ValueError):
+    """The gate clips gave too few people to measure the gates on (`hicmd export --gate-clips`)."""
 
 
 def tracklets(embeddings: np.ndarray, pids: np.ndarray, per: int = PER_TRACKLET) -> tuple[np.ndarray, np.ndarray]:
@@ -37,17 +45,23 @@ def tracklets(embeddings: np.ndarray, pids: np.ndarray, per: int = PER_TRACKLET)
     return np.asarray(means, np.float32), np.asarray(ids)
 
 
-def _scenes(dist: np.ndarray, same: np.ndarray, people: int, draws: int = 4000, seed: int = 0):
-    """Simulated scenes: an RGB tracklet, its person's IR tracklet and people - 1 others'. Returns, per scene, the
-    distance of the nearest IR candidate and whether it is the right person (what the assignment would pick)."""
+def _scenes(dist: np.ndarray, same: np.ndarray, people: int, together: np.ndarray | None = None,
+            draws: int = 4000, seed: int = 0):
+    """Simulated scenes: an RGB tracklet, its person's IR tracklet and people - 1 tracklets of others (drawn where
+    `together`, (N, M) bool, allows: anyone's by default; in a clip of few people two can be one person's). Returns,
+    per scene, the distance of the nearest IR candidate and whether it is the right person (what the assignment
+    would pick)."""
     rng = np.random.default_rng(seed)
+    others = ~same if together is None else ~same & together
+    rows = [r for r in range(len(dist)) if same[r].any() and others[r].sum() >= people - 1]
+    if not rows:
+        raise ValueError(f"no scene of {people} people to draw (too few people seen by both cameras)")
     nearest, right = [], []
-    rows = [r for r in range(len(dist)) if same[r].any() and (~same[r]).sum() >= people - 1]
     for _ in range(draws):
         r = rows[rng.integers(len(rows))]
         partner = rng.choice(np.flatnonzero(same[r]))
-        others = rng.choice(np.flatnonzero(~same[r]), people - 1, replace=False)
-        cand = dist[r, np.r_[partner, others]]
+        rest = rng.choice(np.flatnonzero(others[r]), people - 1, replace=False)
+        cand = dist[r, np.r_[partner, rest]]
         nearest.append(cand.min())
         right.append(cand.argmin() == 0)
     return np.asarray(nearest), np.asarray(right)
@@ -65,15 +79,22 @@ def _match_gate(nearest: np.ndarray, right: np.ndarray, precision: float) -> dic
 
 
 def measure_gates(embed: Callable[[np.ndarray, str], np.ndarray], images: dict[str, np.ndarray],
-                  pids: dict[str, np.ndarray], source: str, precision: float = 0.95, people: int = 4) -> dict:
-    """`embed(uint8 NHWC images, modality) -> unit embeddings`; images / pids per modality of a test split."""
+                  pids: dict[str, np.ndarray], source: str, precision: float = 0.95, people: int = 4,
+                  scene: dict[str, np.ndarray] | None = None) -> dict:
+    """`embed(uint8 NHWC images, modality) -> unit embeddings`; images / pids per modality of a test split or of
+    footage (then `scene`, per modality and image, names the clip: a scene's people come from one clip)."""
     emb = {m: embed(images[m], m) for m in MODALITIES}
     tr = {m: tracklets(emb[m], pids[m]) for m in MODALITIES}
     if min(len(tr[m][0]) for m in tr) < 4:
         raise ValueError("too few test images per identity to measure gates (need 3+ per person and modality)")
     dist = 1.0 - tr["rgb"][0] @ tr["ir"][0].T
     same = tr["rgb"][1][:, None] == tr["ir"][1][None]
-    match = _match_gate(*_scenes(dist, same, people), precision)
+    together = None
+    if scene is not None:  # a tracklet's clip is its person's (ids are per clip)
+        clip_of = {m: dict(zip(pids[m].tolist(), scene[m].tolist())) for m in MODALITIES}
+        rgb_clip, ir_clip = (np.asarray([clip_of[m][pid] for pid in tr[m][1].tolist()]) for m in MODALITIES)
+        together = rgb_clip[:, None] == ir_clip[None]
+    match = _match_gate(*_scenes(dist, same, people, together), precision)
     within = []
     for m in MODALITIES:
         means, ids = tr[m]
@@ -92,6 +113,30 @@ def measure_gates(embed: Callable[[np.ndarray, str], np.ndarray], images: dict[s
                       "different_cross_median": float(np.median(dist[~same])),
                       "same_within_median": float(np.median(within_all))},
     }
+
+
+def footage_images(clips: list[Path], height: int, width: int, every: int = 2, min_height: int = 12):
+    """(images, pids, scene) per modality: the people of clips with ground truth (gt_rgb.txt / gt_ir.txt beside
+    rgb.mp4 / ir.mp4, as `hicmd synth --videos` writes them) cut at their boxes every `every`-th frame, every second
+    such box jittered like a detector's (hicmd.data.footage.cut_people), as uint8 RGB at the model's input size.
+    A person is (clip, gt id); `scene` is the clip's index."""
+    import cv2
+
+    from hicmd.data.footage import cut_people
+    from hicmd.data.io import resize_rgb
+
+    images: dict[str, list[np.ndarray]] = {m: [] for m in MODALITIES}
+    pids: dict[str, list[int]] = {m: [] for m in MODALITIES}
+    scene: dict[str, list[int]] = {m: [] for m in MODALITIES}
+    for index, clip in enumerate(clips):
+        for cam, _, pid, crop in cut_people(clip, every, min_height, rng=np.random.default_rng(index)):
+            images[cam].append(resize_rgb(cv2.cvtColor(crop, cv2.COLOR_BGR2RGB), height, width))
+            pids[cam].append(index * 1_000_000 + pid)
+            scene[cam].append(index)
+    if not all(images.values()):
+        raise ValueError(f"no person of at least {min_height} px in both cameras' gt files")
+    return ({m: np.stack(v) for m, v in images.items()}, {m: np.asarray(v) for m, v in pids.items()},
+            {m: np.asarray(v) for m, v in scene.items()})
 
 
 def onnx_embedder(path: Path, threads: int | None = None) -> Callable[[np.ndarray], np.ndarray]:

@@ -47,6 +47,7 @@ class ExportOptions:
     weak_fp16: bool = False  # TensorRT 10.x only: FP32 graph + BuilderFlag.FP16
     crops: int = 64
     int8: Any = None  # hicmd.export.int8.Int8Options: also write rgb/ir.int8.onnx, gated
+    gate_clips: tuple[Path, ...] = ()  # clip folders with gt: the stream's gates measured on their people, not stills
 
 
 @dataclass
@@ -164,10 +165,22 @@ def _opcheck(path: Path, precision: str) -> list[str]:
 
 
 def _stream_gates(cfg, out: Path, options: ExportOptions, per_modality: int = 1200) -> dict[str, Any]:
-    """The match / split / gallery gates of this model, measured with its exported FP32 graphs (export/gates.py)."""
+    """The match / split / gallery gates of this model, measured with its exported FP32 graphs (export/gates.py)
+    on the people of `options.gate_clips` if given, else on the --data test split."""
+    from hicmd.export.gates import GateClipsError, footage_images, measure_gates, onnx_embedder
+
+    runners = {m: onnx_embedder(out / graph_file(m, "fp32")) for m in MODALITIES}
+    embed = lambda x, m: runners[m](x)  # noqa: E731
+    if options.gate_clips:  # clips the user named for it: too few people in them fails the export
+        try:
+            images, pids, scene = footage_images(list(options.gate_clips), cfg.model.height, cfg.model.width)
+            people = len(set(pids["rgb"].tolist()) & set(pids["ir"].tolist()))
+            return measure_gates(embed, images, pids, f"footage: {len(options.gate_clips)} clips, {people} people "
+                                 "seen by both cameras, cut at their gt boxes", scene=scene)
+        except ValueError as exc:
+            raise GateClipsError(f"{exc}; give clips with more people in view of both cameras") from None
     from hicmd.data import load_split, parse_dataset_spec
     from hicmd.data.io import read_image
-    from hicmd.export.gates import measure_gates, onnx_embedder
 
     kind, root, trial = parse_dataset_spec(options.data)
     records = load_split(kind, root, "query", trial) + load_split(kind, root, "gallery", trial)
@@ -177,9 +190,8 @@ def _stream_gates(cfg, out: Path, options: ExportOptions, per_modality: int = 12
         recs = [recs[i] for i in np.linspace(0, len(recs) - 1, min(per_modality, len(recs))).round().astype(int)]
         images[modality] = np.stack([read_image(r.path, cfg.model.height, cfg.model.width) for r in recs])
         pids[modality] = np.asarray([r.pid for r in recs])
-    runners = {m: onnx_embedder(out / graph_file(m, "fp32")) for m in MODALITIES}
     try:
-        return measure_gates(lambda x, m: runners[m](x), images, pids, f"{kind} test split, {trial=}")
+        return measure_gates(embed, images, pids, f"{kind} test split, {trial=}")
     except ValueError as exc:
         return {"note": f"not measured: {exc}"}
 
@@ -278,8 +290,8 @@ def _export(model, cfg, checkpoint: Path, out: Path, options: ExportOptions,  # 
             refuse_failed_nncf(out, result, artifacts)
     if result.failed or any(result.opcheck.values()):
         return result
-    if options.data:
-        step("measuring the stream's distance gates on the test split")
+    if options.data or options.gate_clips:
+        step(f"measuring the stream's distance gates on the {'gate clips' if options.gate_clips else 'test split'}")
         result.stream_gates = _stream_gates(cfg, out, options)
     if options.engine:
         from hicmd.export.engines import build_engines

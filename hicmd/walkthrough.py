@@ -45,7 +45,8 @@ class DemoPlan:
 # crops: on held-out people's footage it prefers the right pairing of two people 92-95 % of the time, against 75 %
 # for tiny's own 1,450 iterations on stills, and the stream meets every target in more sets of both rigs (README,
 # "The demo's footage recipe"). It ends with the warm-up, untrained generator and all: in the runs measured, the
-# ID-PIG iterations that followed went non-finite at their 144th, so the models measured were these checkpoints.
+# ID-PIG iterations that followed went non-finite at their 144th, so the models measured were these checkpoints;
+# with the trainer's non-finite guard they train on, but 300 of them cost the held-out appearance 3-4 points.
 STREAM_RECIPE = ["--iters", "4000", "--set", "train.warmup_id=4000", "--set", "train.step_size=3150"]
 
 

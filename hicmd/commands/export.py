@@ -56,6 +56,10 @@ def command(
     calib_crops: Annotated[int, typer.Option("--calib-crops", help="INT8 calibration crops per modality.")] = 256,
     int8_max_drop: Annotated[float, typer.Option("--int8-max-drop", help="Largest R1 / mAP drop (points) of INT8 "
                                                  "vs FP32 under the dataset's protocol.")] = 1.0,
+    gate_clips: Annotated[Optional[list[Path]], typer.Option("--gate-clips", help="Clips of people the model never "
+                          "saw, with ground truth (rgb.mp4, ir.mp4, gt_rgb.txt, gt_ir.txt as hicmd synth --videos "
+                          "writes), or folders of them: the stream's gates are measured on their people cut at the "
+                          "true boxes instead of on the --data test split (repeatable).")] = None,
 ) -> None:
     """Export a checkpoint to ONNX (and FP16 ONNX, TensorRT engines) with parity gates and manifest.json."""
     from rich.console import Console
@@ -63,6 +67,7 @@ def command(
     from rich.table import Table
 
     from hicmd.data import DataError
+    from hicmd.export.gates import GateClipsError
     from hicmd.export.int8 import CalibrationError
     from hicmd.export.pipeline import ExportOptions, run_export
 
@@ -76,7 +81,8 @@ def command(
         console.print("[yellow]warning: --no-verify: the parity gates are skipped; the manifest records that[/]")
     options = ExportOptions(fp16=fp16, engine=engine or trt_weak_fp16, batch=profile, opset=opset,
                             verify=not no_verify, data=data, workspace_gb=workspace_gb, weak_fp16=trt_weak_fp16,
-                            int8=_int8_options(int8, calib, calib_method.value, calib_crops, int8_max_drop, no_verify))
+                            int8=_int8_options(int8, calib, calib_method.value, calib_crops, int8_max_drop, no_verify),
+                            gate_clips=_gate_clips(gate_clips or []))
     try:
         with _StepProgress(Console(stderr=True)) as progress:
             result = run_export(checkpoint, out, options, step=progress.step)
@@ -84,6 +90,8 @@ def command(
         raise UserError(f"--calib {calib}: {exc}") from None
     except DataError as exc:  # --data that cannot give the parity crops
         raise UserError(f"--data {data}: {exc}") from None
+    except GateClipsError as exc:
+        raise UserError(f"--gate-clips: {exc}") from None
 
     if result.gates:
         table = Table(title="parity gates (PyTorch reference)")
@@ -151,6 +159,25 @@ class _StepProgress:
         if kind is None:  # a failed step stays unfinished on screen
             self._finish()
         self.progress.stop()
+
+
+CLIP_FILES = ("rgb.mp4", "ir.mp4", "gt_rgb.txt", "gt_ir.txt")
+
+
+def _gate_clips(paths: list[Path]) -> tuple[Path, ...]:
+    """The clip folders named by --gate-clips (a clip, or a folder of clips), each with its videos and gt files."""
+    clips: list[Path] = []
+    for path in paths:
+        found = [path] if (path / "gt_rgb.txt").is_file() else sorted(p.parent for p in path.rglob("gt_rgb.txt"))
+        if not path.is_dir() or not found:
+            raise UserError(f"--gate-clips {path}: no clip with ground truth there (a folder holding "
+                            f"{', '.join(CLIP_FILES)}, as hicmd synth --videos writes, or a folder of them)")
+        for clip in found:
+            missing = [name for name in CLIP_FILES if not (clip / name).is_file()]
+            if missing:
+                raise UserError(f"--gate-clips: {clip} lacks {', '.join(missing)}")
+        clips += found
+    return tuple(clips)
 
 
 def _int8_options(int8: bool, calib: str | None, method: str, crops: int, max_drop: float, no_verify: bool):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
@@ -21,22 +21,21 @@ from hicmd.data.synthvi_write import REGDB_NAMES
 from hicmd.runtime.atomic import write_atomically
 from hicmd.runtime.detect import read_mot
 
-__all__ = ["FOOTAGE_SUMMARY", "add_footage", "write_crops"]
+__all__ = ["FOOTAGE_SUMMARY", "add_footage", "cut_people", "write_crops"]
 
 FOOTAGE_SUMMARY = "footage.json"  # written last by add_footage: its presence means the crops are all listed
 
 
-def write_crops(clips: list[Path], out: Path, labels: dict[int, int], every: int = 1, min_height: int = 40,
-                jitter: float = 0.05, seed: int = 0) -> dict[str, list[str]]:
-    """Cut every `every`-th frame's gt boxes of `labels`' people out of `clips` into OUT/Visible|Thermal/PID/, every
-    second such frame's boxes jittered by `jitter` of the box per side (Gaussian sigma), as the clips' det.txt boxes
-    are. Returns each camera's RegDB index lines ("relative/path.png label"); people under `min_height` px are
-    left out (too small to say who they are)."""
-    rng = np.random.default_rng(seed)
-    lines: dict[str, list[str]] = {"rgb": [], "ir": []}
-    for clip in clips:
-        for cam, (folder, _, _) in REGDB_NAMES.items():
-            gt, capture, frame = read_mot(clip / f"gt_{cam}.txt"), cv2.VideoCapture(str(clip / f"{cam}.mp4")), 0
+def cut_people(clip: Path, every: int = 1, min_height: int = 40, jitter: float = 0.05,
+               rng: np.random.Generator | None = None,
+               keep: Callable[[int], bool] = lambda pid: True) -> Iterator[tuple[str, int, int, np.ndarray]]:
+    """(camera, frame, person, BGR crop) for every `every`-th frame's gt boxes of a clip, every second such frame's
+    boxes jittered by `jitter` of the box per side (Gaussian sigma), as the clips' det.txt boxes are. People under
+    `min_height` px (too small to say who they are) and those `keep` refuses are left out."""
+    rng = rng if rng is not None else np.random.default_rng(0)
+    for cam in REGDB_NAMES:
+        gt, capture, frame = read_mot(clip / f"gt_{cam}.txt"), cv2.VideoCapture(str(clip / f"{cam}.mp4")), 0
+        try:
             while True:
                 ok, image = capture.read()
                 if not ok:
@@ -45,21 +44,32 @@ def write_crops(clips: list[Path], out: Path, labels: dict[int, int], every: int
                 if frame % every:
                     continue
                 for x1, y1, x2, y2, _, pid in gt.get(frame, []):
-                    if y2 - y1 < min_height or int(pid) not in labels:
+                    if y2 - y1 < min_height or not keep(int(pid)):
                         continue
                     if (frame // every) % 2:
                         w, h = x2 - x1, y2 - y1
                         x1, y1, x2, y2 = np.array([x1, y1, x2, y2]) + rng.normal(0, jitter, 4) * [w, h, w, h]
                         x1, y1 = max(0.0, x1), max(0.0, y1)
                     crop = image[int(y1):int(y2), int(x1):int(x2)]
-                    if not crop.size:  # jittered off the image
-                        continue
-                    rel = f"{folder}/{int(pid)}/{clip.parent.name}_{clip.name}_{frame:04d}.png"
-                    (out / rel).parent.mkdir(parents=True, exist_ok=True)
-                    if not cv2.imwrite(str(out / rel), crop):
-                        raise OSError(f"could not write {out / rel}")
-                    lines[cam].append(f"{rel} {labels[int(pid)]}")
+                    if crop.size:  # not jittered off the image
+                        yield cam, frame, int(pid), crop
+        finally:
             capture.release()
+
+
+def write_crops(clips: list[Path], out: Path, labels: dict[int, int], every: int = 1, min_height: int = 40,
+                jitter: float = 0.05, seed: int = 0) -> dict[str, list[str]]:
+    """Cut `labels`' people out of `clips` (`cut_people`) into OUT/Visible|Thermal/PID/. Returns each camera's
+    RegDB index lines ("relative/path.png label")."""
+    rng = np.random.default_rng(seed)
+    lines: dict[str, list[str]] = {"rgb": [], "ir": []}
+    for clip in clips:
+        for cam, frame, pid, crop in cut_people(clip, every, min_height, jitter, rng, keep=labels.__contains__):
+            rel = f"{REGDB_NAMES[cam][0]}/{pid}/{clip.parent.name}_{clip.name}_{frame:04d}.png"
+            (out / rel).parent.mkdir(parents=True, exist_ok=True)
+            if not cv2.imwrite(str(out / rel), crop):
+                raise OSError(f"could not write {out / rel}")
+            lines[cam].append(f"{rel} {labels[pid]}")
     return lines
 
 

@@ -1,0 +1,130 @@
+"""The stream's distance gates measured at export (export/gates.py): on a test split's stills or on the people of
+clips with ground truth (`hicmd export --gate-clips`)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hicmd.data.synthvi_video import write_videos
+from hicmd.export.gates import footage_images, measure_gates
+from hicmd.runtime.detect import read_mot
+
+
+def _people(centres: np.ndarray, per: int, noise: float, seed: int) -> tuple[dict, dict, np.ndarray]:
+    """`per` crops per person and modality around each person's centre (unit vectors; `noise` per dimension).
+    Images are row numbers into the returned table; the fake embedder looks them up."""
+    rng = np.random.default_rng(seed)
+    table, images, pids = [], {}, {}
+    for modality in ("rgb", "ir"):
+        rows = centres.repeat(per, 0) + rng.normal(0, noise, (len(centres) * per, centres.shape[1]))
+        images[modality] = np.arange(len(table), len(table) + len(rows)).reshape(-1, 1, 1, 1)
+        pids[modality] = np.arange(len(centres)).repeat(per)
+        table += list(rows / np.linalg.norm(rows, axis=1, keepdims=True))
+    return images, pids, np.asarray(table)
+
+
+def _gates(images, pids, table, **kwargs) -> dict:
+    return measure_gates(lambda x, _: table[x.reshape(-1)], images, pids, "test", **kwargs)
+
+
+def _unit(rows: np.ndarray) -> np.ndarray:
+    return rows / np.linalg.norm(rows, axis=-1, keepdims=True)
+
+
+def test_gates_sit_between_same_and_different_people_at_the_precision_asked() -> None:
+    centres = _unit(np.random.default_rng(1).normal(0, 1, (40, 32)))
+    images, pids, table = _people(centres, per=9, noise=0.3, seed=2)  # noisy enough for a few wrong picks
+    gates = _gates(images, pids, table)
+    d, match = gates["distances"], gates["match"]
+    assert d["same_cross_median"] < match["threshold"] < d["different_cross_median"]
+    assert 0.95 <= match["precision"] < 1 and match["recall"] > 0.5  # people this far apart are mostly matched
+    assert d["same_within_median"] < gates["split"]["threshold"] < d["different_cross_median"]
+    strict = _gates(images, pids, table, precision=0.99)["match"]  # surer picks: a tighter gate, fewer of them
+    assert strict["threshold"] < match["threshold"] and strict["recall"] < match["recall"]
+    assert strict["precision"] >= 0.99
+
+
+def test_on_footage_the_others_in_a_scene_are_people_of_the_same_clip() -> None:
+    # Four clips of six people: within a clip they look alike (one clip's look plus a little of their own), across
+    # clips not at all. A gate measured against anyone's tracklets would be loose; against the clip's own
+    # look-alikes, the people one camera pair really sees together, it must be tighter.
+    rng = np.random.default_rng(3)
+    looks = _unit(rng.normal(0, 1, (4, 64)))
+    centres = _unit(looks.repeat(6, 0) + 0.3 * _unit(rng.normal(0, 1, (24, 64))))
+    images, pids, table = _people(centres, per=9, noise=0.1, seed=4)
+    scene = {m: pids[m] // 6 for m in pids}
+    anyone = _gates(images, pids, table)["match"]
+    same_clip = _gates(images, pids, table, scene=scene)["match"]
+    assert same_clip["threshold"] < anyone["threshold"]
+    assert same_clip["recall"] < anyone["recall"]
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> list[Path]:
+    return write_videos(tmp_path_factory.mktemp("gate-clips"), [1, 2, 3, 4, 5], seed=7, clips=2, frames=80)
+
+
+def test_footage_images_are_the_gt_people_per_clip_at_the_model_size(clips: list[Path]) -> None:
+    images, pids, scene = footage_images(clips, 80, 40, every=2)
+    for cam in ("rgb", "ir"):
+        assert images[cam].dtype == np.uint8 and images[cam].shape[1:] == (80, 40, 3)
+        assert len(images[cam]) == len(pids[cam]) == len(scene[cam])
+        assert (pids[cam] // 1_000_000 == scene[cam]).all()  # a person is (clip, gt id)
+        assert set(scene[cam]) == {0, 1}  # both clips have people in both cameras
+        for index, clip in enumerate(clips):
+            gt = read_mot(clip / f"gt_{cam}.txt")
+            boxes = [(f, int(b[5])) for f, rows in gt.items() if f % 2 == 0 for b in rows if b[3] - b[1] >= 12]
+            assert sorted(pids[cam][scene[cam] == index] % 1_000_000) == sorted(pid for _, pid in boxes)
+
+
+def _export(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "hicmd", "export", *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+@pytest.mark.parametrize("layout", ["missing", "empty", "no-video"])
+def test_gate_clips_without_their_files_are_one_line(tmp_path: Path, clips: list[Path], layout: str) -> None:
+    checkpoint = tmp_path / "last.pt"
+    checkpoint.write_bytes(b"never read: the gate clips are checked first")
+    folder = tmp_path / layout
+    if layout == "empty":
+        folder.mkdir()
+    elif layout == "no-video":
+        folder.mkdir()
+        for name in ("rgb.mp4", "gt_rgb.txt", "gt_ir.txt"):
+            (folder / name).write_bytes((clips[0] / name).read_bytes())
+    result = _export(str(checkpoint), "--out", str(tmp_path / "model"), "--gate-clips", str(clips[0]),
+                     "--gate-clips", str(folder))
+    assert result.returncode == 2, result.stderr
+    assert "--gate-clips" in result.stderr and "Traceback" not in result.stderr
+    assert ("lacks ir.mp4" if layout == "no-video" else "no clip with ground truth") in result.stderr
+    assert not (tmp_path / "model").exists()
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_export_records_gates_measured_on_the_clips_and_refuses_clips_with_no_one(tmp_path: Path,
+                                                                                 clips: list[Path]) -> None:
+    from hicmd.export.gates import GateClipsError
+    from hicmd.export.pipeline import ExportOptions, run_export
+    from hicmd.runtime.manifest import load_manifest
+    from testkit.checkpoints import make_checkpoint
+
+    checkpoint = make_checkpoint(tmp_path / "tiny.pt")
+    run_export(checkpoint, tmp_path / "model", ExportOptions(verify=False, gate_clips=tuple(clips)))
+    gates = load_manifest(tmp_path / "model").gates
+    assert gates["source"].startswith("footage: 2 clips") and 0 < gates["match"]["threshold"] <= 2
+    assert str(clips[0].parent) not in (tmp_path / "model" / "manifest.json").read_text()  # no machine paths
+    empty = tmp_path / "empty-clip"
+    empty.mkdir()
+    for name in ("rgb.mp4", "ir.mp4"):
+        (empty / name).write_bytes((clips[0] / name).read_bytes())
+    for name in ("gt_rgb.txt", "gt_ir.txt"):
+        (empty / name).write_text("")
+    with pytest.raises(GateClipsError, match="no person"):
+        run_export(checkpoint, tmp_path / "other", ExportOptions(verify=False, gate_clips=(empty,)))
+    assert not (tmp_path / "other").exists()
