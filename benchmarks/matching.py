@@ -51,11 +51,15 @@ def pooled(cards: list[dict]) -> dict:
             for key in pool:
                 pool[key] += tally[key]
     wrong = [w for card in cards for w in card.get("match_wrong", [])]
+    both = sum(c.get("people_both") or 0 for c in cards)  # recall per person, from the gt alone (scorecard.py)
+    people_found = sum(c.get("people_found") or 0 for c in cards)
     cal = [c["calibration_px"] for c in cards if c.get("calibration_px") is not None]
     after = [c["calibrated_after_s"] for c in cards if c.get("calibrated_after_s") is not None]
     return {"clips": len(cards), "matches": matches, "correct": correct,
             "precision": correct / matches if matches else math.nan, "people": positives, "found": found,
             "recall": found / positives if positives else math.nan, "idf1": mean("idf1"), "hota": mean("hota"),
+            "people_both": both, "people_found": people_found,
+            "people_recall": people_found / both if both else math.nan,
             "by_cue": dict(sorted(by_cue.items())),
             # where the wrong matches come from: a fit in its first second (often two walkers paired the wrong way
             # round), no fit in use (the time cues), or a fit that had held longer
@@ -68,16 +72,22 @@ def pooled(cards: list[dict]) -> dict:
 
 def verdict(row: dict, calibrating: bool) -> dict:
     """Which of the issue's targets a set (its pooled row) misses; a set with no match event misses precision. With
-    geometry (`calibrating`) the fourth: every clip self-calibrated within 5 px by 20 s."""
+    geometry (`calibrating`) the fourth: every clip self-calibrated within 5 px by 20 s. Recall is the scorer's
+    per track pair (a person whose track broke must be matched twice); `meets_per_person` judges it per person,
+    as the issue words it, where the clips' frame rates are known."""
     missed = [name for name, floor in TARGETS.items() if not row[name] >= floor]  # NaN misses too
     if calibrating and row["calibrated_within_5px_by_20s"] < row["clips"]:
         missed.append("calibration")
-    return {"meets": not missed, "missed": missed}
+    per_person = [m for m in missed if m != "recall"]
+    if not row["people_recall"] >= TARGETS["recall"]:  # NaN (frame rates unknown) misses too
+        per_person.append("recall")
+    return {"meets": not missed, "missed": missed, "meets_per_person": not per_person}
 
 
 def summary(sets: list[dict]) -> dict:
     """How many sets meet every target, and how many miss each one."""
     return {"sets": len(sets), "meeting_all": sum(s["meets"] for s in sets),
+            "meeting_all_per_person": sum(s["meets_per_person"] for s in sets),
             "missing": {name: sum(name in s["missed"] for s in sets) for name in (*TARGETS, "calibration")}}
 
 
@@ -152,7 +162,7 @@ def main() -> None:
                 for seed, paths in clips.items():
                     row = pooled([cards[seed, clip.name] for clip in paths])
                     sets.append({"seed": seed, **verdict(row, setting == "geometry"), **{k: row[k] for k in (
-                        "matches", "correct", "precision", "people", "found", "recall", "idf1",
+                        "matches", "correct", "precision", "people", "found", "recall", "people_recall", "idf1",
                         "calibrated_within_5px_by_20s")}})
                     print(f"  {rig:10s} {setting:10s} set {seed}: precision {row['precision']:.3f} "
                           f"({row['correct']}/{row['matches']}) recall {row['recall']:.3f} ({row['found']}/"
@@ -162,11 +172,13 @@ def main() -> None:
                 row = {**pooled(list(cards.values())), "per_set": sets, **summary(sets), "runs": list(cards.values())}
                 table[f"{rig}/{setting}"] = row
                 print(f"{rig:10s} {setting:10s} precision {row['precision']:.3f} ({row['correct']}/{row['matches']}) "
-                      f"recall {row['recall']:.3f} ({row['found']}/{row['people']}) IDF1 {row['idf1']:.3f} "
+                      f"recall {row['recall']:.3f} ({row['found']}/{row['people']}; per person "
+                      f"{row['people_recall']:.3f}, {row['people_found']}/{row['people_both']}) IDF1 {row['idf1']:.3f} "
                       f"HOTA {row['hota']:.3f} calibration {_px(row['calibration_px_median'])} px in "
                       f"{row['calibrated_clips']}/{row['clips']} clips, within 5 px by 20 s in "
                       f"{row['calibrated_within_5px_by_20s']}/{row['clips']}; sets meeting every target "
-                      f"{row['meeting_all']}/{row['sets']} (missing precision / recall / IDF1 / calibration: "
+                      f"{row['meeting_all']}/{row['sets']} ({row['meeting_all_per_person']} with recall per person; "
+                      "missing precision / recall / IDF1 / calibration: "
                       + " / ".join(str(v) for v in row["missing"].values()) + "); correct by cue: "
                       + ", ".join(f"{cue} {v['correct']}/{v['matches']}" for cue, v in row["by_cue"].items())
                       + f"; wrong within 1 s of a fit {row['wrong_within_1s_of_a_fit']}, without a fit "

@@ -181,8 +181,8 @@ def write_report(plan: DemoPlan) -> tuple[Path, Path]:
     score = o / "stream" / "score.json"
     if score.is_file():
         card = json.loads(score.read_text())
-        keys = ("match_precision", "match_recall", "match_matches", "match_positives", "idf1", "hota",
-                "calibration_px", "calibrated_after_s")
+        keys = ("match_precision", "match_recall", "people_recall", "match_matches", "match_positives", "idf1",
+                "hota", "calibration_px", "calibrated_after_s")
         rows = "\n".join(f"| {k} | {card.get(k) if not isinstance(card.get(k), float) else round(card[k], 3)} |"
                          for k in keys)
         parts.append(("md", "## Matching people the model has never seen (appearance + time + self-calibrated "

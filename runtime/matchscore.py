@@ -6,7 +6,9 @@ correct when, over the frames it was held, both tracks covered the same person i
 match's span, not the track's life, because an IoU tracker can switch people where they cross). Precision =
 correct match events / all match events. Recall = correctly matched (RGB, IR) track pairs / track
 pairs of the same id that were both seen over a common span of at least `min_overlap_s`, from confirmation to last
-detection (the pairs the pipeline could have matched; a track coasting after its person left cannot be).
+detection (the pairs the pipeline could have matched; a track coasting after its person left cannot be). A person
+whose track broke in two must be matched twice, so this is stricter than recall per person; the score card also
+gives that one from the ground truth alone (scorecard.py), with the people each correct match followed.
 Match events that name the cue that let them in (`cue`) are also counted per cue: how far each cue can be trusted.
 Each wrong match is listed (when, by which cue, whom each track followed, how long after the self-calibration in
 use was fitted): what tuning the cues starts from.
@@ -39,6 +41,7 @@ class MatchScore:
     found: int  # of those, matched at least once
     by_cue: dict[str, dict[str, int]] = field(default_factory=dict)  # cue -> {"matches": n, "correct": n}
     wrong: list[dict[str, Any]] = field(default_factory=list)  # every wrong match event: see `_wrong_match`
+    people_matched: list[int] = field(default_factory=list)  # the gt ids correct matches followed
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -107,7 +110,7 @@ def score_matches(events: Iterable[dict[str, Any]], frames_rgb: dict[int, dict[i
             spans.append(span)
         elif kind == "match_lost" and (ev["rgb_track"], ev["ir_track"]) in held:
             held.pop((ev["rgb_track"], ev["ir_track"]))[1] = ev
-    good, wrong = [], []
+    good, wrong, people = [], [], set()
     by_cue: dict[str, dict[str, int]] = {}
     for start, end, fit_t in spans:  # right when both tracks followed the same person while the match was held
         r, i = start["rgb_track"], start["ir_track"]
@@ -116,6 +119,7 @@ def score_matches(events: Iterable[dict[str, Any]], frames_rgb: dict[int, dict[i
         right = who_r is not None and who_r == who_i
         if right:
             good.append((r, i))
+            people.add(who_r)
         else:
             wrong.append(_wrong_match(start, who_r, who_i, fit_t))
         if "cue" in start:
@@ -133,7 +137,7 @@ def score_matches(events: Iterable[dict[str, Any]], frames_rgb: dict[int, dict[i
     return MatchScore(precision=len(good) / len(spans) if spans else float("nan"),
                       recall=len(found) / len(positives) if positives else float("nan"),
                       matches=len(spans), correct=len(good), positives=len(positives), found=len(found),
-                      by_cue=dict(sorted(by_cue.items())), wrong=wrong)
+                      by_cue=dict(sorted(by_cue.items())), wrong=wrong, people_matched=sorted(people))
 
 
 def _wrong_match(start: dict[str, Any], who_rgb: int | None, who_ir: int | None,

@@ -16,13 +16,14 @@ from typing import Any
 import numpy as np
 
 from hicmd.errors import HicmdError
+from hicmd.modality import MODALITIES
 
 from .detect import read_mot
 from .geometry import Calibration
 from .idmetrics import identity_metrics
 from .matchscore import read_events, score_run
 
-__all__ = ["ScoreError", "score_card", "calibration_errors"]
+__all__ = ["ScoreError", "score_card", "calibration_errors", "people_recall"]
 
 
 class ScoreError(HicmdError, ValueError):
@@ -33,6 +34,44 @@ def _need(path: Path, what: str) -> Path:
     if not path.exists():
         raise ScoreError(f"{path} not found: {what}")
     return path
+
+
+def _frame_rates(clip_dir: Path) -> dict[str, float] | None:
+    """Each camera's frames per second: clip.json's (SynthVI), else the clip's videos', else None."""
+    clip_json = clip_dir / "clip.json"
+    if clip_json.is_file():
+        fps = json.loads(clip_json.read_text()).get("fps", {})
+        if all(fps.get(cam, 0) > 0 for cam in MODALITIES):
+            return {cam: float(fps[cam]) for cam in MODALITIES}
+    import cv2
+
+    rates = {}
+    for cam in MODALITIES:
+        video = cv2.VideoCapture(str(clip_dir / f"{cam}.mp4"))
+        rates[cam] = float(video.get(cv2.CAP_PROP_FPS)) if video.isOpened() else 0.0
+        video.release()
+    return rates if all(rate > 0 for rate in rates.values()) else None
+
+
+def people_recall(clip_dir: Path, matched: set[int], min_overlap_s: float = 2.0) -> dict[str, Any]:
+    """The issue's recall, from the ground truth alone: of the people both cameras saw over a common span of at
+    least `min_overlap_s` (first to last gt box in each), the share a correct match followed (`matched`). None
+    where the clip's frame rates are unknown (no clip.json, no videos)."""
+    rates = _frame_rates(clip_dir)
+    if rates is None:
+        return {"people_both": None, "people_found": None, "people_recall": None}
+    spans: dict[str, dict[int, tuple[float, float]]] = {}
+    for cam in MODALITIES:
+        frames: dict[int, list[int]] = {}
+        for frame, rows in read_mot(clip_dir / f"gt_{cam}.txt").items():
+            for pid in rows[:, 5].astype(int).tolist():
+                frames.setdefault(pid, []).append(frame)
+        spans[cam] = {pid: ((min(f) - 1) / rates[cam], (max(f) - 1) / rates[cam])  # MOT frames count from 1
+                      for pid, f in frames.items()}
+    both = {pid for pid, (a0, a1) in spans["rgb"].items() if pid in spans["ir"]
+            and min(a1, spans["ir"][pid][1]) - max(a0, spans["ir"][pid][0]) >= min_overlap_s}
+    found = len(both & matched)
+    return {"people_both": len(both), "people_found": found, "people_recall": found / len(both) if both else math.nan}
 
 
 def calibration_errors(events: list[dict[str, Any]], clip: dict[str, Any], gt_rgb: dict[int, np.ndarray],
@@ -71,6 +110,7 @@ def score_card(run: str | Path, clip_dir: str | Path, min_overlap_s: float = 2.0
     card: dict[str, Any] = {"run": str(run), "clip": str(clip_dir), **{f"match_{k}": v for k, v in
                                                                         match.to_dict().items()}}
     card["events_unreadable"] = sum(e.get("event") == "unreadable" for e in events)  # lines a killed run cut short
+    card.update(people_recall(clip_dir, set(match.people_matched), min_overlap_s))
     card.update(identity_metrics(tracks, clip_dir))
     clip_json = clip_dir / "clip.json"
     if clip_json.is_file():

@@ -10,9 +10,10 @@ bench = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(bench)
 
 
-def card(matches, correct, positives, found, idf1, calibrated_after_s=None, wrong_after_fit_s=()):
+def card(matches, correct, positives, found, idf1, calibrated_after_s=None, wrong_after_fit_s=(), people=None):
+    both, people_found = people if people is not None else (positives, found)  # per person (gt) as per track pair
     return {"match_matches": matches, "match_correct": correct, "match_positives": positives, "match_found": found,
-            "idf1": idf1, "hota": 0.5, "calibration_px": 2.0 if calibrated_after_s else None,
+            "people_both": both, "people_found": people_found, "idf1": idf1, "hota": 0.5, "calibration_px": 2.0 if calibrated_after_s else None,
             "calibrated_after_s": calibrated_after_s,
             "match_by_cue": {"geometry": {"matches": matches, "correct": correct}},
             "match_wrong": [{"after_fit_s": after} for after in wrong_after_fit_s]}
@@ -22,7 +23,7 @@ def test_a_set_is_judged_on_its_pooled_counts_and_every_clip_calibrating_by_20_s
     good = [card(4, 4, 4, 4, 0.85, 8.0), card(5, 5, 4, 4, 0.83, 12.5)]
     row = bench.pooled(good)
     assert (row["correct"], row["matches"], row["found"], row["people"]) == (9, 9, 8, 8)
-    assert bench.verdict(row, calibrating=True) == {"meets": True, "missed": []}
+    assert bench.verdict(row, calibrating=True) == {"meets": True, "missed": [], "meets_per_person": True}
     one_wrong = bench.pooled(good + [card(10, 9, 6, 6, 0.9, 5.0, wrong_after_fit_s=[0.3])])  # 18/19 = 0.947: misses
     assert (one_wrong["wrong_within_1s_of_a_fit"], one_wrong["wrong_without_a_fit"]) == (1, 0)
     assert bench.verdict(one_wrong, calibrating=True)["missed"] == ["precision"]
@@ -32,9 +33,13 @@ def test_a_set_is_judged_on_its_pooled_counts_and_every_clip_calibrating_by_20_s
     silent = bench.pooled([card(0, 0, 3, 0, 0.4)])  # no match event: precision is NaN, and that misses
     assert math.isnan(silent["precision"])
     assert bench.verdict(silent, calibrating=True)["missed"] == ["precision", "recall", "idf1", "calibration"]
-    sets = [bench.verdict(r, True) for r in (row, one_wrong, late, silent)]
-    assert bench.summary(sets) == {"sets": 4, "meeting_all": 1,
-                                   "missing": {"precision": 2, "recall": 1, "idf1": 1, "calibration": 2}}
+    # a person whose track broke in two: 7 of 8 track pairs matched (0.875 misses) but all 7 people (per person)
+    broken = bench.pooled([card(7, 7, 8, 7, 0.85, 6.0, people=(7, 7))])
+    assert math.isclose(broken["people_recall"], 1.0) and math.isclose(broken["recall"], 0.875)
+    assert bench.verdict(broken, calibrating=True) == {"meets": False, "missed": ["recall"], "meets_per_person": True}
+    sets = [bench.verdict(r, True) for r in (row, one_wrong, late, silent, broken)]
+    assert bench.summary(sets) == {"sets": 5, "meeting_all": 1, "meeting_all_per_person": 2,
+                                   "missing": {"precision": 2, "recall": 2, "idf1": 1, "calibration": 2}}
 
 
 def test_wrong_matches_are_pooled_by_how_long_the_fit_in_use_had_held():

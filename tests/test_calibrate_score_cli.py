@@ -110,3 +110,20 @@ def test_score_lists_each_wrong_match_with_its_cue_and_the_fit_it_came_after(tmp
     assert card["match_wrong"] == [{"t": 1.0, "cue": "geometry", "rgb_track": 2, "ir_track": 1, "rgb_person": 2,
                                     "ir_person": 1, "after_fit_s": 0.4}]
     assert "wrong matches" in proc.stdout and "2 (2)" in proc.stdout and "1 (1)" in proc.stdout
+    assert card["match_people_matched"] == [1]
+    assert card["people_recall"] is None  # no clip.json, no videos: the frame rates, so who was seen together, unknown
+
+
+def test_recall_per_person_counts_people_both_cameras_saw_together_long_enough(tmp_path):
+    from hicmd.runtime.scorecard import people_recall
+
+    # RGB at 10 fps, IR at 5 fps (SynthVI's odd clips). People 1 and 2: RGB frames 1-30 (0-2.9 s), IR frames 1-15
+    # (0-2.8 s): 2.8 s together, which only the IR camera's own frame rate gives (at 10 fps its 15 frames would be
+    # 1.4 s). Person 3: RGB only. Person 4: RGB 0-1.9 s, IR 1.0-2.8 s: 0.9 s together.
+    rgb = [(f, p) for f in range(1, 31) for p in (1, 2, 3)] + [(f, 4) for f in range(1, 21)]
+    ir = [(f, p) for f in range(1, 16) for p in (1, 2)] + [(f, 4) for f in range(6, 16)]
+    for cam, rows in (("rgb", rgb), ("ir", ir)):
+        (tmp_path / f"gt_{cam}.txt").write_text("".join(f"{f},{p},{10 * p},60,30,80,1,-1,-1,-1\n" for f, p in rows))
+    (tmp_path / "clip.json").write_text(json.dumps({"fps": {"rgb": 10, "ir": 5}}))
+    assert people_recall(tmp_path, {1, 3}) == {"people_both": 2, "people_found": 1, "people_recall": 0.5}
+    assert people_recall(tmp_path, {1, 2, 4})["people_recall"] == 1.0  # person 4 was never someone to find

@@ -37,7 +37,7 @@ def command(
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, value in card.items():
-        if key in ("run", "clip", "match_by_cue", "match_wrong"):
+        if key in ("run", "clip", "match_by_cue", "match_wrong", "match_people_matched"):
             continue
         table.add_row(key, "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value))
     for cue, tally in card.get("match_by_cue", {}).items():  # how far each cue that let pairs match can be trusted
