@@ -166,9 +166,11 @@ CLIP_FILES = ("rgb.mp4", "ir.mp4", "gt_rgb.txt", "gt_ir.txt")
 
 def _gate_clips(paths: list[Path]) -> tuple[Path, ...]:
     """The clip folders named by --gate-clips (a clip, or a folder of clips), each with its videos and gt files."""
+    from hicmd.data.synthvi_video import clip_folders
+
     clips: list[Path] = []
     for path in paths:
-        found = [path] if (path / "gt_rgb.txt").is_file() else sorted(p.parent for p in path.rglob("gt_rgb.txt"))
+        found = clip_folders([path], marker="gt_rgb.txt")  # a user's clips need no clip.json
         if not path.is_dir() or not found:
             raise UserError(f"--gate-clips {path}: no clip with ground truth there (a folder holding "
                             f"{', '.join(CLIP_FILES)}, as hicmd synth --videos writes, or a folder of them)")

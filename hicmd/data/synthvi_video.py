@@ -301,9 +301,10 @@ def write_videos(out: str | Path, pids: list[int], seed: int, clips: int = 2, fr
     return written
 
 
-def clip_folders(paths: list[str] | list[Path]) -> list[Path]:
-    """The clip folders (those holding a clip.json, as `write_clip` leaves them) among `paths` or under them."""
+def clip_folders(paths: list[str] | list[Path], marker: str = "clip.json") -> list[Path]:
+    """The clip folders (those holding a `marker` file: clip.json, as `write_clip` leaves them) among `paths` or
+    under them."""
     found: list[Path] = []
     for path in map(Path, paths):
-        found += [path] if (path / "clip.json").is_file() else sorted(p.parent for p in path.rglob("clip.json"))
+        found += [path] if (path / marker).is_file() else sorted(p.parent for p in path.rglob(marker))
     return found
