@@ -3,6 +3,7 @@ clips with ground truth (`hicmd export --gate-clips`)."""
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 
 from hicmd.data.synthvi_video import write_videos
-from hicmd.export.gates import footage_images, measure_gates
+from hicmd.export.gates import _scene_curve, footage_images, measure_gates
 from hicmd.runtime.detect import read_mot
 
 
@@ -62,6 +63,37 @@ def test_on_footage_the_others_in_a_scene_are_people_of_the_same_clip() -> None:
     same_clip = _gates(images, pids, table, scene=scene)["match"]
     assert same_clip["threshold"] < anyone["threshold"]
     assert same_clip["recall"] < anyone["recall"]
+
+
+def test_the_scene_curve_counts_every_scene_the_tracklets_allow() -> None:
+    # Brute force over every scene (RGB tracklet, partner, others) on a small table with ties (the partner wins
+    # them, as the assignment's first candidate does) and a `together` mask: the counted curve must be the same.
+    rng = np.random.default_rng(5)
+    dist = rng.integers(0, 12, (6, 9)) / 10.0
+    same = np.zeros((6, 9), bool)
+    for r in range(6):
+        same[r, rng.choice(9, 1 + r % 3, replace=False)] = True
+    together = rng.random((6, 9)) < 0.8
+    grid = np.linspace(0, 1.2, 25)
+    for people, mask in ((3, None), (3, together), (4, together)):
+        others = ~same if mask is None else ~same & mask
+        scenes = []  # (weight, nearest, right) of every scene
+        rows = [r for r in range(6) if same[r].any() and others[r].sum() >= people - 1]
+        for r in rows:
+            partners = np.flatnonzero(same[r])
+            drawn = list(itertools.combinations(np.flatnonzero(others[r]), people - 1))
+            for p in partners:
+                for rest in drawn:
+                    cand = dist[r, [p, *rest]]
+                    scenes.append((1 / (len(rows) * len(partners) * len(drawn)), cand.min(), cand.argmin() == 0))
+        w, nearest, right = map(np.asarray, zip(*scenes))
+        within = nearest[:, None] <= grid
+        expected_right = (w[:, None] * (within & right[:, None])).sum(0)
+        expected_wrong = (w[:, None] * (within & ~right[:, None])).sum(0)
+        counted_right, counted_wrong = _scene_curve(dist, same, people, mask, grid)
+        np.testing.assert_allclose(counted_right, expected_right, atol=1e-12)
+        np.testing.assert_allclose(counted_wrong, expected_wrong, atol=1e-12)
+        assert 0 < expected_wrong[-1] and expected_right[-1] + expected_wrong[-1] == pytest.approx(1.0)
 
 
 @pytest.fixture(scope="module")
