@@ -127,7 +127,8 @@ def convert_fp16(src: str | Path, dst: str | Path, scopes: list[str]) -> onnx.Mo
 
     model = onnx.load(str(src))
     nodes = blocked_nodes(model, scopes)
-    if scopes and not any(n.startswith(s) for n in nodes for s in scopes):  # the scope naming of the exporter changed: refuse rather than convert everything
+    # none matching means the exporter's scope naming changed: refuse rather than convert everything
+    if scopes and not any(n.startswith(s) for n in nodes for s in scopes):
         raise RuntimeError(f"none of the FP32 scopes {scopes[:3]} matched a node of {src}")
     _unshare_initializers(model, set(nodes))
     with warnings.catch_warnings():  # one warning per weight below 1e-7 (set to +-1e-7): noise, not news

@@ -31,7 +31,8 @@ from hicmd.model.blocks import LayerNorm
 
 __all__ = [
     "EMBEDDER_INPUT", "EMBEDDER_OUTPUTS", "GENERATOR_INPUTS", "GENERATOR_OUTPUT",
-    "EmbedderGraph", "GeneratorGraph", "StagedLayerNorm", "fuse_linear_bn", "export_embedder", "export_generator", "fold_constants",
+    "EmbedderGraph", "GeneratorGraph", "StagedLayerNorm", "fuse_linear_bn", "export_embedder", "export_generator",
+    "fold_constants",
     "check_onnx",
 ]
 

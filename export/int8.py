@@ -62,7 +62,8 @@ class Int8Options:
         if self.method not in METHODS:
             raise CalibrationError(f"calibration method {self.method!r}: use one of {', '.join(METHODS)}")
         if self.crops < MIN_CROPS:
-            raise CalibrationError(f"{self.crops} calibration crops: at least {MIN_CROPS} crops are needed for stable ranges")
+            raise CalibrationError(f"{self.crops} calibration crops: at least {MIN_CROPS} crops are needed for "
+                                   "stable ranges")
         if not 0.0 <= self.max_drop <= 100.0:
             raise CalibrationError(f"largest allowed INT8 drop {self.max_drop}: use 0..100 points")
 

@@ -8,8 +8,8 @@ fuses them, the Q/DQ graph is placed for ONNX Runtime and TensorRT. It is calibr
 graph is (hicmd.export.int8.read_calibration), and it must pass the very gates the Q/DQ graph does (cosine mean /
 min and rank-1 agreement against PyTorch, R1 / mAP drop under the dataset's protocol). It is kept only if they
 pass: a failure removes the IRs, says so in one line and records why, and OpenVINO runs the Q/DQ graphs (which
-passed their own gates) for --precision int8; the export goes on. Its float parts stay FP32 (saved without FP16 weight compression). The OpenVINO backend runs
-it for `--precision int8` when the manifest has it.
+passed their own gates) for --precision int8; the export goes on. Its float parts stay FP32 (saved without FP16
+weight compression). The OpenVINO backend runs it for `--precision int8` when the manifest has it.
 """
 
 from __future__ import annotations

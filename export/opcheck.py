@@ -19,7 +19,8 @@ __all__ = ["TRT10_OPS", "TRT10_OPSETS", "check_tensorrt"]
 TRT10_OPS = frozenset({
     "Add", "BatchNormalization", "Cast", "Clip", "Concat", "Constant", "ConstantOfShape", "Conv", "Div", "Expand",
     "Flatten", "Gather", "Gemm", "GlobalAveragePool", "Identity", "InstanceNormalization", "LeakyRelu", "MatMul",
-    "MaxPool", "Mul", "Pad", "Pow", "QuantizeLinear", "DequantizeLinear", "ReduceL2", "ReduceMean", "ReduceSum", "ReduceProd", "Relu", "Reshape", "Resize",
+    "MaxPool", "Mul", "Pad", "Pow", "QuantizeLinear", "DequantizeLinear", "ReduceL2", "ReduceMean", "ReduceSum",
+    "ReduceProd", "Relu", "Reshape", "Resize",
     "Shape", "Slice", "Sqrt", "Squeeze", "Sub", "Transpose", "Unsqueeze",
 })
 TRT10_OPSETS = (9, 20)  # inclusive range of the 10.0/10.1 parser

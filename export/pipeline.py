@@ -231,7 +231,8 @@ def _export(model, cfg, checkpoint: Path, out: Path, options: ExportOptions,  # 
 
     result = ExportResult(out)
     artifacts: list[Artifact] = []
-    wrappers = {"rgb": EmbedderGraph(model, "rgb"), "ir": EmbedderGraph(model, "ir"), "generator": GeneratorGraph(model)}
+    wrappers = {"rgb": EmbedderGraph(model, "rgb"), "ir": EmbedderGraph(model, "ir"),
+                "generator": GeneratorGraph(model)}
     precisions = ["fp32"] + (["fp16"] if options.fp16 else []) + (["int8"] if options.int8 else [])
     if options.int8:  # read first: a bad --calib fails before minutes of export
         from hicmd.export.int8 import read_calibration

@@ -66,7 +66,8 @@ def config_pbtxt(manifest: Manifest, artifact: Artifact, options: TritonOptions)
             f'dynamic_batching {{\n  preferred_batch_size: [ {preferred} ]\n'
             f'  max_queue_delay_microseconds: {options.delay_us}\n}}\n'
             f'instance_group [\n  {{\n    count: {options.instances}\n    kind: {options.kind}\n  }}\n]\n'
-            f'parameters {{\n  key: "hicmd_embedding_dim"\n  value: {{ string_value: "{manifest.embedding_dim}" }}\n}}\n')
+            f'parameters {{\n  key: "hicmd_embedding_dim"\n'
+            f'  value: {{ string_value: "{manifest.embedding_dim}" }}\n}}\n')
 
 
 def _engine_max_batch(artifact: Artifact) -> int | None:

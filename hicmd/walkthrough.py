@@ -175,7 +175,8 @@ def write_report(plan: DemoPlan) -> tuple[Path, Path]:
             rows = "\n".join(f"| {name} | {v['fp32']['r1']:.2f} | {v['int8']['r1']:.2f} | {v['fp32']['mAP']:.2f} | "
                              f"{v['int8']['mAP']:.2f} |" for name, v in protocol.items())
             parts.append(("md", "## INT8 vs FP32 (RegDB protocol, held-out identities, ONNX Runtime)\n\n"
-                                "| setting | R1 FP32 | R1 INT8 | mAP FP32 | mAP INT8 |\n|---|---|---|---|---|\n" + rows))
+                                "| setting | R1 FP32 | R1 INT8 | mAP FP32 | mAP INT8 |\n"
+                                "|---|---|---|---|---|\n" + rows))
         parts.append(("md", "## Export parity (ONNX Runtime vs PyTorch)\n\n```json\n"
                             + json.dumps(parity, indent=1)[:3000] + "\n```"))
     score = o / "stream" / "score.json"

@@ -91,7 +91,8 @@ class VideoSink:
                                 "play (save to .webm, or convert with ffmpeg -c:v libvpx-vp9)", self.path)
                 return
             writer.release()
-        raise OSError(f"cannot write {self.path}: this OpenCV encodes none of {', '.join(CODECS[self.path.suffix.lower()])}")
+        codecs = ", ".join(CODECS[self.path.suffix.lower()])
+        raise OSError(f"cannot write {self.path}: this OpenCV encodes none of {codecs}")
 
     def write(self, image: np.ndarray) -> None:
         if self.writer is None:

@@ -1,12 +1,12 @@
 """Cross-modality association: which IR track is which RGB track, held stable with hysteresis. Torch-free.
 
 Every time fresh embeddings arrive, live RGB and IR tracks are paired by the Hungarian algorithm
-(scipy.optimize.linear_sum_assignment) on a cost from a `scorer`: cosine distance gated by `threshold` by default,
-or appearance fused with time and geometry (runtime/fusion.py); pairs outside the scorer's gates never agree. A pair becomes a match after
-it has been the agreeing assignment for `confirm` consecutive updates that brought new evidence (one fewer where
-geometry or a time cue vouches for the pair: that cue is evidence appearance does not have), and a match ends
-when one of its tracks ends or when it has disagreed for `confirm` such updates. Cross-modality re-id is weak
-(rank-1 around 50-70 %), so aggregating over time is what keeps false matches rare. Where the scorer says which
+(scipy.optimize.linear_sum_assignment) on a cost from a `scorer`: cosine distance gated by `threshold` by default, or
+appearance fused with time and geometry (runtime/fusion.py); pairs outside the scorer's gates never agree. A pair
+becomes a match after it has been the agreeing assignment for `confirm` consecutive updates that brought new evidence
+(one fewer where geometry or a time cue vouches for the pair: that cue is evidence appearance does not have), and a
+match ends when one of its tracks ends or when it has disagreed for `confirm` such updates. Cross-modality re-id is
+weak (rank-1 around 50-70 %), so aggregating over time is what keeps false matches rare. Where the scorer says which
 pairs a cue rules out (with geometry: runtime/fusion.py), only that is disagreement: a held match no cue rules out
 keeps its two tracks in the assignment even outside the gates, because a missing cue is no evidence against it.
 

@@ -100,7 +100,8 @@ def calibration_errors(events: list[dict[str, Any]], clip: dict[str, Any], gt_rg
 def score_card(run: str | Path, clip_dir: str | Path, min_overlap_s: float = 2.0,
                calibrated_px: float = 5.0) -> dict[str, Any]:
     run, clip_dir = Path(run), Path(clip_dir)
-    events_path = _need(run / "events.jsonl", "score a run made with --events RUN/events.jsonl --save-tracks RUN/tracks")
+    events_path = _need(run / "events.jsonl",
+                        "score a run made with --events RUN/events.jsonl --save-tracks RUN/tracks")
     tracks = _need(run / "tracks", "score a run made with --save-tracks RUN/tracks")
     for name in ("gt_rgb.txt", "gt_ir.txt"):
         _need(clip_dir / name, "--gt wants a clip folder with MOTChallenge gt_rgb.txt and gt_ir.txt")

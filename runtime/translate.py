@@ -29,11 +29,13 @@ def attribute_indices(layout: dict[str, Any], attribute_dim: int, part: str) -> 
     """Absolute indices of `part` (style | pose | illumination) in every chunk, ascending."""
     chunks = int(layout["chunks"])
     if chunks < 1 or attribute_dim % chunks:
-        raise ManifestError(f"manifest.json attribute_layout has {chunks} chunks, which do not divide attribute_dim {attribute_dim}")
+        raise ManifestError(f"manifest.json attribute_layout has {chunks} chunks, which do not divide "
+                            f"attribute_dim {attribute_dim}")
     size = attribute_dim // chunks
     start, end = (int(v) for v in layout[part])
     if not 0 <= start < end <= size:
-        raise ManifestError(f"manifest.json attribute_layout {part} range [{start}, {end}) does not fit a {size}-wide chunk")
+        raise ManifestError(f"manifest.json attribute_layout {part} range [{start}, {end}) does not fit a "
+                            f"{size}-wide chunk")
     return (np.arange(chunks)[:, None] * size + np.arange(start, end)[None, :]).reshape(-1)
 
 

@@ -13,7 +13,8 @@ spec.loader.exec_module(bench)
 def card(matches, correct, positives, found, idf1, calibrated_after_s=None, wrong_after_fit_s=(), people=None):
     both, people_found = people if people is not None else (positives, found)  # per person (gt) as per track pair
     return {"match_matches": matches, "match_correct": correct, "match_positives": positives, "match_found": found,
-            "people_both": both, "people_found": people_found, "idf1": idf1, "hota": 0.5, "calibration_px": 2.0 if calibrated_after_s else None,
+            "people_both": both, "people_found": people_found, "idf1": idf1, "hota": 0.5,
+            "calibration_px": 2.0 if calibrated_after_s else None,
             "calibrated_after_s": calibrated_after_s,
             "match_by_cue": {"geometry": {"matches": matches, "correct": correct}},
             "match_wrong": [{"after_fit_s": after} for after in wrong_after_fit_s]}

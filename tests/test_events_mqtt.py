@@ -46,8 +46,9 @@ def test_schema_ships_with_the_package_and_covers_every_event_type(validator):
 
 def test_real_run_validates_and_bad_events_do_not(clip, tmp_path, validator):
     out = tmp_path / "ev.jsonl"
-    run_stream(StreamOptions(rgb=str(clip / "rgb.mp4"), ir=str(clip / "ir.mp4"), detections_rgb=str(clip / "det_rgb.txt"),
-                             detections_ir=str(clip / "det_ir.txt"), events=str(out), stats_every=0.005, embed_every=2),
+    run_stream(StreamOptions(rgb=str(clip / "rgb.mp4"), ir=str(clip / "ir.mp4"),
+                             detections_rgb=str(clip / "det_rgb.txt"), detections_ir=str(clip / "det_ir.txt"),
+                             events=str(out), stats_every=0.005, embed_every=2),
                FakeEmbedder())
     events = [json.loads(line) for line in out.read_text().splitlines()]
     for event in events:

@@ -20,7 +20,8 @@ def test_trtexec_command_lines():
 
 def test_layer_precisions_from_inspector_json():
     info = {"Layers": [
-        {"Name": "conv1", "Outputs": [{"Name": "a", "Format/Datatype": "Channel major FP16 format where channel % 8 == 0"}]},
+        {"Name": "conv1",
+         "Outputs": [{"Name": "a", "Format/Datatype": "Channel major FP16 format where channel % 8 == 0"}]},
         {"Name": "in1", "Outputs": [{"Name": "b", "Format/Datatype": "Row major linear FP32"}]},
         {"Name": "cast", "Outputs": [{"Name": "c", "Format/Datatype": "Row major linear Half"}]},
         {"Name": "shape", "Outputs": [{"Name": "d", "Format/Datatype": "Row major linear Int32"}]},
@@ -30,7 +31,8 @@ def test_layer_precisions_from_inspector_json():
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(tensorrt_problem() is not None, reason=f"TensorRT build needs tensorrt + CUDA: {tensorrt_problem()}")
+@pytest.mark.skipif(tensorrt_problem() is not None,
+                    reason=f"TensorRT build needs tensorrt + CUDA: {tensorrt_problem()}")
 def test_fp16_engines_build_and_pass_parity(tmp_path, one_torch_thread):
     from hicmd.export.pipeline import ExportOptions, run_export
     from hicmd.runtime.manifest import load_manifest

@@ -22,7 +22,8 @@ def test_ir_only_stream_names_people_enrolled_by_the_rgb_camera(tmp_path):
     assert sorted(p.name.split("_")[0] for p in (gallery / "carol").iterdir()) == ["rgb"] * 3
     night = make_clip(tmp_path / "night", seconds=4.0)  # carol (person 2) among others, seen by the IR camera only
     summary = run_stream(StreamOptions(rgb=None, ir=str(night / "ir.mp4"), detections_ir=str(night / "det_ir.txt"),
-                                       gallery=str(gallery), events=str(tmp_path / "night.jsonl")), FakeEmbedder(seed=4))
+                                       gallery=str(gallery), events=str(tmp_path / "night.jsonl")),
+                         FakeEmbedder(seed=4))
     assert summary.frames["ir"]["processed"] == 20 and "rgb" not in summary.frames
     named = [e for e in read_events(tmp_path / "night.jsonl") if e["event"] == "named"]
     assert named and all(e["camera"] == "ir" for e in named)

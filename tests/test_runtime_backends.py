@@ -324,7 +324,8 @@ def test_torch_backend_matches_exported_onnx(tmp_path):
         input=InputSpec("images", "NHWC", "uint8", "RGB", m.height, m.width, m.mean, m.std),
         embedding_dim=m.embedding_dim, attribute_dim=m.attribute_dim, prototype_shape=m.prototype_shape,
         attribute_layout={}, opset=17,
-        artifacts=(Artifact("ir", "embedder", "ir", "fp32", "onnx", "ir.onnx", sha256_file(tmp_path / "ir.onnx"), (), ()),
+        artifacts=(Artifact("ir", "embedder", "ir", "fp32", "onnx", "ir.onnx", sha256_file(tmp_path / "ir.onnx"),
+                            (), ()),
                    Artifact("generator", "generator", None, "fp32", "onnx", "generator.onnx",
                             sha256_file(tmp_path / "generator.onnx"), (), ())),
         root=tmp_path)

@@ -170,7 +170,8 @@ def test_random_grayscale_touches_rgb_only(synth):
     gray = PairSampler(records, micro_config("train.gray_p=1", "train.flip=false"), seed=0).next()
     plain = PairSampler(records, micro_config("train.flip=false"), seed=0).next()
     def pixels(x: torch.Tensor) -> torch.Tensor:  # undo the per-channel ImageNet normalisation
-        return x * torch.tensor([0.229, 0.224, 0.225])[:, None, None] + torch.tensor([0.485, 0.456, 0.406])[:, None, None]
+        std, mean = torch.tensor([0.229, 0.224, 0.225]), torch.tensor([0.485, 0.456, 0.406])
+        return x * std[:, None, None] + mean[:, None, None]
 
     for x in (gray.x_a, gray.neg_a):
         rgb = pixels(x)

@@ -57,7 +57,8 @@ def machine_info(threads: int) -> dict[str, Any]:
     """CPU, GPU, driver, library versions, Jetson release and power mode, and the load when measuring."""
     info: dict[str, Any] = {
         "cpu": _cpu_model(), "logical_cores": os.cpu_count(), "physical_cores": default_threads(),
-        "threads": threads, "load_average": [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None,
+        "threads": threads,
+        "load_average": [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None,
         "os": platform.platform(), "python": platform.python_version(),
         "versions": {m: _version(m) for m in ("numpy", "torch", "onnxruntime", "openvino", "tensorrt", "cv2")},
         "cpu_flags": cpu_info().summary()["flags"], "cpu_vendor": cpu_info().vendor,

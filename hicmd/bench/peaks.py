@@ -5,8 +5,8 @@
 - int8: ONNX Runtime's MatMulInteger, uint8 x int8 -> int32 (MLAS QGEMM: the AVX512-VNNI / AVX-VNNI / AMX kernels
   the INT8 graphs' QLinearConv use), counted as 2 ops per multiply-add like the others;
 - bf16: OpenVINO's MatMul with BF16 inference and torch.mm on bfloat16, where installed and the CPU has BF16.
-Each is the best of `repeats` n x n x n products. The two ONNX graphs ship in hicmd/bench/gemm_graphs/ (tiny files, made by
-`write_peak_graphs` with onnx) so no onnx or torch is needed on the edge box.
+Each is the best of `repeats` n x n x n products. The two ONNX graphs ship in hicmd/bench/gemm_graphs/ (tiny files,
+made by `write_peak_graphs` with onnx) so no onnx or torch is needed on the edge box.
 """
 
 from __future__ import annotations

@@ -54,7 +54,8 @@ def command(
                                           "ground: rgb_x,rgb_y,ir_x,ir_y per line (4 or more, not on one line)."),
     rgb_size: Optional[str] = typer.Option(None, "--rgb-size", help="RGB image WIDTHxHEIGHT (with --points)."),
     ir_size: Optional[str] = typer.Option(None, "--ir-size", help="IR image WIDTHxHEIGHT (with --points)."),
-    rgb: Optional[str] = typer.Option(None, "--rgb", help="RGB recording (or camera) to calibrate from, automatically."),
+    rgb: Optional[str] = typer.Option(None, "--rgb",
+                                      help="RGB recording (or camera) to calibrate from, automatically."),
     ir: Optional[str] = typer.Option(None, "--ir", help="IR recording (or camera), with --rgb."),
     model: Annotated[Optional[Path], model_option("Its embedder pairs people across the cameras (with "
                                                   "--rgb/--ir).")] = None,

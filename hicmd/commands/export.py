@@ -31,13 +31,15 @@ def command(
     checkpoint: Annotated[Path, typer.Argument(metavar="CHECKPOINT", help=CHECKPOINT_HELP)],
     out: Annotated[Path, out_option("Export folder to write (created): the graphs and manifest.json.")] = Path("model"),
     fp16: Annotated[bool, typer.Option("--fp16", help="Also write mixed-precision *.fp16.onnx graphs.")] = False,
-    engine: Annotated[bool, typer.Option("--engine", help="Also build TensorRT engines (needs tensorrt + GPU).")] = False,
+    engine: Annotated[bool, typer.Option("--engine",
+                                         help="Also build TensorRT engines (needs tensorrt + GPU).")] = False,
     trt_batch: Annotated[str, typer.Option("--trt-batch", help="Batch sizes of the TensorRT engines' optimisation "
                                            "profile, MIN:OPT:MAX.")] = "1:8:32",
     old_batch: Annotated[Optional[str], typer.Option("--batch", hidden=True, help="Old name of --trt-batch "
                                                      "(--batch is images per forward pass elsewhere).")] = None,
     opset: Annotated[int, typer.Option(help="ONNX opset (TensorRT 10 parses 9-20).")] = 17,
-    no_verify: Annotated[bool, typer.Option("--no-verify", help="Skip the parity gates (recorded in the manifest).")] = False,
+    no_verify: Annotated[bool, typer.Option("--no-verify",
+                                            help="Skip the parity gates (recorded in the manifest).")] = False,
     data: Annotated[Optional[str], typer.Option(help="Parity crops from a dataset, e.g. regdb:PATH (default: "
                                                      "SynthVI rendered in memory).")] = None,
     workspace_gb: Annotated[float, typer.Option("--workspace-gb", help="TensorRT workspace limit, GiB.")] = 2.0,
@@ -110,8 +112,8 @@ def command(
                       "(a previous export there is untouched)")
         raise typer.Exit(1)
     if result.engine_problem:
-        console.print(f"[bold red]no TensorRT engines:[/] {escape(result.engine_problem)}. The ONNX files and manifest.json "
-                      f"are written; build the engines on the target, inside {out}:")
+        console.print(f"[bold red]no TensorRT engines:[/] {escape(result.engine_problem)}. The ONNX files and "
+                      f"manifest.json are written; build the engines on the target, inside {out}:")
         for line in result.trtexec:
             console.print(line, soft_wrap=True, markup=False, highlight=False)
         raise typer.Exit(1)

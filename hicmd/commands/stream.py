@@ -61,8 +61,8 @@ def command(
     enroll: Optional[str] = typer.Option(None, help="Save crops of the only person in view as this name "
                                          "into --gallery."),
     ir_range: str = typer.Option("20:40", help="Fixed temperature window LOW:HIGH (deg C) for Y16 frames."),
-    save: Optional[Path] = typer.Option(None, help="Write a side-by-side annotated video a browser plays: .mp4 or .webm (VP9; H.264 where "
-                                         "OpenCV has no VP9)."),
+    save: Optional[Path] = typer.Option(None, help="Write a side-by-side annotated video a browser plays: .mp4 or "
+                                         ".webm (VP9; H.264 where OpenCV has no VP9)."),
     save_tracks: Optional[Path] = typer.Option(None, help="Write rgb.txt / ir.txt track boxes (MOTChallenge)."),
     events: Optional[Path] = typer.Option(None, help="JSON-lines events file (default: stdout). Opened once the "
                                           "sources are up; an existing file is appended to (see --overwrite)."),
@@ -158,7 +158,8 @@ def command(
 
 def _status_line(stats: dict) -> str:
     """One line from a stats event: frame rates, live tracks, matches and the embedder's latency."""
-    cams = ", ".join(f"{cam} {c['processed_fps']:.1f}/{c['capture_fps']:.1f} fps" for cam, c in stats["cameras"].items())
+    cams = ", ".join(f"{cam} {c['processed_fps']:.1f}/{c['capture_fps']:.1f} fps"
+                     for cam, c in stats["cameras"].items())
     embed = stats["stages"].get("embed")
     latency = f", embed p50 {embed['p50']:.1f} ms" if embed else ""
     tracks = "+".join(str(n) for n in stats["live_tracks"].values())

@@ -257,7 +257,8 @@ def _render_clip(folder: Path, name: str, pids: list[int], seed: int, index: int
                     temp = temp * (1 - alpha) + body * alpha
                 if y16:
                     kelvin = (temp + 273.15) * 100 + frame_rng.normal(0, 3, temp.shape)
-                    cv2.imwrite(str(folder / "ir_y16" / f"{frame:06d}.png"), np.clip(kelvin, 0, 65535).astype(np.uint16))
+                    cv2.imwrite(str(folder / "ir_y16" / f"{frame:06d}.png"),
+                                np.clip(kelvin, 0, 65535).astype(np.uint16))
                 out = cv2.cvtColor(temperature_to_gray(temp, frame_rng, lo, hi, 0.9), cv2.COLOR_GRAY2BGR)
             writer.write(out)
             gt += [(frame, walker.ident.pid, *box) for walker, _, _, box in layers]

@@ -78,8 +78,8 @@ def evaluate(
 
     directions: "v2t" (visible query) and/or "t2v"; default both for RegDB/LLCM; SYSU queries are IR only.
     modes / shots / perm: SYSU all|indoor search, 1 or 10 shots, optional official permutation file.
-    Returns the results dict of hicmd.evaluation.report (values in percent). Raises ProtocolError (or DataError) for a dataset,
-    permutation file or option that cannot be used.
+    Returns the results dict of hicmd.evaluation.report (values in percent). Raises ProtocolError (or DataError) for
+    a dataset, permutation file or option that cannot be used.
     """
     from hicmd.data import parse_dataset_spec
 
