@@ -28,6 +28,7 @@ from hicmd.modality import MODALITIES
 __all__ = ["GateClipsError", "footage_images", "measure_gates", "tracklets"]
 
 PER_TRACKLET = 3
+OTHER_PRECISIONS = (0.9, 0.99)  # recorded beside the stream's gate: what a looser or stricter one gives
 
 
 class GateClipsError(ValueError):
@@ -87,22 +88,25 @@ def _scene_curve(dist: np.ndarray, same: np.ndarray, people: int, together: np.n
     return right, wrong
 
 
-def _match_gate(dist: np.ndarray, same: np.ndarray, people: int, together: np.ndarray | None,
-                precision: float) -> dict[str, float]:
-    """The largest gate at which the pairs the assignment picks are right `precision` of the time, looked for
-    among the distances that let 1-100 % of the scenes' picks through (no farther: beyond the farthest pick a
-    gate only lets in people the other camera does not see)."""
+def _match_gates(dist: np.ndarray, same: np.ndarray, people: int, together: np.ndarray | None,
+                 precisions: tuple[float, ...]) -> list[dict[str, float]]:
+    """Per target precision, the largest gate at which the pairs the assignment picks are right that share of the
+    time, looked for among the distances that let 1-100 % of the scenes' picks through (no farther: beyond the
+    farthest pick a gate only lets in people the other camera does not see)."""
     grid = np.linspace(dist.min(), dist.max(), 2001)  # steps of 0.001 or finer
     right, wrong = _scene_curve(dist, same, people, together, grid)
     taken = right + wrong  # the share of scenes whose pick a gate lets through
     everyone = int(np.argmax(taken >= taken[-1] - 1e-9))  # the smallest gate through which every pick goes
     usable = (taken >= 0.01) & (np.arange(len(grid)) <= everyone)
-    best = {"threshold": float(grid[usable][0]), "precision": float("nan"), "recall": 0.0}
-    meets = usable & (right >= precision * taken)
-    if meets.any():
-        i = int(np.flatnonzero(meets)[-1])
-        best = {"threshold": float(grid[i]), "precision": float(right[i] / taken[i]), "recall": float(right[i])}
-    return best
+    gates = []
+    for precision in precisions:
+        gate = {"threshold": float(grid[usable][0]), "precision": float("nan"), "recall": 0.0}
+        meets = usable & (right >= precision * taken)
+        if meets.any():
+            i = int(np.flatnonzero(meets)[-1])
+            gate = {"threshold": float(grid[i]), "precision": float(right[i] / taken[i]), "recall": float(right[i])}
+        gates.append({**gate, "target_precision": precision})
+    return gates
 
 
 def measure_gates(embed: Callable[[np.ndarray, str], np.ndarray], images: dict[str, np.ndarray],
@@ -121,7 +125,7 @@ def measure_gates(embed: Callable[[np.ndarray, str], np.ndarray], images: dict[s
         clip_of = {m: dict(zip(pids[m].tolist(), scene[m].tolist())) for m in MODALITIES}
         rgb_clip, ir_clip = (np.asarray([clip_of[m][pid] for pid in tr[m][1].tolist()]) for m in MODALITIES)
         together = rgb_clip[:, None] == ir_clip[None]
-    match = _match_gate(dist, same, people, together, precision)
+    match, *others = _match_gates(dist, same, people, together, (precision, *OTHER_PRECISIONS))
     within = []
     for m in MODALITIES:
         means, ids = tr[m]
@@ -133,8 +137,8 @@ def measure_gates(embed: Callable[[np.ndarray, str], np.ndarray], images: dict[s
     split = float(min(np.quantile(within_all, 0.99), 2.0))
     return {
         "source": source, "people_in_view": people, "tracklet_crops": PER_TRACKLET,
-        "match": {**match, "target_precision": precision},
-        "gallery": {**match, "target_precision": precision},
+        "match": match, "gallery": dict(match),
+        "match_at_other_precisions": others,  # for a user choosing --match-threshold
         "split": {"threshold": split, "same_person_crops_beyond": 0.01},
         "distances": {"same_cross_median": float(np.median(dist[same])),
                       "different_cross_median": float(np.median(dist[~same])),

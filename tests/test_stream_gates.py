@@ -48,6 +48,10 @@ def test_gates_sit_between_same_and_different_people_at_the_precision_asked() ->
     strict = _gates(images, pids, table, precision=0.99)["match"]  # surer picks: a tighter gate, fewer of them
     assert strict["threshold"] < match["threshold"] and strict["recall"] < match["recall"]
     assert strict["precision"] >= 0.99
+    looser, stricter = gates["match_at_other_precisions"]  # recorded beside the stream's gate, from the same curve
+    assert (looser["target_precision"], stricter["target_precision"]) == (0.9, 0.99) and stricter == {**strict}
+    assert looser["threshold"] >= match["threshold"] and looser["recall"] >= match["recall"]  # here both let all in
+    assert looser["precision"] >= 0.9
 
 
 def test_on_footage_the_others_in_a_scene_are_people_of_the_same_clip() -> None:

@@ -125,6 +125,10 @@ def command(
                       f"(precision {match['precision']:.3f}, recall {match['recall']:.3f} with "
                       f"{result.stream_gates['people_in_view']} people in view), split "
                       f"{result.stream_gates['split']['threshold']:.3f}", highlight=False)
+        others = [f"precision {g['target_precision']:.2f}: {g['threshold']:.3f} (recall {g['recall']:.3f})"
+                  for g in result.stream_gates.get("match_at_other_precisions", [])]
+        if others:
+            console.print(f"other match gates (for --match-threshold): {'; '.join(others)}", highlight=False)
     console.print(f"[green]exported[/] {len(result.files)} file(s) to {out}; manifest {result.manifest}")
     _ecosystem(out, triton, deepstream, console)
 
