@@ -25,7 +25,7 @@ from typing import Callable
 import numpy as np
 from hicmd.modality import MODALITIES
 
-__all__ = ["GateClipsError", "footage_images", "measure_gates", "tracklets"]
+__all__ = ["GateClipsError", "footage_images", "measure_gates", "other_gates_line", "tracklets"]
 
 PER_TRACKLET = 3
 OTHER_PRECISIONS = (0.9, 0.99)  # recorded beside the stream's gate: what a looser or stricter one gives
@@ -144,6 +144,16 @@ def measure_gates(embed: Callable[[np.ndarray, str], np.ndarray], images: dict[s
                       "different_cross_median": float(np.median(dist[~same])),
                       "same_within_median": float(np.median(within_all))},
     }
+
+
+def other_gates_line(gates: dict) -> str | None:
+    """The match gates at the other precisions, one line for `hicmd export` (None for a manifest without them)."""
+    parts = []
+    for g in gates.get("match_at_other_precisions", []):
+        reached = not np.isnan(float(g["precision"]))  # "nan" in manifest.json: no gate gives that precision
+        parts.append(f"precision {g['target_precision']:.2f}: " + (f"{g['threshold']:.3f} (recall {g['recall']:.3f})"
+                                                                  if reached else "no gate reaches it"))
+    return f"other match gates (for --match-threshold): {'; '.join(parts)}" if parts else None
 
 
 def footage_images(clips: list[Path], height: int, width: int, every: int = 2, min_height: int = 12):

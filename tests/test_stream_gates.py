@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from hicmd.data.synthvi_video import write_videos
-from hicmd.export.gates import _scene_curve, footage_images, measure_gates
+from hicmd.export.gates import _scene_curve, footage_images, measure_gates, other_gates_line
 from hicmd.runtime.detect import read_mot
 
 
@@ -52,6 +52,18 @@ def test_gates_sit_between_same_and_different_people_at_the_precision_asked() ->
     assert (looser["target_precision"], stricter["target_precision"]) == (0.9, 0.99) and stricter == {**strict}
     assert looser["threshold"] >= match["threshold"] and looser["recall"] >= match["recall"]  # here both let all in
     assert looser["precision"] >= 0.9
+
+
+def test_the_other_gates_line_says_when_no_gate_reaches_a_precision() -> None:
+    centres = _unit(np.random.default_rng(1).normal(0, 1, (40, 32)))
+    gates = _gates(*_people(centres, per=9, noise=0.3, seed=2))
+    line = other_gates_line(gates)
+    looser = gates["match_at_other_precisions"][0]
+    assert line.startswith("other match gates") and f"precision 0.90: {looser['threshold']:.3f}" in line
+    unreachable = {**gates, "match_at_other_precisions": [{**looser, "target_precision": 0.99,
+                                                            "precision": "nan", "recall": 0.0}]}  # as manifest.json
+    assert other_gates_line(unreachable).endswith("precision 0.99: no gate reaches it")
+    assert other_gates_line({"match": gates["match"]}) is None  # a manifest from before the other gates
 
 
 def test_on_footage_the_others_in_a_scene_are_people_of_the_same_clip() -> None:

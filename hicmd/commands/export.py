@@ -69,7 +69,7 @@ def command(
     from rich.table import Table
 
     from hicmd.data import DataError
-    from hicmd.export.gates import GateClipsError
+    from hicmd.export.gates import GateClipsError, other_gates_line
     from hicmd.export.int8 import CalibrationError
     from hicmd.export.pipeline import ExportOptions, run_export
 
@@ -125,10 +125,9 @@ def command(
                       f"(precision {match['precision']:.3f}, recall {match['recall']:.3f} with "
                       f"{result.stream_gates['people_in_view']} people in view), split "
                       f"{result.stream_gates['split']['threshold']:.3f}", highlight=False)
-        others = [f"precision {g['target_precision']:.2f}: {g['threshold']:.3f} (recall {g['recall']:.3f})"
-                  for g in result.stream_gates.get("match_at_other_precisions", [])]
+        others = other_gates_line(result.stream_gates)
         if others:
-            console.print(f"other match gates (for --match-threshold): {'; '.join(others)}", highlight=False)
+            console.print(others, highlight=False)
     console.print(f"[green]exported[/] {len(result.files)} file(s) to {out}; manifest {result.manifest}")
     _ecosystem(out, triton, deepstream, console)
 
