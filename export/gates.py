@@ -72,12 +72,13 @@ def _scene_curve(dist: np.ndarray, same: np.ndarray, people: int, together: np.n
     for r in rows:
         o = np.sort(dist[r, others[r]])
         d = dist[r, same[r]]  # its partners' distances
+        first_in = np.searchsorted(grid, d)  # each partner is within the gates from grid[first_in] on
 
         def none_nearer(t: np.ndarray, side: str) -> np.ndarray:  # no drawn other nearer than t (or at it)
             return _all_of_k(len(o) - np.searchsorted(o, t, side), len(o), k)
 
         def summed_from_gate(weights: np.ndarray | None) -> np.ndarray:  # over the partners each gate lets in
-            return np.cumsum(np.bincount(np.searchsorted(grid, d), weights, len(grid) + 1))[:-1]
+            return np.cumsum(np.bincount(first_in, weights, len(grid) + 1))[:-1]
 
         wins = none_nearer(d, "left")  # the partner is the nearest (it wins ties)
         # below a partner's distance only a nearer other can be picked: a wrong pick whenever one was drawn
