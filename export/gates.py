@@ -25,7 +25,7 @@ from typing import Callable
 import numpy as np
 from hicmd.modality import MODALITIES
 
-__all__ = ["GateClipsError", "footage_images", "measure_gates", "other_gates_line", "tracklets"]
+__all__ = ["GateClipsError", "footage_images", "measure_gates", "gates_lines", "tracklets"]
 
 PER_TRACKLET = 3
 OTHER_PRECISIONS = (0.9, 0.99)  # recorded beside the stream's gate: what a looser or stricter one gives
@@ -147,14 +147,25 @@ def measure_gates(embed: Callable[[np.ndarray, str], np.ndarray], images: dict[s
     }
 
 
-def other_gates_line(gates: dict) -> str | None:
-    """The match gates at the other precisions, one line for `hicmd export` (None for a manifest without them)."""
-    parts = []
-    for g in gates.get("match_at_other_precisions", []):
-        reached = not np.isnan(float(g["precision"]))  # "nan" in manifest.json: no gate gives that precision
-        parts.append(f"precision {g['target_precision']:.2f}: " + (f"{g['threshold']:.3f} (recall {g['recall']:.3f})"
-                                                                  if reached else "no gate reaches it"))
-    return f"other match gates (for --match-threshold): {'; '.join(parts)}" if parts else None
+def gates_lines(gates: dict) -> list[str]:
+    """What `hicmd export` says about the stream gates it recorded: the gates the stream will use, then (in a
+    manifest that has them) the match gates at the other precisions, for a user choosing --match-threshold."""
+    match = gates["match"]
+    lines = [f"stream gates (from {gates['source']}): match {_gate_text(match, with_precision=True)} with "
+             f"{gates['people_in_view']} people in view, split {gates['split']['threshold']:.3f}"]
+    others = [f"precision {g['target_precision']:.2f}: {_gate_text(g)}" for g in gates.get("match_at_other_precisions",
+                                                                                          [])]
+    if others:
+        lines.append(f"other match gates (for --match-threshold): {'; '.join(others)}")
+    return lines
+
+
+def _gate_text(gate: dict, with_precision: bool = False) -> str:
+    if np.isnan(float(gate["precision"])):  # "nan" in manifest.json: the fallback of `_match_gates`
+        target = gate.get("target_precision", 0.95)
+        return f"{gate['threshold']:.3f} (no gate reaches precision {target:.2f}: this one lets 1 % of picks through)"
+    reached = f"precision {gate['precision']:.3f}, " if with_precision else ""
+    return f"{gate['threshold']:.3f} ({reached}recall {gate['recall']:.3f})"
 
 
 def footage_images(clips: list[Path], height: int, width: int, every: int = 2, min_height: int = 12):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from hicmd.data.synthvi_video import write_videos
-from hicmd.export.gates import _scene_curve, footage_images, measure_gates, other_gates_line
+from hicmd.export.gates import _scene_curve, footage_images, measure_gates, gates_lines
 from hicmd.runtime.detect import read_mot
 
 
@@ -54,16 +54,23 @@ def test_gates_sit_between_same_and_different_people_at_the_precision_asked() ->
     assert looser["precision"] >= 0.9
 
 
-def test_the_other_gates_line_says_when_no_gate_reaches_a_precision() -> None:
+def test_the_gates_lines_say_when_no_gate_reaches_a_precision() -> None:
     centres = _unit(np.random.default_rng(1).normal(0, 1, (40, 32)))
     gates = _gates(*_people(centres, per=9, noise=0.3, seed=2))
-    line = other_gates_line(gates)
-    looser = gates["match_at_other_precisions"][0]
-    assert line.startswith("other match gates") and f"precision 0.90: {looser['threshold']:.3f}" in line
-    unreachable = {**gates, "match_at_other_precisions": [{**looser, "target_precision": 0.99,
-                                                            "precision": "nan", "recall": 0.0}]}  # as manifest.json
-    assert other_gates_line(unreachable).endswith("precision 0.99: no gate reaches it")
-    assert other_gates_line({"match": gates["match"]}) is None  # a manifest from before the other gates
+    match, looser = gates["match"], gates["match_at_other_precisions"][0]
+    used, others = gates_lines(gates)
+    assert used.startswith(f"stream gates (from test): match {match['threshold']:.3f} (precision "
+                           f"{match['precision']:.3f}, recall {match['recall']:.3f}) with 4 people in view, split ")
+    assert others.startswith("other match gates") and f"precision 0.90: {looser['threshold']:.3f}" in others
+    unreachable = {**gates, "match": {**match, "precision": "nan", "recall": 0.0},  # as manifest.json writes it
+                   "match_at_other_precisions": [{**looser, "target_precision": 0.99, "precision": "nan",
+                                                  "recall": 0.0}]}
+    used, others = gates_lines(unreachable)
+    assert f"match {match['threshold']:.3f} (no gate reaches precision 0.95: " in used and "nan" not in used
+    assert others.endswith("precision 0.99: " f"{looser['threshold']:.3f} (no gate reaches precision 0.99: this one "
+                           "lets 1 % of picks through)")
+    before = {k: v for k, v in gates.items() if k != "match_at_other_precisions"}  # a manifest from before them
+    assert gates_lines(before) == gates_lines(gates)[:1]
 
 
 def test_on_footage_the_others_in_a_scene_are_people_of_the_same_clip() -> None:

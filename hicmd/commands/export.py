@@ -69,7 +69,7 @@ def command(
     from rich.table import Table
 
     from hicmd.data import DataError
-    from hicmd.export.gates import GateClipsError, other_gates_line
+    from hicmd.export.gates import GateClipsError, gates_lines
     from hicmd.export.int8 import CalibrationError
     from hicmd.export.pipeline import ExportOptions, run_export
 
@@ -119,15 +119,9 @@ def command(
         raise typer.Exit(1)
     for note in result.notes:
         console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
-    match = result.stream_gates.get("match")
-    if match:
-        console.print(f"stream gates (from {result.stream_gates['source']}): match {match['threshold']:.3f} "
-                      f"(precision {match['precision']:.3f}, recall {match['recall']:.3f} with "
-                      f"{result.stream_gates['people_in_view']} people in view), split "
-                      f"{result.stream_gates['split']['threshold']:.3f}", highlight=False)
-        others = other_gates_line(result.stream_gates)
-        if others:
-            console.print(others, highlight=False)
+    if result.stream_gates.get("match"):
+        for line in gates_lines(result.stream_gates):
+            console.print(line, highlight=False)
     console.print(f"[green]exported[/] {len(result.files)} file(s) to {out}; manifest {result.manifest}")
     _ecosystem(out, triton, deepstream, console)
 
