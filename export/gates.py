@@ -153,8 +153,8 @@ def gates_lines(gates: dict) -> list[str]:
     match = gates["match"]
     lines = [f"stream gates (from {gates['source']}): match {_gate_text(match, with_precision=True)} with "
              f"{gates['people_in_view']} people in view, split {gates['split']['threshold']:.3f}"]
-    others = [f"precision {g['target_precision']:.2f}: {_gate_text(g)}" for g in gates.get("match_at_other_precisions",
-                                                                                          [])]
+    others = [f"precision {g['target_precision']:.2f}: {_gate_text(g)}"
+              for g in gates.get("match_at_other_precisions", [])]
     if others:
         lines.append(f"other match gates (for --match-threshold): {'; '.join(others)}")
     return lines
