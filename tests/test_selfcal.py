@@ -70,15 +70,15 @@ class _BestRefused(SelfCalibrator):
         super().__init__(SIZE, SIZE, SelfCalOptions(every_s=0.0, min_pairs=20))
         self.why, self._best = why, False
 
-    def _first_that_holds(self, pairs):
+    def _first_that_holds(self, pairs, t):
         self._best = True
-        return super()._first_that_holds(pairs)
+        return super()._first_that_holds(pairs, t)
 
-    def _check(self, fit, found) -> None:
+    def _check(self, fit, found, t) -> None:
         if self._best:
             self._best = False
             raise self.why("refused")
-        super()._check(fit, found)
+        super()._check(fit, found, t)
 
 
 def test_a_runner_up_is_tried_past_an_impossible_explanation_not_past_one_not_pinned_down_yet():
@@ -88,6 +88,35 @@ def test_a_runner_up_is_tried_past_an_impossible_explanation_not_past_one_not_pi
     not_yet = _BestRefused(NotYet)  # too few points, one walker, one line: most likely right, the runner-up its rival
     events = _feed(not_yet, _mirror_scene())
     assert not_yet.calibration is None and [e["status"] for e in events] == ["unfitted"], events
+
+
+def _two_walkers():
+    """Two people crossing both views in different directions for 6 s: their paths pin the map down, one way."""
+    for k in range(60):
+        t = k * 0.1
+        yield t, [track(1, "rgb", (-1.0 + 1.2 * t, 1.0)), track(2, "rgb", (1.5, 0.5 + 0.9 * t))], \
+            [track(1, "ir", (-1.0 + 1.2 * t, 1.0)), track(2, "ir", (1.5, 0.5 + 0.9 * t))]
+
+
+def _fitted_at(opts: SelfCalOptions, right: float, swapped: float) -> tuple[float, list]:
+    """When (and from which track pairs) the first fit came, with these appearance distances for the two right
+    pairs and the two swapped ones."""
+    cal = SelfCalibrator(SIZE, SIZE, opts)
+    for t, rgb, ir in _two_walkers():
+        cal.see(rgb, ir, t)
+        for event in cal.observe([(r, i, right if r.id == i.id else swapped) for r in rgb for i in ir], t):
+            if event["status"] == "fitted":
+                return t, event["tracks"]
+    raise AssertionError("never fitted")
+
+
+def test_a_two_person_fit_that_appearance_contradicts_waits_a_while():
+    opts = SelfCalOptions(every_s=0.0, min_pairs=20)
+    agreed, tracks = _fitted_at(opts, right=0.6, swapped=0.9)
+    assert tracks == [[1, 1], [2, 2]] and agreed < 3.0
+    assert _fitted_at(dataclasses.replace(opts, swap_hold_s=0.0), right=0.9, swapped=0.6)[0] == agreed  # off
+    contradicted, tracks = _fitted_at(opts, right=0.9, swapped=0.6)  # the right fit, held while nothing refutes it
+    assert tracks == [[1, 1], [2, 2]] and contradicted == pytest.approx(agreed + opts.swap_hold_s, abs=0.15)
 
 
 def _brief_strangers_scene(seconds: float):
