@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from hicmd.data.synthvi_video import write_videos
-from hicmd.export.gates import _scene_curve, footage_images, measure_gates, gates_lines
+from hicmd.export.gates import _scene_curve, footage_images, gates_lines, measure_gates
 from hicmd.runtime.detect import read_mot
 
 
@@ -67,7 +67,7 @@ def test_the_gates_lines_say_when_no_gate_reaches_a_precision() -> None:
                                                   "recall": 0.0}]}
     used, others = gates_lines(unreachable)
     assert f"match {match['threshold']:.3f} (no gate reaches precision 0.95: " in used and "nan" not in used
-    assert others.endswith("precision 0.99: " f"{looser['threshold']:.3f} (no gate reaches precision 0.99: this one "
+    assert others.endswith(f"precision 0.99: {looser['threshold']:.3f} (no gate reaches precision 0.99: this one "
                            "lets 1 % of picks through)")
     before = {k: v for k, v in gates.items() if k != "match_at_other_precisions"}  # a manifest from before them
     assert gates_lines(before) == gates_lines(gates)[:1]
