@@ -29,6 +29,8 @@ __all__ = ["GateClipsError", "footage_images", "measure_gates", "gates_lines", "
 
 PER_TRACKLET = 3
 OTHER_PRECISIONS = (0.9, 0.99)  # recorded beside the stream's gate: what a looser or stricter one gives
+FEWEST_PICKS = 0.01  # a gate lets at least this share of the scenes' picks through (and is this one when none is right
+#                      often enough)
 
 
 class GateClipsError(ValueError):
@@ -98,7 +100,7 @@ def _match_gates(dist: np.ndarray, same: np.ndarray, people: int, together: np.n
     right, wrong = _scene_curve(dist, same, people, together, grid)
     taken = right + wrong  # the share of scenes whose pick a gate lets through
     everyone = int(np.argmax(taken >= taken[-1] - 1e-9))  # the smallest gate through which every pick goes
-    usable = (taken >= 0.01) & (np.arange(len(grid)) <= everyone)
+    usable = (taken >= FEWEST_PICKS) & (np.arange(len(grid)) <= everyone)
     gates = []
     for precision in precisions:
         gate = {"threshold": float(grid[usable][0]), "precision": float("nan"), "recall": 0.0}
@@ -162,8 +164,8 @@ def gates_lines(gates: dict) -> list[str]:
 
 def _gate_text(gate: dict, with_precision: bool = False) -> str:
     if np.isnan(float(gate["precision"])):  # "nan" in manifest.json: the fallback of `_match_gates`
-        target = gate.get("target_precision", 0.95)
-        return f"{gate['threshold']:.3f} (no gate reaches precision {target:.2f}: this one lets 1 % of picks through)"
+        return (f"{gate['threshold']:.3f} (no gate reaches precision {gate['target_precision']:.2f}: this one lets "
+                f"{FEWEST_PICKS * 100:g} % of picks through)")
     reached = f"precision {gate['precision']:.3f}, " if with_precision else ""
     return f"{gate['threshold']:.3f} ({reached}recall {gate['recall']:.3f})"
 
