@@ -194,8 +194,10 @@ def footage_images(clips: list[Path], height: int, width: int, every: int = 2, m
             {m: np.asarray(v) for m, v in scene.items()})
 
 
-def onnx_embedder(path: Path, threads: int | None = None) -> Callable[[np.ndarray], np.ndarray]:
-    """An exported embedder graph run by ONNX Runtime: the gates describe the graph the stream will run."""
+def onnx_embedder(path: Path, threads: int | None = None,
+                  mirror: bool = False) -> Callable[[np.ndarray], np.ndarray]:
+    """An exported embedder graph run by ONNX Runtime: the gates describe the graph the stream will run, and embed
+    as it does (`mirror`: each image's embedding summed with its mirror image's, L2-normalised: runtime/embedder.py)."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
@@ -203,8 +205,14 @@ def onnx_embedder(path: Path, threads: int | None = None) -> Callable[[np.ndarra
         options.intra_op_num_threads = threads
     session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
-    def run(images: np.ndarray) -> np.ndarray:
+    def run_once(images: np.ndarray) -> np.ndarray:
         out = [session.run(["embedding"], {"images": images[i:i + 32]})[0] for i in range(0, len(images), 32)]
         return np.concatenate(out)
+
+    def run(images: np.ndarray) -> np.ndarray:
+        if not mirror:
+            return run_once(images)
+        both = run_once(images) + run_once(np.ascontiguousarray(images[:, :, ::-1]))  # NHWC: W is axis 2
+        return both / np.maximum(np.linalg.norm(both, axis=1, keepdims=True), 1e-12)
 
     return run

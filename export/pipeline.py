@@ -48,6 +48,7 @@ class ExportOptions:
     crops: int = 64
     int8: Any = None  # hicmd.export.int8.Int8Options: also write rgb/ir.int8.onnx, gated
     gate_clips: tuple[Path, ...] = ()  # clip folders with gt: the stream's gates measured on their people, not stills
+    mirror: bool = True  # the stream embeds each crop with its mirror image (manifest "mirror"); gates measured so
 
 
 @dataclass
@@ -169,7 +170,7 @@ def _stream_gates(cfg, out: Path, options: ExportOptions, per_modality: int = 12
     on the people of `options.gate_clips` if given, else on the --data test split."""
     from hicmd.export.gates import GateClipsError, footage_images, measure_gates, onnx_embedder
 
-    runners = {m: onnx_embedder(out / graph_file(m, "fp32")) for m in MODALITIES}
+    runners = {m: onnx_embedder(out / graph_file(m, "fp32"), mirror=options.mirror) for m in MODALITIES}
     embed = lambda x, m: runners[m](x)  # noqa: E731
     if options.gate_clips:  # clips the user named for it: too few people in them fails the export
         try:
@@ -317,7 +318,7 @@ def _export(model, cfg, checkpoint: Path, out: Path, options: ExportOptions,  # 
                           **{k: list(v) for k, v in layout.offsets().items()}},
         opset=options.opset, artifacts=tuple(artifacts), parity=_plain(result.parity),
         gates=_plain(result.stream_gates),
-        hicmd_version=hicmd.__version__, macs_per_image=_macs(model),
+        hicmd_version=hicmd.__version__, macs_per_image=_macs(model), mirror=options.mirror,
         created=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
     )
     step("writing manifest.json")

@@ -3,7 +3,9 @@
 Crops are what OpenCV hands over: BGR uint8 (H, W, 3) of any size, or 2-D gray (IR). They are resized to the
 manifest's input size with PIL bicubic (runtime/resize.py: the resize training and evaluation use, which the
 manifest records), put into the manifest's colour order, stacked into a reused uint8 NHWC buffer and
-sent to the backend in one call per modality batch; the graph does mean/std normalisation itself.
+sent to the backend in one call per modality batch; the graph does mean/std normalisation itself. Where the
+manifest says `mirror`, each batch runs a second time mirrored left-right and the two embeddings are summed: a
+person is the same person mirrored, a crop's noise (a box edge cutting a shoulder, the background) is not.
 """
 
 from __future__ import annotations
@@ -50,8 +52,9 @@ class Embedder:
 
     def __init__(self, manifest: Manifest | str | Path, backend: str = "auto", device: str = "auto",
                  precision: str = "auto", threads: int | None = None,
-                 modalities: Iterable[str] = MODALITIES, url: str | None = None) -> None:
+                 modalities: Iterable[str] = MODALITIES, url: str | None = None, mirror: bool | None = None) -> None:
         self.manifest = manifest if isinstance(manifest, Manifest) else load_manifest(manifest)
+        self.mirror = self.manifest.mirror if mirror is None else mirror  # None: as the model folder says
         spec = self.manifest.input
         if spec.layout != "NHWC" or spec.dtype != "uint8" or spec.color not in ("RGB", "BGR"):
             raise ManifestError(f"manifest input is {spec.layout} {spec.dtype} {spec.color}; this runtime feeds "
@@ -77,9 +80,17 @@ class Embedder:
             self.close()
             raise
 
-    def describe(self) -> str:
-        """One line per modality: which backend, device and file runs it."""
-        return "\n".join(f"{m}: {b.description}" for m, b in self.backends.items())
+    def describe(self, mirror: bool = True) -> str:
+        """One line per modality: which backend, device and file runs it; then (`mirror`) whether `embed` also runs
+        each crop mirrored (`encode`, which the translator uses, never does)."""
+        lines = [f"{m}: {b.description}" for m, b in self.backends.items()]
+        if mirror and self.mirror != self.manifest.mirror:  # the gates were measured the other way
+            measured = "with" if self.manifest.mirror else "without"
+            lines.append(f"mirror images {'on' if self.mirror else 'off'}: the model's gates were measured {measured} "
+                         "them")
+        elif mirror and self.mirror:
+            lines.append("mirror images on: each crop is embedded twice, as seen and mirrored")
+        return "\n".join(lines)
 
     # ------------------------------------------------------------------ preprocessing
 
@@ -121,10 +132,10 @@ class Embedder:
         """(N, D) float32 L2-normalised embeddings; (0, D) for no crops."""
         if len(crops) == 0:
             return np.zeros((0, self.dim), np.float32)
-        embedding = np.asarray(self.encode(crops, modality)["embedding"], dtype=np.float32)
-        # The graph normalises already; doing it again costs nothing and protects against FP16 drift.
-        norm = np.linalg.norm(embedding, axis=1, keepdims=True)
-        return embedding / np.maximum(norm, 1e-12)
+        embedding = _unit(self.encode(crops, modality)["embedding"])  # a copy: backends may reuse output buffers
+        if self.mirror:  # two calls, not one batch of 2N: an engine's optimisation profile caps the batch
+            embedding = _unit(embedding + _unit(self.encode([np.fliplr(c) for c in crops], modality)["embedding"]))
+        return embedding
 
     def embed_pair(self, rgb_crops: list[np.ndarray], ir_crops: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Embeddings for both cameras' crops: (N_rgb, D), (N_ir, D)."""
@@ -140,3 +151,10 @@ class Embedder:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _unit(embedding: np.ndarray) -> np.ndarray:
+    """Rows scaled to length 1, as a new float32 array. The graph normalises already; doing it again costs nothing
+    and protects against FP16 drift."""
+    embedding = np.asarray(embedding, dtype=np.float32)
+    return embedding / np.maximum(np.linalg.norm(embedding, axis=1, keepdims=True), 1e-12)

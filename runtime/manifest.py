@@ -14,7 +14,7 @@ Layout (version 1):
                  "resize": "pil-bicubic"},
       "embedding_dim": 512, "attribute_dim": 512, "prototype_shape": [64, 32, 16],
       "attribute_layout": {"chunks": 4, "style": [0, 64], "pose": [64, 96], "illumination": [96, 128]},
-      "opset": 17,
+      "opset": 17, "mirror": true,
       "artifacts": [
         {"name": "rgb", "role": "embedder", "modality": "rgb", "precision": "fp32", "format": "onnx",
          "file": "rgb.onnx", "sha256": "...",
@@ -28,7 +28,8 @@ Layout (version 1):
       "parity": {"rgb": {"cosine_min": 0.99999, ...}, ...}
     }
 
-`attribute_layout` gives offsets inside each of the `chunks` equal chunks of the attribute vector.
+`attribute_layout` gives offsets inside each of the `chunks` equal chunks of the attribute vector. `mirror`: the
+runtime embeds each crop and its mirror image and sums the two (export measured the gates that way); absent = false.
 """
 
 from __future__ import annotations
@@ -125,6 +126,7 @@ class Manifest:
     hicmd_version: str = ""
     created: str = ""
     macs_per_image: int = 0  # embedder multiply-adds per image (the bench's GFLOP/s without torch); 0 = unknown
+    mirror: bool = False  # embed each crop with its mirror image too (runtime/embedder.py); False before it existed
     root: Path | None = None  # folder the manifest was read from (not serialised)
 
     # ------------------------------------------------------------------ queries
@@ -225,10 +227,19 @@ class Manifest:
                 hicmd_version=data.get("hicmd_version", ""),
                 created=data.get("created", ""),
                 macs_per_image=int(data.get("macs_per_image", 0)),
+                mirror=_flag(data, "mirror"),
                 root=root,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ManifestError(f"manifest is malformed ({type(exc).__name__}: {exc}); re-export it") from None
+
+
+def _flag(data: dict[str, Any], key: str) -> bool:
+    """A true/false field, false when absent (bool("false") would be true: a hand-edited manifest must not pass)."""
+    value = data.get(key, False)
+    if not isinstance(value, bool):
+        raise ValueError(f"{key} is {value!r}, not true or false")
+    return value
 
 
 def _artifact(a: dict[str, Any]) -> Artifact:

@@ -71,7 +71,7 @@ class Translator:
             raise
 
     def describe(self) -> str:
-        return f"{self.embedder.describe()}\ngenerator: {self.generator.description}"
+        return f"{self.embedder.describe(mirror=False)}\ngenerator: {self.generator.description}"
 
     def codes(self, images: list[np.ndarray], modality: str) -> tuple[np.ndarray, np.ndarray]:
         """(prototype (N,C,h,w), attribute (N,A)) float32 for BGR/gray images of one modality."""

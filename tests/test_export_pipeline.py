@@ -78,6 +78,7 @@ def test_export_writes_graphs_and_manifest(exported):
     assert manifest.attribute_layout == {"chunks": 4, "chunk": 128, "style": [0, 64], "pose": [64, 96],
                                          "illumination": [96, 128]}
     assert manifest.checkpoint["sha256"] == sha256_file(exported["ckpt"])
+    assert manifest.mirror is True  # the stream embeds each crop with its mirror image unless --no-mirror
     rgb = manifest.pick("embedder", "rgb", "fp16", "onnx")
     assert rgb.inputs[0].shape == (-1, cfg.height, cfg.width, 3) and rgb.outputs[0].dtype == "float32"
     parity = manifest.parity
@@ -188,10 +189,11 @@ def test_static_tensorrt_check_rejects_bad_graphs():
 
 
 def test_no_verify_is_recorded_and_bad_checkpoint_is_a_user_error(tmp_path, exported):
-    result = run_export(exported["ckpt"], tmp_path / "m", ExportOptions(verify=False))
+    result = run_export(exported["ckpt"], tmp_path / "m", ExportOptions(verify=False, mirror=False))
     assert result.ok and not result.gates
     manifest = load_manifest(tmp_path / "m")
     assert manifest.parity["verified"] is False and "skipped" in manifest.parity["note"]
+    assert manifest.mirror is False  # hicmd export --no-mirror: the stream embeds each crop once
     assert {a.name for a in manifest.artifacts} == set(GRAPHS)
 
     from hicmd.commands.export import command

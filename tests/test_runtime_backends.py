@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import subprocess
 import sys
 import textwrap
@@ -17,6 +19,7 @@ from hicmd.runtime.backends import Backend, BackendError, open_backend
 from hicmd.runtime.backends.onnxruntime import OnnxRuntimeBackend
 from hicmd.runtime.backends.tensorrt import TensorRTBackend
 from hicmd.runtime.embedder import Embedder
+from hicmd.runtime.manifest import ManifestError, load_manifest
 
 ENGINE_INFO = {"version": "10.3.0", "gpu": "FakeGPU", "compute_capability": "8.7",
                "profile": {"min": 1, "opt": 2, "max": 4}}
@@ -163,6 +166,30 @@ def test_embedder_resizes_converts_and_batches(export):
         assert embedder._buffer is buffer
         empty = embedder.embed([], "ir")
         assert empty.shape == (0, DIM) and embedder.backends["ir"].batches == [2]
+
+
+def test_the_embedder_adds_each_crops_mirror_image_where_the_model_folder_asks(export, tmp_path):
+    mirrored = dataclasses.replace(export, mirror=True)
+    crops = _crops()
+    plain = _expected(crops, "rgb")
+    both = plain + _expected([np.fliplr(c) for c in crops], "rgb")
+    want = both / np.linalg.norm(both, axis=1, keepdims=True)
+    assert not np.allclose(want, plain, atol=1e-3)  # the mirror image changes the embedding: the check can fail
+    with Embedder(mirrored, backend="onnxruntime", device="cpu", threads=1, modalities=("rgb",)) as embedder:
+        assert "mirror images on" in embedder.describe()
+        embedder.backends = {m: _Counting(b) for m, b in embedder.backends.items()}
+        np.testing.assert_allclose(embedder.embed(crops, "rgb"), want, atol=1e-5)
+        assert embedder.backends["rgb"].batches == [len(crops)] * 2  # two calls: the engine profile caps a batch
+    with Embedder(mirrored, backend="onnxruntime", device="cpu", threads=1, modalities=("rgb",),
+                  mirror=False) as embedder:  # hicmd stream --no-mirror
+        assert "mirror images off: the model's gates were measured with them" in embedder.describe()
+        np.testing.assert_allclose(embedder.embed(crops, "rgb"), plain, atol=1e-5)
+    mirrored.save(tmp_path)  # the manifest carries it; a hand-edited non-boolean is refused
+    assert load_manifest(tmp_path, check_files=False).mirror is True and export.mirror is False
+    data = json.loads((tmp_path / "manifest.json").read_text())
+    (tmp_path / "manifest.json").write_text(json.dumps({**data, "mirror": "false"}))
+    with pytest.raises(ManifestError, match="mirror is 'false', not true or false"):
+        load_manifest(tmp_path, check_files=False)
 
 
 def test_embedder_rejects_bad_crops(export):

@@ -239,9 +239,10 @@ def test_cli_stream_end_to_end_with_an_onnx_embedder(clip, tmp_path):
         [sys.executable, "-m", "hicmd", "stream", "--rgb", str(clip / "rgb.mp4"), "--ir", str(clip / "ir.mp4"),
          "--model", str(model), "--backend", "onnxruntime", "--detections-rgb", str(clip / "det_rgb.txt"),
          "--detections-ir", str(clip / "det_ir.txt"), "--events", str(tmp_path / "ev.jsonl"),
-         "--save", str(tmp_path / "out.mp4"), "--max-frames", "40"],
+         "--save", str(tmp_path / "out.mp4"), "--max-frames", "40", "--mirror"],
         capture_output=True, text=True, timeout=120, cwd=REPO)
     assert proc.returncode == 0, proc.stderr
+    assert "mirror images on: the model's gates were measured without them" in proc.stderr  # this model says off
     summary = json.loads(proc.stderr.strip().splitlines()[-1])["summary"]
     assert summary["steps"] == 40 and summary["tracks"]["rgb"] >= 3
     events = read_events(tmp_path / "ev.jsonl")

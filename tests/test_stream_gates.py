@@ -73,6 +73,21 @@ def test_the_gates_lines_say_when_no_gate_reaches_a_precision() -> None:
     assert gates_lines(before) == gates_lines(gates)[:1]
 
 
+def test_the_gates_embed_each_image_with_its_mirror_image_as_the_stream_will(tmp_path: Path) -> None:
+    import onnx
+
+    from hicmd.export.gates import onnx_embedder
+    from testkit.graphs import HEIGHT, WIDTH, embedder_graph, reference_embedder
+
+    onnx.save(embedder_graph("ir"), tmp_path / "ir.onnx")
+    images = np.random.default_rng(4).integers(0, 256, (5, HEIGHT, WIDTH, 3), dtype=np.uint8)
+    plain = reference_embedder(images, "ir")["embedding"]
+    want = _unit(plain + reference_embedder(images[:, :, ::-1].copy(), "ir")["embedding"])
+    np.testing.assert_allclose(onnx_embedder(tmp_path / "ir.onnx", mirror=True)(images), want, atol=1e-5)
+    np.testing.assert_allclose(onnx_embedder(tmp_path / "ir.onnx")(images), plain, atol=1e-5)
+    assert not np.allclose(want, plain, atol=1e-3)
+
+
 def test_on_footage_the_others_in_a_scene_are_people_of_the_same_clip() -> None:
     # Four clips of six people: within a clip they look alike (one clip's look plus a little of their own), across
     # clips not at all. A gate measured against anyone's tracklets would be loose; against the clip's own
@@ -162,15 +177,19 @@ def test_gate_clips_without_their_files_are_one_line(tmp_path: Path, clips: list
 
 
 @pytest.mark.usefixtures("one_torch_thread")
-def test_export_records_gates_measured_on_the_clips_and_refuses_clips_with_no_one(tmp_path: Path,
-                                                                                 clips: list[Path]) -> None:
+def test_export_records_gates_measured_on_the_clips_and_refuses_clips_with_no_one(tmp_path: Path, clips: list[Path],
+                                                                                 monkeypatch) -> None:
+    import hicmd.export.gates as export_gates
     from hicmd.export.gates import GateClipsError
     from hicmd.export.pipeline import ExportOptions, run_export
     from hicmd.runtime.manifest import load_manifest
     from testkit.checkpoints import make_checkpoint
 
     checkpoint = make_checkpoint(tmp_path / "tiny.pt")
+    mirrors, embedder = [], export_gates.onnx_embedder
+    monkeypatch.setattr(export_gates, "onnx_embedder", lambda path, **kw: mirrors.append(kw) or embedder(path, **kw))
     run_export(checkpoint, tmp_path / "model", ExportOptions(verify=False, gate_clips=tuple(clips)))
+    assert load_manifest(tmp_path / "model").mirror and mirrors == [{"mirror": True}] * 2  # measured as streamed
     gates = load_manifest(tmp_path / "model").gates
     assert gates["source"].startswith("footage: 2 clips") and 0 < gates["match"]["threshold"] <= 2
     assert str(clips[0].parent) not in (tmp_path / "model" / "manifest.json").read_text()  # no machine paths

@@ -62,6 +62,10 @@ def command(
                           "saw, with ground truth (rgb.mp4, ir.mp4, gt_rgb.txt, gt_ir.txt as hicmd synth --videos "
                           "writes), or folders of them: the stream's gates are measured on their people cut at the "
                           "true boxes instead of on the --data test split (repeatable).")] = None,
+    mirror: Annotated[bool, typer.Option("--mirror/--no-mirror", help="The stream embeds each crop and its mirror "
+                      "image and sums them (the gates are measured so): fewer wrong matches for twice the embedder "
+                      "work. --no-mirror for devices short of time (hicmd stream --no-mirror turns it off per "
+                      "run).")] = True,
 ) -> None:
     """Export a checkpoint to ONNX (and FP16 ONNX, TensorRT engines) with parity gates and manifest.json."""
     from rich.console import Console
@@ -84,7 +88,7 @@ def command(
     options = ExportOptions(fp16=fp16, engine=engine or trt_weak_fp16, batch=profile, opset=opset,
                             verify=not no_verify, data=data, workspace_gb=workspace_gb, weak_fp16=trt_weak_fp16,
                             int8=_int8_options(int8, calib, calib_method.value, calib_crops, int8_max_drop, no_verify),
-                            gate_clips=_gate_clips(gate_clips or []))
+                            gate_clips=_gate_clips(gate_clips or []), mirror=mirror)
     try:
         with _StepProgress(Console(stderr=True)) as progress:
             result = run_export(checkpoint, out, options, step=progress.step)

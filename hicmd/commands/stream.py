@@ -81,6 +81,9 @@ def command(
                                             "file whose header is wrong."),
     fps_ir: Optional[float] = typer.Option(None, help="Same for the IR source."),
     threads: ThreadsOption = None,
+    mirror: Optional[bool] = typer.Option(None, "--mirror/--no-mirror", help="Embed each crop and its mirror image "
+                                          "(default: as the model folder says; --no-mirror halves the embedder's "
+                                          "work, the model's gates were measured with them)."),
     mqtt: Optional[str] = typer.Option(None, "--mqtt", help="Also publish the events to mqtt://[user:pw@]host:1883/"
                                        "topic (needs hicmd\\[mqtt]); a dead broker never stalls the stream."),
 ) -> None:
@@ -125,7 +128,7 @@ def command(
             output.parent.mkdir(parents=True, exist_ok=True)
     if enroll and not gallery:
         raise UserError("--enroll NAME needs --gallery DIR to save the crops into")
-    embedder = _open_embedder(model, backend.value, device.value, precision.value, threads, url)
+    embedder = _open_embedder(model, backend.value, device.value, precision.value, threads, url, mirror)
     publisher = _open_mqtt(mqtt) if mqtt else None
     gates = describe_gates(resolve_gates(opts, embedder))
     console.print(f"[bold]hicmd stream[/] {escape(redact(rgb)) if rgb else '(no RGB)'} + {escape(redact(ir))}\n"
@@ -173,7 +176,8 @@ def _open_mqtt(url: str):  # noqa: ANN202
 
 
 def _open_embedder(model: Path, backend: str, device: str, precision: str, threads: int | None,  # noqa: ANN202
-                   url: str | None = None):
+                   url: str | None = None, mirror: bool | None = None):
     from hicmd.runtime.embedder import Embedder
 
-    return Embedder(model, backend=backend, device=device, precision=precision, threads=threads, url=url)
+    return Embedder(model, backend=backend, device=device, precision=precision, threads=threads, url=url,
+                    mirror=mirror)
