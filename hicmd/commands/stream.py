@@ -82,8 +82,8 @@ def command(
     fps_ir: Optional[float] = typer.Option(None, help="Same for the IR source."),
     threads: ThreadsOption = None,
     mirror: Optional[bool] = typer.Option(None, "--mirror/--no-mirror", help="Embed each crop and its mirror image "
-                                          "(default: as the model folder says; --no-mirror halves the embedder's "
-                                          "work, the model's gates were measured with them)."),
+                                          "too (default: as the model folder says, the way its gates were "
+                                          "measured; --no-mirror halves the embedder's work)."),
     mqtt: Optional[str] = typer.Option(None, "--mqtt", help="Also publish the events to mqtt://[user:pw@]host:1883/"
                                        "topic (needs hicmd\\[mqtt]); a dead broker never stalls the stream."),
 ) -> None:
