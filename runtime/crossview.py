@@ -88,7 +88,7 @@ class CrossView:
         for r in rgb:
             for i in ir:
                 known = r.look.embedding is not None and i.look.embedding is not None
-                pairs.append((r, i, float(1.0 - r.look.embedding @ i.look.embedding) if known else 0.0))
+                pairs.append((r, i, float(1.0 - r.look.embedding @ i.look.embedding) if known else None))
         return self.selfcal.observe(pairs, t)
 
     def track_ended(self, track: Track, t: float) -> list[dict[str, Any]]:

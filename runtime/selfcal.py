@@ -101,9 +101,9 @@ class SelfCalibrator:
         self.presence.add({cam: [(tr.id, foot(tr), float(tr.box[3] - tr.box[1]), self._whole(tr)) for tr in tracks]
                            for cam, tracks in (("rgb", rgb), ("ir", ir))}, t)
 
-    def observe(self, candidates: Iterable[tuple[Any, Any, float]], t: float) -> list[dict[str, Any]]:
+    def observe(self, candidates: Iterable[tuple[Any, Any, float | None]], t: float) -> list[dict[str, Any]]:
         """Take foot-point pairs from this moment's candidate (RGB track, IR track, appearance distance) pairs;
-        returns calibration events."""
+        returns calibration events. A distance of None: one of the two has no embedding yet."""
         from .fusion import foot
 
         if len(self._last) > 4096:  # a long run meets many track pairs: forget those not seen for a while
@@ -113,8 +113,9 @@ class SelfCalibrator:
             self._held = {k: v for k, v in self._held.items() if t - v < 30.0}
         for rgb, ir, distance in candidates:
             key = (rgb.id, ir.id)
-            self._looks[key] = (distance, t)
-            if not (rgb.visible and ir.visible) or distance > self.opts.candidate:
+            if distance is not None:  # not embedded yet says nothing of how alike they look (0 would say "alike")
+                self._looks[key] = (distance, t)
+            if not (rgb.visible and ir.visible) or (distance is not None and distance > self.opts.candidate):
                 continue
             if not (self._whole(rgb) and self._whole(ir)) or t - self._last.get(key, -1e9) < self.opts.every_s:
                 continue

@@ -117,6 +117,8 @@ def test_a_two_person_fit_that_appearance_contradicts_waits_a_while():
     assert _fitted_at(dataclasses.replace(opts, swap_hold_s=0.0), right=0.9, swapped=0.6)[0] == agreed  # off
     contradicted, tracks = _fitted_at(opts, right=0.9, swapped=0.6)  # the right fit, held while nothing refutes it
     assert tracks == [[1, 1], [2, 2]] and contradicted == pytest.approx(agreed + opts.swap_hold_s, abs=0.15)
+    # swapped pairs not embedded yet (None) are no evidence against the fit: it does not wait
+    assert _fitted_at(opts, right=0.9, swapped=None) == (agreed, [[1, 1], [2, 2]])
 
 
 def _brief_strangers_scene(seconds: float):
