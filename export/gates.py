@@ -200,6 +200,8 @@ def onnx_embedder(path: Path, threads: int | None = None,
     as it does (`mirror`: each image's embedding summed with its mirror image's, L2-normalised: runtime/embedder.py)."""
     import onnxruntime
 
+    from hicmd.runtime.embedder import summed
+
     options = onnxruntime.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
@@ -212,7 +214,6 @@ def onnx_embedder(path: Path, threads: int | None = None,
     def run(images: np.ndarray) -> np.ndarray:
         if not mirror:
             return run_once(images)
-        both = run_once(images) + run_once(np.ascontiguousarray(images[:, :, ::-1]))  # NHWC: W is axis 2
-        return both / np.maximum(np.linalg.norm(both, axis=1, keepdims=True), 1e-12)
+        return summed(run_once(images), run_once(np.ascontiguousarray(images[:, :, ::-1])))  # NHWC: W is axis 2
 
     return run

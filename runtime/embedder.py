@@ -23,7 +23,7 @@ from .backends import Backend, open_backend
 from .manifest import Manifest, ManifestError, load_manifest
 from .resize import RESIZE, resize
 
-__all__ = ["Embedder", "MODALITIES"]
+__all__ = ["Embedder", "MODALITIES", "summed"]
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ class Embedder:
             return np.zeros((0, self.dim), np.float32)
         embedding = _unit(self.encode(crops, modality)["embedding"])  # a copy: backends may reuse output buffers
         if self.mirror:  # two calls, not one batch of 2N: an engine's optimisation profile caps the batch
-            embedding = _unit(embedding + _unit(self.encode([np.fliplr(c) for c in crops], modality)["embedding"]))
+            embedding = summed(embedding, self.encode([np.fliplr(c) for c in crops], modality)["embedding"])
         return embedding
 
     def embed_pair(self, rgb_crops: list[np.ndarray], ir_crops: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -151,6 +151,12 @@ class Embedder:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def summed(*embeddings: np.ndarray) -> np.ndarray:
+    """One embedding per row from several of the same crops (as seen and mirrored): the unit-length sum of unit
+    rows. Export's gates embed with it too (export/gates.py), so they are measured on what the stream computes."""
+    return _unit(sum(_unit(e) for e in embeddings))
 
 
 def _unit(embedding: np.ndarray) -> np.ndarray:
