@@ -23,7 +23,7 @@ def card(matches, correct, positives, found, idf1, calibrated_after_s=None, wron
 def test_a_set_is_judged_on_its_pooled_counts_and_every_clip_calibrating_by_20_s():
     good = [card(4, 4, 4, 4, 0.85, 8.0), card(5, 5, 4, 4, 0.83, 12.5)]
     row = bench.pooled(good)
-    assert (row["correct"], row["matches"], row["found"], row["people"]) == (9, 9, 8, 8)
+    assert (row["correct"], row["matches"], row["pairs_found"], row["pairs"]) == (9, 9, 8, 8)
     assert bench.verdict(row, calibrating=True) == {"meets": True, "missed": [], "meets_per_person": True}
     one_wrong = bench.pooled(good + [card(10, 9, 6, 6, 0.9, 5.0, wrong_after_fit_s=[0.3])])  # 18/19 = 0.947: misses
     assert (one_wrong["wrong_within_1s_of_a_fit"], one_wrong["wrong_without_a_fit"]) == (1, 0)
