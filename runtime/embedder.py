@@ -133,7 +133,7 @@ class Embedder:
         if len(crops) == 0:
             return np.zeros((0, self.dim), np.float32)
         embedding = _unit(self.encode(crops, modality)["embedding"])  # a copy: backends may reuse output buffers
-        if self.mirror:  # two calls, not one batch of 2N: an engine's optimisation profile caps the batch
+        if self.mirror:  # a second call of N, as export's gates embed (batches over a backend's cap are split)
             embedding = summed(embedding, self.encode([np.fliplr(c) for c in crops], modality)["embedding"])
         return embedding
 

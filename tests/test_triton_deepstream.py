@@ -80,7 +80,8 @@ def test_the_parser_is_strict(repo):
 
 
 class StandIn:
-    """Triton's gRPC inference protocol (live/ready/metadata/infer) over the repository, run by ONNX Runtime."""
+    """Triton's gRPC inference protocol (live/ready/metadata/config/infer) over the repository, run by ONNX Runtime,
+    refusing a request over a model's max_batch_size as Triton does."""
 
     def __init__(self, repository: Path) -> None:
         from tritonclient.grpc import service_pb2, service_pb2_grpc
@@ -113,9 +114,16 @@ class StandIn:
                                                          inputs=[meta(t) for t in cfg.input],
                                                          outputs=[meta(t) for t in cfg.output])
 
+            def ModelConfig(self, request, context):
+                return service_pb2.ModelConfigResponse(config=outer.models[request.name][0])
+
             def ModelInfer(self, request, context):
                 outer.requests += 1
-                _, session = outer.models[request.model_name]
+                cfg, session = outer.models[request.model_name]
+                batch = request.inputs[0].shape[0]
+                if batch > cfg.max_batch_size:  # as Triton answers a request over the model's max_batch_size
+                    context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"inference request batch-size must be <= "
+                                  f"{cfg.max_batch_size} for '{cfg.name}'")
                 feeds = {t.name: np.frombuffer(raw, np.uint8).reshape(t.shape)
                          for t, raw in zip(request.inputs, request.raw_input_contents)}
                 names = [o.name for o in request.outputs]
@@ -146,6 +154,11 @@ def test_triton_backend_matches_local_onnxruntime(repo):
             for modality in ("rgb", "ir"):
                 np.testing.assert_allclose(remote.embed(crops, modality), local.embed(crops, modality), atol=1e-6)
         assert server.requests == 2
+        crowd = [rng.integers(0, 255, (40, 20, 3), np.uint8) for _ in range(40)]  # over max_batch_size 16
+        with Embedder(repo["model"], backend="triton", url=f"grpc://127.0.0.1:{server.port}") as remote, \
+                Embedder(repo["model"], backend="onnxruntime", device="cpu") as local:
+            np.testing.assert_allclose(remote.embed(crowd, "rgb"), local.embed(crowd, "rgb"), atol=1e-6)
+        assert server.requests == 2 + 3  # 16 + 16 + 8
         from testkit.stream import make_clip
 
         clip = make_clip(repo["root"] / "clip", seconds=2.0)

@@ -49,6 +49,8 @@ class TritonBackend(BackendBase):
                 raise BackendError(f"Triton at {self.address} has no ready model {model!r}; load the repository "
                                    f"that 'hicmd export --triton' wrote")
             meta = self.client.get_model_metadata(model, as_json=True, client_timeout=timeout_s)
+            # the largest batch one request may carry (config.pbtxt's max_batch_size; 0: the model does not batch)
+            self.max_batch = int(self.client.get_model_config(model, client_timeout=timeout_s).config.max_batch_size)
         except InferenceServerException as exc:
             self.client.close()
             raise BackendError(f"Triton at {self.address}: {exc.message()}") from None
@@ -58,7 +60,17 @@ class TritonBackend(BackendBase):
         self.description = f"triton grpc://{self.address} model {model}"
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """One request per batch; a batch larger than the model's max_batch_size (a crowd, or its crops mirrored as
+        well) goes as several requests, since Triton refuses the whole batch rather than splitting it."""
         self._require(feeds, self.input_shapes)
+        batch = len(next(iter(feeds.values())))
+        if 0 < self.max_batch < batch:
+            parts = [self._infer({n: feeds[n][i:i + self.max_batch] for n in self.input_shapes})
+                     for i in range(0, batch, self.max_batch)]
+            return {n: np.concatenate([p[n] for p in parts]) for n in self.output_names}
+        return self._infer(feeds)
+
+    def _infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         inputs = []
         for name in self.input_shapes:
             array = np.ascontiguousarray(feeds[name])
