@@ -21,7 +21,7 @@ from hicmd.runtime.atomic import write_atomically
 from hicmd.runtime.manifest import Manifest, load_manifest
 from hicmd.modality import MODALITIES
 
-__all__ = ["REID_KEYS", "deepstream_graph", "reid_section", "write_deepstream"]
+__all__ = ["REID_KEYS", "deepstream_graph", "mirrored_graph", "reid_section", "write_deepstream"]
 
 # the ReID keys NvMultiObjectTracker reads that hicmd sets (DeepStream 6.2-7.x tracker configs)
 REID_KEYS = ("reidType", "batchSize", "workspaceSize", "reidFeatureSize", "reidHistorySize", "inferDims",
@@ -88,6 +88,46 @@ def deepstream_graph(model: onnx.ModelProto, input_name: str, output: str = "emb
     return new, layout
 
 
+def mirrored_graph(model: onnx.ModelProto, layout: str, output: str = "embedding") -> onnx.ModelProto:
+    """A DeepStream graph (`deepstream_graph`) that embeds each crop as seen and mirrored left-right and returns the
+    L2-normalised sum, as hicmd's runtime does for a model folder exported with `mirror` (runtime/embedder.py):
+    nvtracker runs one graph per crop and never mirrors, so the mirroring goes inside. The graph's body runs twice
+    (its copy shares the weights) rather than on a batch of 2N, so nothing operates across the batch axis."""
+    new = onnx.ModelProto()
+    new.CopyFrom(model)
+    g = new.graph
+    (image,) = g.input
+    body = list(g.node)
+    produced = {o for node in body for o in node.output}
+    twin = {image.name: "mirror/input", **{o: f"mirror/{o}" for o in produced}}
+    copies = []
+    for node in body:
+        copy = onnx.NodeProto()
+        copy.CopyFrom(node)
+        copy.name = f"mirror/{node.name}" if node.name else ""  # unnamed nodes may stay unnamed
+        copy.input[:] = [twin.get(x, x) for x in node.input]  # weights and constants stay shared
+        copy.output[:] = [twin[x] for x in node.output]
+        copies.append(copy)
+    for node in body:  # the graph's own embedding becomes one of the two summed
+        node.output[:] = ["seen/" + output if x == output else x for x in node.output]
+    w_axis = 3 if layout == "NCHW" else 2
+    g.initializer.extend([helper.make_tensor(name, TensorProto.INT64, [1], [value]) for name, value in (
+        ("mirror/starts", -1), ("mirror/ends", -2 ** 63), ("mirror/axes", w_axis), ("mirror/steps", -1))])
+    g.initializer.append(helper.make_tensor("mirror/eps", TensorProto.FLOAT, [], [1e-12]))
+    flip = helper.make_node("Slice", [image.name, "mirror/starts", "mirror/ends", "mirror/axes", "mirror/steps"],
+                            ["mirror/input"], name="mirror/flip")
+    combine = [
+        helper.make_node("Add", ["seen/" + output, f"mirror/{output}"], ["sum/embedding"], name="sum/add"),
+        helper.make_node("ReduceL2", ["sum/embedding"], ["sum/norm"], name="sum/norm", axes=[1], keepdims=1),
+        helper.make_node("Max", ["sum/norm", "mirror/eps"], ["sum/safe_norm"], name="sum/safe_norm"),
+        helper.make_node("Div", ["sum/embedding", "sum/safe_norm"], [output], name="sum/normalise"),
+    ]
+    del g.node[:]
+    g.node.extend([*body, flip, *copies, *combine])
+    onnx.checker.check_model(new, full_check=True)
+    return new
+
+
 def reid_section(manifest: Manifest, onnx_file: str, layout: str, mode: str = "fp16",
                  batch: int = 100) -> dict[str, Any]:
     spec = manifest.input
@@ -115,9 +155,11 @@ def _yaml(section: dict[str, Any], header: str) -> str:
     return header + "ReID:\n" + "".join(f"  {k}: {value(v)}\n" for k, v in section.items())
 
 
-def write_deepstream(export_dir: str | Path, out: str | Path, mode: str = "fp16") -> list[Path]:
+def write_deepstream(export_dir: str | Path, out: str | Path, mode: str = "fp16",
+                     mirror: bool | None = None) -> list[Path]:
     """Write the DeepStream ReID graph (from the FP32 ONNX; TensorRT builds it in `mode`: fp32, fp16 or int8, the
-    last needing a calibration file) and config for each modality; returns the files written."""
+    last needing a calibration file) and config for each modality; returns the files written. `mirror` (None: as
+    the model folder says): the graph embeds each crop mirrored too, as the stream does and the gates assume."""
     if mode not in _NETWORK_MODE:
         raise ValueError(f"DeepStream network mode {mode!r}: use fp32, fp16 or int8")
     manifest = load_manifest(export_dir)
@@ -127,9 +169,13 @@ def write_deepstream(export_dir: str | Path, out: str | Path, mode: str = "fp16"
     for modality in MODALITIES:
         artifact = manifest.pick("embedder", modality, "fp32", "onnx")
         graph, layout = deepstream_graph(onnx.load(str(manifest.path(artifact))), manifest.input.name)
+        mirrored = manifest.mirror if mirror is None else mirror
+        if mirrored:
+            graph = mirrored_graph(graph, layout)
         onnx_path = out / f"hicmd_{modality}_reid.onnx"
         config_path = out / f"config_tracker_hicmd_{modality}.yml"
-        header = (f"# hicmd {modality} embedder for DeepStream nvtracker (from {artifact.file}, built as {mode}).\n"
+        header = (f"# hicmd {modality} embedder for DeepStream nvtracker (from {artifact.file}, built as {mode}"
+                  f"{'; each crop embedded as seen and mirrored' if mirrored else ''}).\n"
                   f"# Merge this ReID section into your NvDCF / NvDeepSORT tracker config (e.g. DeepStream's\n"
                   f"# config_tracker_NvDCF_accuracy.yml). Recent DeepStream resolves relative paths against the\n"
                   f"# config file's folder; older releases need absolute paths here.\n")

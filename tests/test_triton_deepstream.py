@@ -206,6 +206,25 @@ def test_deepstream_reid_config_and_graph(repo, tmp_path):
         np.testing.assert_allclose(session.run(None, {inp.name: images.astype(np.float32)})[0], original, atol=1e-6)
 
 
+def test_deepstream_graph_embeds_mirrored_crops_as_the_runtime_does(repo, tmp_path):
+    """A folder exported with mirrored crops: nvtracker never mirrors, so its graph does, and sums as the stream."""
+    from hicmd.export.deepstream import write_deepstream
+    from hicmd.runtime.embedder import summed
+
+    write_deepstream(repo["model"], tmp_path / "ds", mirror=True)
+    images = np.random.default_rng(3).integers(0, 255, (3, HEIGHT, WIDTH, 3), np.uint8)
+    assert not np.array_equal(images, images[:, :, ::-1])
+    for modality in ("rgb", "ir"):
+        assert "seen and mirrored" in (tmp_path / "ds" / f"config_tracker_hicmd_{modality}.yml").read_text()
+        original = ort.InferenceSession(str(repo["model"] / f"{modality}.onnx"))
+        seen, flipped = (original.run(["embedding"], {"images": np.ascontiguousarray(x)})[0]
+                         for x in (images, images[:, :, ::-1]))
+        ds = ort.InferenceSession(str(tmp_path / "ds" / f"hicmd_{modality}_reid.onnx"))
+        got = ds.run(None, {"input": images.astype(np.float32)})[0]
+        np.testing.assert_allclose(got, summed(seen, flipped), atol=1e-6)
+        assert np.abs(got - seen).max() > 1e-3  # the mirror image changed something
+
+
 @pytest.mark.slow
 def test_export_cli_writes_both_from_a_real_checkpoint(tmp_path):
     """`hicmd export CKPT --triton DIR --deepstream DIR` on the tiny model: real graphs (Transpose + Cast preamble)."""
@@ -216,6 +235,7 @@ def test_export_cli_writes_both_from_a_real_checkpoint(tmp_path):
     from typer.testing import CliRunner
 
     from hicmd.commands.export import command
+    from hicmd.runtime.embedder import summed
 
     app = typer.Typer()
     app.command()(command)
@@ -228,7 +248,8 @@ def test_export_cli_writes_both_from_a_real_checkpoint(tmp_path):
     reid = yaml.safe_load((tmp_path / "ds" / "config_tracker_hicmd_ir.yml").read_text())["ReID"]
     assert reid["inputOrder"] == 0 and reid["inferDims"] == [3, 80, 40]  # the real graph transposes: NCHW
     images = np.random.default_rng(2).integers(0, 255, (2, 80, 40, 3), np.uint8)
-    want = ort.InferenceSession(str(tmp_path / "model" / "ir.onnx")).run(["embedding"], {"images": images})[0]
+    ir = ort.InferenceSession(str(tmp_path / "model" / "ir.onnx"))
+    seen, flipped = (ir.run(["embedding"], {"images": np.ascontiguousarray(x)})[0] for x in (images, images[:, :, ::-1]))
     ds = ort.InferenceSession(str(tmp_path / "ds" / "hicmd_ir_reid.onnx"))
     got = ds.run(None, {"input": images.transpose(0, 3, 1, 2).astype(np.float32)})[0]
-    np.testing.assert_allclose(got, want, atol=1e-5)
+    np.testing.assert_allclose(got, summed(seen, flipped), atol=1e-5)  # export mirrors by default: so does DeepStream
