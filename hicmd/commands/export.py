@@ -64,8 +64,8 @@ def command(
                           "true boxes instead of on the --data test split (repeatable).")] = None,
     mirror: Annotated[bool, typer.Option("--mirror/--no-mirror", help="The stream embeds each crop and its mirror "
                       "image and sums them (the gates are measured so): fewer wrong matches for twice the embedder "
-                      "work. --no-mirror for devices short of time (hicmd stream --no-mirror turns it off per "
-                      "run).")] = True,
+                      "work; --deepstream graphs mirror inside. --no-mirror for devices short of time (hicmd stream "
+                      "--no-mirror turns it off per run).")] = True,
 ) -> None:
     """Export a checkpoint to ONNX (and FP16 ONNX, TensorRT engines) with parity gates and manifest.json."""
     from rich.console import Console
