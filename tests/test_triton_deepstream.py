@@ -249,7 +249,8 @@ def test_export_cli_writes_both_from_a_real_checkpoint(tmp_path):
     assert reid["inputOrder"] == 0 and reid["inferDims"] == [3, 80, 40]  # the real graph transposes: NCHW
     images = np.random.default_rng(2).integers(0, 255, (2, 80, 40, 3), np.uint8)
     ir = ort.InferenceSession(str(tmp_path / "model" / "ir.onnx"))
-    seen, flipped = (ir.run(["embedding"], {"images": np.ascontiguousarray(x)})[0] for x in (images, images[:, :, ::-1]))
+    seen, flipped = (ir.run(["embedding"], {"images": np.ascontiguousarray(x)})[0]
+                     for x in (images, images[:, :, ::-1]))
     ds = ort.InferenceSession(str(tmp_path / "ds" / "hicmd_ir_reid.onnx"))
     got = ds.run(None, {"input": images.transpose(0, 3, 1, 2).astype(np.float32)})[0]
     np.testing.assert_allclose(got, summed(seen, flipped), atol=1e-5)  # export mirrors by default: so does DeepStream
