@@ -200,11 +200,13 @@ def onnx_embedder(path: Path, threads: int | None = None,
     as it does (`mirror`: each image's embedding summed with its mirror image's, L2-normalised: runtime/embedder.py)."""
     import onnxruntime
 
+    from hicmd.runtime.cpu import int8_safe
     from hicmd.runtime.embedder import summed
 
     options = onnxruntime.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
+    int8_safe(options)
     session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def run_once(images: np.ndarray) -> np.ndarray:

@@ -162,7 +162,11 @@ def run_onnx(path: str | Path, feeds: dict[str, np.ndarray], batch: int = BATCH)
     """Run a graph on ONNX Runtime's CPU provider in batches of `batch` (exercises the dynamic batch axis)."""
     import onnxruntime as ort
 
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    from hicmd.runtime.cpu import int8_safe
+
+    options = ort.SessionOptions()
+    int8_safe(options)  # INT8 graphs as they run where the stream runs them (U8U8 on x86 without VNNI)
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
     return run_batches(lambda f: dict(zip(names, session.run(names, f))), feeds, batch)
 

@@ -370,3 +370,20 @@ def test_torch_backend_matches_exported_onnx(tmp_path):
     with pytest.raises(BackendError, match="checkpoint .*missing.pt not found"):
         open_backend(replace(manifest, checkpoint={"file": str(tmp_path / "missing.pt")}), "embedder", "ir",
                      backend="torch", device="cpu")
+
+
+def test_int8_graphs_run_as_u8u8_where_u8s8_saturates(monkeypatch):
+    """x86 without VNNI: ONNX Runtime's U8S8 kernels saturate, so sessions ask for U8U8; with VNNI they do not."""
+    import onnxruntime as ort
+
+    from hicmd.runtime import cpu
+
+    for flags, expected in (({"avx2", "fma"}, "1"), ({"avx2", "avx512f", "avx512_vnni"}, None), (set(), None)):
+        monkeypatch.setattr(cpu, "cpu_info", lambda flags=flags: cpu.CpuInfo("test", "AuthenticAMD", frozenset(flags)))
+        options = ort.SessionOptions()
+        cpu.int8_safe(options)
+        try:
+            got = options.get_session_config_entry("session.x64quantprecision")
+        except RuntimeError:  # ONNX Runtime raises for a key never set
+            got = None
+        assert got == expected, flags

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..cpu import int8_safe
 from .base import BackendBase, BackendError
 
 __all__ = ["ALLOW_SPINNING", "OnnxRuntimeBackend", "PROVIDERS", "available_providers"]
@@ -56,6 +57,7 @@ class OnnxRuntimeBackend(BackendBase):
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
         options.add_session_config_entry(ALLOW_SPINNING, "1" if spin else "0")
+        int8_safe(options)
         try:
             self.session = onnxruntime.InferenceSession(
                 str(path), sess_options=options, providers=[p for p in PROVIDERS[device] if p in have])
