@@ -60,8 +60,8 @@ class TritonBackend(BackendBase):
         self.description = f"triton grpc://{self.address} model {model}"
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """One request per batch; a batch larger than the model's max_batch_size (a crowd, or its crops mirrored as
-        well) goes as several requests, since Triton refuses the whole batch rather than splitting it."""
+        """One request per batch; a batch larger than the model's max_batch_size (a crowd in one camera) goes as
+        several requests, since Triton refuses the whole batch rather than splitting it."""
         self._require(feeds, self.input_shapes)
         batch = len(next(iter(feeds.values())))
         if 0 < self.max_batch < batch:
