@@ -59,6 +59,24 @@ def test_int8_export_passes_and_records_its_gates(int8_model):
     assert manifest.macs_per_image > 0
 
 
+def test_a_drop_of_exactly_the_allowed_points_passes():
+    """Protocol scores are means of per-trial percentages: 2.2 - 1.2 is 1.0000000000000002 in floats, and one
+    changed query of 100 (1.0 point) must pass a 1.0-point gate while 1.01 points fail it."""
+    from hicmd.export.int8_gates import drop_gates
+
+    def scores(fp32: float, int8: float) -> dict:
+        same = {"r1": 50.0, "mAP": 40.0}
+        return {"dataset": "regdb", "images": 400, "queries": {"v2t": 100, "t2v": 100},
+                "settings": {"v2t": {"fp32": {"r1": fp32, "mAP": 40.0}, "int8": {"r1": int8, "mAP": 40.0}},
+                             "t2v": {"fp32": same, "int8": same}}}
+
+    assert 2.2 - 1.2 > 1.0  # the residue the gate must see through
+    gates, record = drop_gates(scores(2.2, 1.2), 1.0)["int8"]
+    assert all(g.passed for g in gates) and record["settings"]["v2t"]["r1_drop"] == 1.0
+    gates, _ = drop_gates(scores(2.21, 1.2), 1.0)["int8"]
+    assert [(g.artifact, g.metric) for g in gates if not g.passed] == [("int8 regdb v2t", "r1 drop (points)")]
+
+
 def test_int8_graph_structure(int8_model):
     model = onnx.load(str(int8_model["out"] / "rgb.int8.onnx"))
     fp32 = onnx.load(str(int8_model["out"] / "rgb.onnx"))
