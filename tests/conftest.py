@@ -75,7 +75,7 @@ def trained(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 
 @pytest.fixture(scope="session")
 def int8_model(request: pytest.FixtureRequest, trained, tmp_path_factory):
-    """run_export of the trained checkpoint with --int8 (entropy calibration on 64 training crops per modality,
+    """run_export of the trained checkpoint with --int8 (percentile calibration, the default, on 64 training crops per modality,
     the protocol gate on a tenth of the test split, at testkit.stream_model.INT8_MAX_DROP); with nncf installed it
     holds OpenVINO's own INT8 IRs too.
     Shared by tests/test_int8.py and tests/test_int8_openvino.py, which `--dist loadfile` puts on different workers:

@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from hicmd.export.int8 import Int8Options, quantized_ops, tensorrt_int8, write_int8
 from hicmd.export.opcheck import check_tensorrt
+from hicmd.runtime.cpu import cpu_info, int8_safe
 from hicmd.runtime.manifest import load_manifest
 from testkit.stream_model import INT8_MAX_DROP
 
@@ -42,7 +43,7 @@ def test_int8_export_passes_and_records_its_gates(int8_model):
     assert gates["rgb->ir.int8", "same rank-1"]["passed"]
     record = manifest.parity["int8"]
     assert record["calibration"]["split"] == "train" and record["calibration"]["rgb"]["images"] == 64
-    assert record["method"] == "entropy"
+    assert record["method"] == "percentile"  # the default
     protocol = record["protocol"]
     assert set(protocol["settings"]) == {"v2t", "t2v"}  # RegDB, both directions
     assert protocol["max_drop"] == INT8_MAX_DROP  # the gate the fixture asked for is the one applied
@@ -122,6 +123,7 @@ def test_tensorrt_form_is_numerically_the_same_graph(int8_model):
 
     def embed(graph: onnx.ModelProto, optimise: bool) -> np.ndarray:
         options = ort.SessionOptions()
+        int8_safe(options)  # fused, as the stream runs them (U8U8 where U8S8 saturates: x86 without VNNI)
         if not optimise:  # the graphs as written: Q/DQ evaluated node by node
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         session = ort.InferenceSession(graph.SerializeToString(), options, providers=["CPUExecutionProvider"])
@@ -257,7 +259,10 @@ def test_openvino_backend_parity_and_auto_choice(int8_model, monkeypatch):
 
     manifest = load_manifest(int8_model["out"])
     record = manifest.parity["openvino"]
-    assert record["fp32"]["passed"] and record["int8"]["passed"]
+    assert record["fp32"]["passed"]
+    # the Q/DQ graphs on OpenVINO pass but where its INT8 kernels saturate (x86 without VNNI): there export records
+    # them failed, and `--precision int8` runs NNCF's IR (gated on its own: tests/test_int8_openvino.py)
+    assert record["int8"]["passed"] or cpu_info().u8s8_saturates, record["int8"]
     images = synthvi_crops(80, 40, 16).images["ir"]
 
     def embed(**kw) -> tuple[np.ndarray, str]:

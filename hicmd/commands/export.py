@@ -54,7 +54,7 @@ def command(
     calib: Annotated[Optional[str], typer.Option("--calib", help="INT8 calibration data: regdb:PATH, sysu:PATH or "
                                                  "llcm:PATH (crops from its training split).")] = None,
     calib_method: Annotated[CalibMethod, typer.Option("--calib-method", help="INT8 calibration of the activation "
-                                                      "ranges.")] = CalibMethod.entropy,
+                                                      "ranges.")] = CalibMethod.percentile,
     calib_crops: Annotated[int, typer.Option("--calib-crops", help="INT8 calibration crops per modality.")] = 256,
     int8_max_drop: Annotated[float, typer.Option("--int8-max-drop", help="Largest R1 / mAP drop (points) of INT8 "
                                                  "vs FP32 under the dataset's protocol.")] = 1.0,
