@@ -198,16 +198,10 @@ def onnx_embedder(path: Path, threads: int | None = None,
                   mirror: bool = False) -> Callable[[np.ndarray], np.ndarray]:
     """An exported embedder graph run by ONNX Runtime: the gates describe the graph the stream will run, and embed
     as it does (`mirror`: each image's embedding summed with its mirror image's, L2-normalised: runtime/embedder.py)."""
-    import onnxruntime
-
-    from hicmd.runtime.cpu import int8_safe
+    from hicmd.runtime.cpu import cpu_session
     from hicmd.runtime.embedder import summed
 
-    options = onnxruntime.SessionOptions()
-    if threads:
-        options.intra_op_num_threads = threads
-    int8_safe(options)
-    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session = cpu_session(path, threads)
 
     def run_once(images: np.ndarray) -> np.ndarray:
         out = [session.run(["embedding"], {"images": images[i:i + 32]})[0] for i in range(0, len(images), 32)]

@@ -147,13 +147,9 @@ def _prune(graph: onnx.GraphProto) -> None:
 
 
 def _embed(model: onnx.ModelProto, images: np.ndarray) -> np.ndarray:
-    import onnxruntime
+    from hicmd.runtime.cpu import cpu_session
 
-    from hicmd.runtime.cpu import int8_safe
-
-    options = onnxruntime.SessionOptions()
-    int8_safe(options)
-    session = onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session = cpu_session(model.SerializeToString())
     out = np.concatenate([session.run(["embedding"], {session.get_inputs()[0].name: images[i:i + 32]})[0]
                           for i in range(0, len(images), 32)])
     return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)

@@ -160,13 +160,9 @@ def run_batches(run: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]], f
 
 def run_onnx(path: str | Path, feeds: dict[str, np.ndarray], batch: int = BATCH) -> dict[str, np.ndarray]:
     """Run a graph on ONNX Runtime's CPU provider in batches of `batch` (exercises the dynamic batch axis)."""
-    import onnxruntime as ort
+    from hicmd.runtime.cpu import cpu_session
 
-    from hicmd.runtime.cpu import int8_safe
-
-    options = ort.SessionOptions()
-    int8_safe(options)  # INT8 graphs as they run where the stream runs them (U8U8 on x86 without VNNI)
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session = cpu_session(path)  # INT8 graphs as the stream runs them (U8U8 on x86 without VNNI)
     names = [o.name for o in session.get_outputs()]
     return run_batches(lambda f: dict(zip(names, session.run(names, f))), feeds, batch)
 

@@ -11,7 +11,7 @@ import functools
 import platform
 from pathlib import Path
 
-__all__ = ["CpuInfo", "cpu_info", "LOW_PRECISION_FLAGS", "int8_safe"]
+__all__ = ["CpuInfo", "cpu_info", "LOW_PRECISION_FLAGS", "int8_safe", "cpu_session"]
 
 # the flags that decide INT8 / BF16 speed, as Linux names them
 LOW_PRECISION_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8",
@@ -74,3 +74,16 @@ def int8_safe(options) -> None:  # noqa: ANN001 - an onnxruntime.SessionOptions 
     U8S8, 0.998 as U8U8), and export's gates measure it so. Float graphs are not affected."""
     if cpu_info().u8s8_saturates:
         options.add_session_config_entry("session.x64quantprecision", "1")
+
+
+def cpu_session(model: str | Path | bytes, threads: int | None = None):  # noqa: ANN201 - an InferenceSession
+    """An ONNX Runtime session of `model` (a path, or a serialized graph) on the CPU provider, run as int8_safe
+    says: export's measurements of a graph run it as the stream's backend does."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    int8_safe(options)
+    return onnxruntime.InferenceSession(model if isinstance(model, bytes) else str(model), options,
+                                        providers=["CPUExecutionProvider"])

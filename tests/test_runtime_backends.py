@@ -387,3 +387,23 @@ def test_int8_graphs_run_as_u8u8_where_u8s8_saturates(monkeypatch):
         except RuntimeError:  # ONNX Runtime raises for a key never set
             got = None
         assert got == expected, flags
+
+
+def test_export_sessions_run_int8_as_the_stream_does(monkeypatch, tmp_path):
+    """cpu_session (export's parity, mixed-precision and gate measurements) sets what int8_safe sets, and the
+    thread count, for a graph given as a path or as bytes."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from hicmd.runtime import cpu
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    graph = helper.make_model(helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", [x],
+                                                [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])]),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(graph, str(tmp_path / "g.onnx"))
+    monkeypatch.setattr(cpu, "cpu_info", lambda: cpu.CpuInfo("test", "AuthenticAMD", frozenset({"avx2"})))
+    for model in (tmp_path / "g.onnx", graph.SerializeToString()):
+        options = cpu.cpu_session(model, threads=1).get_session_options()
+        assert options.get_session_config_entry("session.x64quantprecision") == "1"
+        assert options.intra_op_num_threads == 1
