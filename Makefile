@@ -28,7 +28,7 @@ demo: $(STAMP)
 # fixture shared across files is built by the first worker to need it (tests/testkit/cache.py), and the files are
 # taken in the order tests/conftest.py sets (no reorder), so that the other worker is not left waiting for that build
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder tests
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=15 tests
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
