@@ -124,18 +124,27 @@ class Embedder:
 
     def encode(self, crops: list[np.ndarray], modality: str) -> dict[str, np.ndarray]:
         """All graph outputs (embedding, prototype, attribute) for a batch of crops of one modality."""
-        if modality not in self.backends:
-            raise ValueError(f"no {modality!r} embedder open (have: {', '.join(self.backends)})")
-        return self.backends[modality].run({self.input_name: self.preprocess(crops)})
+        backend = self._backend(modality)
+        return backend.run({self.input_name: self.preprocess(crops)})
 
     def embed(self, crops: list[np.ndarray], modality: str) -> np.ndarray:
         """(N, D) float32 L2-normalised embeddings; (0, D) for no crops."""
         if len(crops) == 0:
             return np.zeros((0, self.dim), np.float32)
-        embedding = _unit(self.encode(crops, modality)["embedding"])  # a copy: backends may reuse output buffers
-        if self.mirror:  # a second call of N, as export's gates embed (batches over a backend's cap are split)
-            embedding = summed(embedding, self.encode([np.fliplr(c) for c in crops], modality)["embedding"])
+        backend = self._backend(modality)
+        images = self.preprocess(crops)
+        # mirrored: the resized batch flipped (resize and colour conversion commute with the flip, bit for bit), as
+        # export's gates embed; a second call of N (batches over a backend's cap are split)
+        mirrored = np.ascontiguousarray(images[:, :, ::-1]) if self.mirror else None
+        embedding = _unit(backend.run({self.input_name: images})["embedding"])  # a copy: outputs may be reused
+        if mirrored is not None:
+            embedding = summed(embedding, backend.run({self.input_name: mirrored})["embedding"])
         return embedding
+
+    def _backend(self, modality: str) -> Backend:
+        if modality not in self.backends:
+            raise ValueError(f"no {modality!r} embedder open (have: {', '.join(self.backends)})")
+        return self.backends[modality]
 
     def embed_pair(self, rgb_crops: list[np.ndarray], ir_crops: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Embeddings for both cameras' crops: (N_rgb, D), (N_ir, D)."""
