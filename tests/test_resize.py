@@ -65,6 +65,19 @@ def test_gray_resizes_as_each_channel_of_its_rgb_copy():
         resize(gray.astype(np.float32), 256, 128)
 
 
+@pytest.mark.parametrize("size", DOWN + UP + [(171, 63)])
+def test_resize_commutes_with_the_mirror_flip(size):
+    """The embedder mirrors a crop by flipping its resized batch (runtime/embedder.py), which must be what the
+    resized mirror image is: bit for bit, colour and gray, odd sizes too."""
+    for image in [*_images(*size, seed=size[1]), _images(*size, seed=size[1])[0][..., 0]]:
+        assert np.array_equal(resize(np.ascontiguousarray(image[:, ::-1]), 256, 128), resize(image, 256, 128)[:, ::-1])
+    # the check can fail: a resize whose sample grid is not symmetric (OpenCV's nearest neighbour, by a factor
+    # that is not a whole number) does not commute
+    noise = _images(171, 63, seed=size[1])[0]
+    nearest = lambda im: cv2.resize(im, (128, 256), interpolation=cv2.INTER_NEAREST)  # noqa: E731
+    assert not np.array_equal(nearest(np.ascontiguousarray(noise[:, ::-1])), nearest(noise)[:, ::-1])
+
+
 def test_training_evaluation_and_runtime_preprocess_the_same_pixels(tmp_path):
     """read_image (training, evaluation, export parity) and Embedder.preprocess (the runtime, on OpenCV's BGR or
     gray crops) give the reference's pixels for the same files."""
