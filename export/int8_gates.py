@@ -98,7 +98,8 @@ def drop_gates(scores: dict[str, Any], max_drop: float) -> dict[str, tuple[list[
     """The drop gates of `protocol_scores`' result: each non-FP32 set's R1 and mAP at most `max_drop` points below
     FP32's in every setting."""
     out = {}
-    for name in (n for n in scores["settings"][next(iter(scores["settings"]))] if n != "fp32"):
+    scored = next(iter(scores["settings"].values()))  # {graph set name: its R1 / mAP}, the same sets in every setting
+    for name in (n for n in scored if n != "fp32"):
         record: dict[str, Any] = {"dataset": scores["dataset"], "images": scores["images"], "settings": {},
                                   "max_drop": max_drop}
         gates = []
