@@ -2,7 +2,8 @@
 
 Backend choice and the benchmark's peaks depend on it: VNNI makes INT8 GEMMs ~4x FP32 ones, AVX512-BF16 / AMX make
 BF16 inference worth it (OpenVINO's CPU plugin turns it on by default there), and `--backend auto` takes OpenVINO
-on Intel CPUs and on other x86-64 CPUs with AVX-512.
+on Intel CPUs, on other x86-64 CPUs with AVX-512, and on AVX2-only ones for INT8 with OpenVINO's own INT8 IR
+(runtime/backends/choice.py).
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ The NNCF tests skip only when nncf is genuinely absent (`make venv` installs it 
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import shutil
@@ -179,7 +180,8 @@ def test_openvino_protocol_gates_refuse_a_failing_precision(int8_model, tmp_path
 
 def test_auto_picks_openvino_on_intel_and_avx512_x86_cpus(monkeypatch):
     """OpenVINO's CPU kernels follow the instruction set, not the vendor (measured on AMD Zen 4, AVX-512: README);
-    the line auto prints says which and why. AVX2-only and Arm CPUs were not measured: ONNX Runtime."""
+    the line auto prints says which and why. AVX2-only CPUs: OpenVINO only for INT8 with its own IR (measured
+    there); others (Arm): ONNX Runtime."""
     from hicmd.runtime.backends import choice
     from hicmd.runtime.cpu import CpuInfo
 
@@ -195,6 +197,29 @@ def test_auto_picks_openvino_on_intel_and_avx512_x86_cpus(monkeypatch):
             assert use is (installed and picked), (vendor, flags, installed, why)
             assert why.startswith("auto: OpenVINO" if use else "auto: ONNX Runtime") and words in why, why
             assert "\n" not in why and (use or not picked or "not installed" in why)
+            # INT8 with OpenVINO's own INT8 IR in the folder: AVX2-only x86 takes OpenVINO too (measured faster
+            # there), a CPU without AVX2 still does not
+            use, why = choice.openvino_choice(nncf_int8=True)
+            assert use is (installed and (picked or "avx2" in flags)), (vendor, flags, installed, why)
+            assert "\n" not in why and (use or "avx2" not in flags or "not installed" in why), why
+
+
+@needs_nncf
+def test_auto_runs_int8_on_openvino_on_avx2_cpus_where_the_folder_has_its_ir(int8_model, monkeypatch):
+    """On an AVX2-only AMD CPU `--backend auto` takes OpenVINO's own INT8 IR for `--precision int8` and ONNX Runtime
+    for FP32, and ONNX Runtime for INT8 too once the folder holds no such IR."""
+    from hicmd.runtime.backends import choice
+    from hicmd.runtime.cpu import CpuInfo
+
+    monkeypatch.setattr(choice, "cpu_info", lambda: CpuInfo("test", "AuthenticAMD", frozenset({"avx2", "fma"})))
+    manifest = load_manifest(int8_model["out"])
+    _, text = _embed(manifest, backend="auto", device="cpu", precision="int8")
+    assert text.startswith("openvino") and "ir.int8.nncf" in text and "AVX2" in text, text
+    _, text = _embed(manifest, backend="auto", device="cpu", precision="fp32")
+    assert text.startswith("onnxruntime") and "has AVX2 only" in text, text
+    without = dataclasses.replace(manifest, artifacts=[a for a in manifest.artifacts if a.format != "openvino"])
+    _, text = _embed(without, backend="auto", device="cpu", precision="int8")
+    assert text.startswith("onnxruntime") and "ir.int8.onnx" in text, text
 
 
 def test_nncf_irs_that_fail_a_gate_are_dropped_and_the_export_goes_on(tmp_path):

@@ -13,18 +13,27 @@ from .base import BackendError
 __all__ = ["openvino_choice", "openvino_inference", "openvino_int8", "bf16_record"]
 
 
-def openvino_choice() -> tuple[bool, str]:
+def openvino_choice(nncf_int8: bool = False) -> tuple[bool, str]:
     """(take OpenVINO, why) for `--backend auto` on the CPU: OpenVINO when it is installed, on Intel CPUs (the
-    issue's rule) and on other x86-64 CPUs with AVX-512. OpenVINO's CPU kernels (oneDNN) are chosen by instruction
-    set, not by vendor: on an AMD Zen 4 (AVX-512, VNNI, BF16) it ran the paper embedder as fast as ONNX Runtime in
-    FP32 and 1.8x / 1.25-3.3x faster in its gated BF16 / its own INT8, side by side (README, INT8 section). Other
-    CPUs (AVX2-only x86, Arm) were not measured: ONNX Runtime."""
+    issue's rule), on other x86-64 CPUs with AVX-512, and on AVX2-only ones for INT8 when the folder has OpenVINO's
+    own INT8 IR (`nncf_int8`). OpenVINO's CPU kernels (oneDNN) are chosen by instruction set, not by vendor: on an
+    AMD Zen 4 (AVX-512, VNNI, BF16) it ran the paper embedder as fast as ONNX Runtime in FP32 and 1.8x / 1.25-3.3x
+    faster in its gated BF16 / its own INT8; on an AVX2-only AMD EPYC as fast in FP32 and 1.6x / 1.7x faster with
+    NNCF's INT8 IR than ONNX Runtime's INT8 at batch 1 / 8, while its INT8 on the Q/DQ graphs saturates there
+    (README, INT8 section). Arm was not measured: ONNX Runtime."""
     cpu = cpu_info()
     installed = importlib.util.find_spec("openvino") is not None
-    if not cpu.intel and cpu.simd != "AVX-512":
+    avx2_int8 = cpu.simd == "AVX2" and nncf_int8
+    if not cpu.intel and cpu.simd != "AVX-512" and not avx2_int8:
         having = f"has {cpu.simd} only" if cpu.simd else "has no AVX-512"
         return False, (f"auto: ONNX Runtime ({cpu.vendor or cpu.model or 'this'} CPU {having}; OpenVINO is picked on "
-                       "Intel CPUs and AVX-512 x86-64 CPUs, where it was measured faster)")
+                       "Intel CPUs, AVX-512 x86-64 CPUs, and AVX2 ones for INT8 with its own INT8 IR, where it was "
+                       "measured faster)")
+    if avx2_int8 and not cpu.intel:
+        if not installed:
+            return False, "auto: ONNX Runtime (AVX2 CPU, but openvino is not installed: pip install hicmd[openvino])"
+        return True, ("auto: OpenVINO (AVX2 x86-64 CPU, INT8 with OpenVINO's own INT8 IR in the folder: measured "
+                      "1.6x faster than ONNX Runtime's INT8 on an AVX2 AMD EPYC)")
     where = "Intel CPU" if cpu.intel else f"{cpu.vendor or 'x86-64'} CPU with AVX-512"
     if not installed:
         return False, f"auto: ONNX Runtime ({where}, but openvino is not installed: pip install hicmd[openvino])"

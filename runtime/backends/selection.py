@@ -119,7 +119,9 @@ def open_backend(manifest: Manifest, artifact_role: str, modality: str | None = 
     if backend == "auto" and ort_device == "cpu":
         from .choice import openvino_choice
 
-        use, why = openvino_choice()
+        # OpenVINO's own INT8 IR is in the folder only when it passed export's gates
+        use, why = openvino_choice(precision == "int8" and bool(manifest.find(artifact_role, modality, "int8",
+                                                                              "openvino")))
         if use:
             return _open_openvino(manifest, artifact_role, modality, precision, threads, [why])
         notes.append(why)
