@@ -165,11 +165,11 @@ def write_deepstream(export_dir: str | Path, out: str | Path, mode: str = "fp16"
     manifest = load_manifest(export_dir)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    mirrored = manifest.mirror if mirror is None else mirror
     written = []
     for modality in MODALITIES:
         artifact = manifest.pick("embedder", modality, "fp32", "onnx")
         graph, layout = deepstream_graph(onnx.load(str(manifest.path(artifact))), manifest.input.name)
-        mirrored = manifest.mirror if mirror is None else mirror
         if mirrored:
             graph = mirrored_graph(graph, layout)
         onnx_path = out / f"hicmd_{modality}_reid.onnx"
