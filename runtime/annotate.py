@@ -68,7 +68,8 @@ class VideoSink:
     says which); later frames are resized to the first frame's size.
 
     Frames go to a hidden temporary file beside the target, renamed over it only once the video is finished
-    (its index written): a crash leaves the previous video, never a half-written one.
+    (its index written): a crash leaves the previous video, never a half-written one. The file is private (0600):
+    it shows the people watched.
     """
 
     def __init__(self, path: str | Path, fps: float) -> None:
@@ -82,6 +83,14 @@ class VideoSink:
         self.frames = 0
 
     def _open(self) -> None:
+        # the video shows people's faces and bodies: private (0600) like a gallery, whatever the umask; created
+        # here first so the encoder (which keeps an existing file's mode) writes into it, and so a folder that
+        # cannot be written to says so instead of looking like a missing codec
+        try:
+            os.close(os.open(self.partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+            os.chmod(self.partial, 0o600)
+        except OSError as exc:  # named as the user gave it, not as the hidden temporary
+            raise OSError(exc.errno, f"--save cannot write there ({exc.strerror})", str(self.path)) from None
         for codec in CODECS[self.path.suffix.lower()]:
             writer = cv2.VideoWriter(str(self.partial), cv2.VideoWriter_fourcc(*codec), self.fps, self.size)
             if writer.isOpened():
@@ -92,6 +101,7 @@ class VideoSink:
                 return
             writer.release()
         codecs = ", ".join(CODECS[self.path.suffix.lower()])
+        self.partial.unlink(missing_ok=True)
         raise OSError(f"cannot write {self.path}: this OpenCV encodes none of {codecs}")
 
     def write(self, image: np.ndarray) -> None:

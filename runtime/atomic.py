@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
 
-__all__ = ["write_atomically", "write_image", "write_figure", "staged_folder"]
+__all__ = ["write_atomically", "write_image", "write_figure", "staged_folder", "clashing_outputs"]
 
 
 def write_atomically(path: str | Path, data: str | bytes | Callable[[BinaryIO], object],
@@ -25,8 +25,11 @@ def write_atomically(path: str | Path, data: str | bytes | Callable[[BinaryIO], 
     binary file it is given (a checkpoint's `torch.save`, a figure's `savefig`, without holding the file in memory
     first). `private`: mode 0600 whatever the umask (crops and galleries are biometric data)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp, fd = _new_temporary(path, 0o600 if private else 0o666)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp, fd = _new_temporary(path, 0o600 if private else 0o666)
+    except OSError as exc:  # said of the file asked for, not of its hidden temporary
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     try:
         if not private and path.exists():
             os.fchmod(fd, stat.S_IMODE(path.stat().st_mode))
@@ -38,6 +41,11 @@ def write_atomically(path: str | Path, data: str | bytes | Callable[[BinaryIO], 
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.errno is None:  # raised by `data` with a message of its own
+            raise
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -83,6 +91,25 @@ def staged_folder(target: str | Path) -> Iterator[Path]:
         os.rename(target, old)
     os.rename(staging, target)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def clashing_outputs(outputs: dict[str, str | Path | None], inputs: dict[str, str | Path | None]) -> str | None:
+    """What is wrong, in one line, when an output (option -> path) would be written over an input that exists or
+    over another output; None when nothing clashes. A typo like `--save rgb.mp4` for `--rgb rgb.mp4` would otherwise
+    replace a recording that may exist nowhere else. Inputs that are not files or folders (camera URLs) never clash."""
+    given = {name: Path(path).absolute() for name, path in outputs.items() if path}
+    names: dict[Path, str] = {}
+    for name, path in given.items():
+        if path in names:
+            return f"{name} and {names[path]} are both {path}: give each output its own path"
+        names[path] = name
+    for source, value in inputs.items():
+        if not value or not Path(value).exists():
+            continue
+        for name, path in given.items():
+            if path.exists() and os.path.samefile(path, value):
+                return f"{name} {outputs[name]} is the {source} input: writing it would destroy it; choose another path"
+    return None
 
 
 def _new_temporary(path: Path, mode: int) -> tuple[Path, int]:

@@ -5,6 +5,7 @@ Every detector returns an (N, 5) float32 array of [x1, y1, x2, y2, confidence] i
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Protocol
 
@@ -100,8 +101,15 @@ class OnnxDetector:
             self.session = ort.InferenceSession(str(path), options, providers=ort.get_available_providers())
         except Exception as exc:  # onnxruntime raises its own error types for a bad graph
             raise DetectorError(f"--detector {path}: ONNX Runtime cannot load it ({exc})") from None
-        inp = self.session.get_inputs()[0]
+        inputs = self.session.get_inputs()
+        inp = inputs[0]
         shape = inp.shape
+        channels = shape[1] if len(shape) == 4 else None  # a named (symbolic) dimension is left to the graph
+        if len(inputs) != 1 or inp.type != "tensor(float)" or len(shape) != 4 or isinstance(channels, int) and \
+                channels != 3:
+            raise DetectorError(f"--detector {path}: not a YOLO-style person detector (it wants {len(inputs)} "
+                                f"input(s), the first {inp.type} {shape}; a detector takes one float image batch "
+                                "N x 3 x H x W)")
         self.input_name = inp.name
         self.size = (shape[2] if isinstance(shape[2], int) else 640, shape[3] if isinstance(shape[3], int) else 640)
         self.conf_threshold, self.iou_threshold = conf_threshold, iou_threshold
@@ -133,18 +141,37 @@ def read_mot(path: str | Path) -> dict[int, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise DetectorError(f"{path}: no such detections file (MOTChallenge text: frame,id,x,y,w,h,conf,...)")
-    try:
-        data = np.loadtxt(path, delimiter=",", ndmin=2, dtype=np.float64)
-    except ValueError as exc:
-        raise DetectorError(f"{path}: not MOTChallenge text ({exc})") from None
-    if data.size and data.shape[1] < 6:
-        raise DetectorError(f"{path}: rows need at least frame,id,x,y,w,h")
     frames: dict[int, list[np.ndarray]] = {}
-    for row in data:
+    for row in _mot_rows(path):
         conf = row[6] if len(row) > 6 else 1.0
         frames.setdefault(int(row[0]), []).append(
             np.array([row[2], row[3], row[2] + row[4], row[3] + row[5], conf, row[1]], np.float32))
     return {f: np.stack(v) for f, v in frames.items()}
+
+
+def _mot_rows(path: Path) -> list[list[float]]:
+    """The rows of a MOTChallenge file as numbers, each checked: one line naming the line and what is wrong with it
+    otherwise (a NaN or an infinite box would fail deep in the pipeline, at the crop)."""
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError as exc:
+        raise DetectorError(f"cannot read {path}: {exc.strerror}") from None
+    rows = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = [float(cell) for cell in line.split(",")]
+        except ValueError:
+            raise DetectorError(f"{path} line {number}: not MOTChallenge text (comma-separated numbers "
+                                f"frame,id,x,y,w,h,conf,...): {line[:60]!r}") from None
+        if len(row) < 6:
+            raise DetectorError(f"{path} line {number}: rows need at least frame,id,x,y,w,h")
+        if not all(math.isfinite(v) and abs(v) < 1e7 for v in row[:7]) or min(row[4:6]) < 0 or row[0] < 1:
+            raise DetectorError(f"{path} line {number}: frame (from 1), x, y, w, h (not negative) and conf must "
+                                "be finite numbers under 1e7")
+        rows.append(row)
+    return rows
 
 
 class FileDetections:
@@ -159,7 +186,9 @@ class FileDetections:
 
 def check_thresholds(conf: float | None, iou: float | None) -> None:
     if conf is not None and not 0.0 <= conf <= 1.0 or iou is not None and not 0.0 < iou <= 1.0:
-        raise DetectorError(f"--det-conf must be in 0..1 and --det-iou in (0, 1], got {conf} and {iou}")
+        given = " and ".join(f"{flag} {value:g}" for flag, value in (("--det-conf", conf), ("--det-iou", iou))
+                             if value is not None)
+        raise DetectorError(f"--det-conf must be in 0..1 and --det-iou in (0, 1]; got {given}")
 
 
 def make_detector(detector: str | None, detections: str | None, conf: float | None = None,

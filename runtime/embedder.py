@@ -137,6 +137,9 @@ class Embedder:
         # export's gates embed; a second call of N (batches over a backend's cap are split)
         mirrored = np.ascontiguousarray(images[:, :, ::-1]) if self.mirror else None
         embedding = _unit(backend.run({self.input_name: images})["embedding"])  # a copy: outputs may be reused
+        if embedding.shape[1:] != (self.dim,):  # the manifest is not hashed: a hand edit must not pass silently
+            raise ManifestError(f"the {modality} graph gives {embedding.shape[1:]} embeddings, manifest.json says "
+                                f"embedding_dim {self.dim}: re-export the model")
         if mirrored is not None:
             embedding = summed(embedding, backend.run({self.input_name: mirrored})["embedding"])
         return embedding

@@ -74,21 +74,23 @@ def save_crop(root: str | Path, name: str, crop: np.ndarray, modality: str, tag:
 class Gallery:
     """Embeddings of enrolled crops; `identify` names an embedding when a crop is close enough."""
 
-    def __init__(self, root: str | Path, embedder: Any, threshold: float = 0.5) -> None:
+    def __init__(self, root: str | Path, embedder: Any, threshold: float = 0.5, enrolling: bool = False) -> None:
+        """`enrolling`: the run adds crops, so the gallery may be missing or empty yet; otherwise it must name
+        someone (a mistyped path would leave every track nameless without a word)."""
         self.root, self.threshold = Path(root), threshold
         self.names: list[str] = []
         self.embeddings = np.zeros((0, 0), np.float32)
-        if not self.root.exists():
-            return  # an empty gallery: enrolment may create it
-        if not self.root.is_dir():
+        if self.root.exists() and not self.root.is_dir():
             raise GalleryError(f"--gallery {self.root} is not a folder (expected DIR/<name>/*.png)")
         crops: dict[str, tuple[list[np.ndarray], list[str]]] = {"rgb": ([], []), "ir": ([], [])}
+        unreadable = []
         for path in sorted(self.root.glob("*/*")):
             if path.suffix.lower() not in EXTS:
                 continue
             image = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if image is None:
-                continue  # unreadable crop: skip, enrolment can replace it
+                unreadable.append(path)  # skipped: enrolment can replace it
+                continue
             images, names = crops[crop_modality(path, image)]
             images.append(image)
             names.append(path.parent.name)
@@ -99,6 +101,13 @@ class Gallery:
                 self.names += names
         if blocks:
             self.embeddings = np.concatenate(blocks)
+        if unreadable:
+            print(f"warning: {len(unreadable)} gallery crop(s) could not be read and were skipped, e.g. "
+                  f"{unreadable[0]}", file=sys.stderr)
+        if not self.names and not enrolling:
+            state = "not found" if not self.root.exists() else "holds no readable crops"
+            raise GalleryError(f"--gallery {self.root} {state}: expected DIR/<name>/*.png; enrol people first "
+                               "(hicmd stream --rgb CAM --ir CAM --gallery DIR --enroll NAME)")
 
     def __len__(self) -> int:
         return len(self.names)

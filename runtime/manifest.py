@@ -189,6 +189,28 @@ class Manifest:
 
     # ------------------------------------------------------------------ (de)serialisation
 
+    def _checked(self) -> "Manifest":
+        """The manifest itself carries no hash: a hand edit that gives a value no export writes fails here, in one
+        line, rather than as numpy's error in the middle of a stream."""
+        spec = self.input
+        _number(spec.height, 1, 4096, "input.height")
+        _number(spec.width, 1, 4096, "input.width")
+        _number(self.embedding_dim, 1, 1 << 16, "embedding_dim")
+        for name, values, low in (("mean", spec.mean, 0.0), ("std", spec.std, 1e-6)):
+            if len(values) != 3:
+                raise ValueError(f"input.{name} has {len(values)} values, not one per colour channel")
+            for value in values:
+                _number(value, low, 255.0, f"input.{name}")
+        if not isinstance(self.gates, dict):
+            raise ValueError(f"gates is {self.gates!r}, not an object of measured gates")
+        for name in ("match", "split", "gallery"):  # the stream's gates, each {"threshold": cosine distance, ...}
+            if name in self.gates:
+                gate = self.gates[name]
+                if not isinstance(gate, dict):
+                    raise ValueError(f"gates.{name} is {gate!r}, not a measured gate {{'threshold': ...}}")
+                _number(gate.get("threshold"), 0.0, 2.0, f"gates.{name}.threshold")
+        return self
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("root")
@@ -229,9 +251,15 @@ class Manifest:
                 macs_per_image=int(data.get("macs_per_image", 0)),
                 mirror=_flag(data, "mirror"),
                 root=root,
-            )
+            )._checked()
         except (KeyError, TypeError, ValueError) as exc:
             raise ManifestError(f"manifest is malformed ({type(exc).__name__}: {exc}); re-export it") from None
+
+
+def _number(value: Any, low: float, high: float, what: str) -> None:
+    """ValueError unless `value` is a number in [low, high] (NaN is in no range; JSON's true is no number)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise ValueError(f"{what} is {value!r}, not a number in {low:g}..{high:g}")
 
 
 def _flag(data: dict[str, Any], key: str) -> bool:

@@ -50,7 +50,20 @@ class MatchScore:
 def read_events(path: str | Path) -> list[dict[str, Any]]:
     """The events of a JSON-lines file; a line that is not a whole event (one a kill or a full disk cut short)
     becomes {"event": "unreadable", "line": n}, which scoring skips and the score card counts."""
-    return [_event(line, n) for n, line in enumerate(Path(path).read_text().splitlines(), 1) if line.strip()]
+    text = Path(path).read_text(errors="replace")  # bytes that are not UTF-8 spoil their line only
+    return [_event(line, n) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+
+
+_NUMBER, _ID = (int, float), (int,)
+# the fields scoring reads from each kind of event, and their types: an event without them (a hand edit, another
+# tool's file) is unreadable, not a KeyError halfway through the score
+_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
+    "calibration": {"t": _NUMBER},
+    "track_new": {"camera": (str,), "track": _ID, "t": _NUMBER},
+    "track_end": {"camera": (str,), "track": _ID, "last_seen": _NUMBER},
+    "match": {"rgb_track": _ID, "ir_track": _ID, "rgb_frame": _ID, "ir_frame": _ID},
+    "match_lost": {"rgb_track": _ID, "ir_track": _ID},
+}
 
 
 def _event(line: str, number: int) -> dict[str, Any]:
@@ -58,7 +71,21 @@ def _event(line: str, number: int) -> dict[str, Any]:
         event = json.loads(line)
     except json.JSONDecodeError:
         event = None
-    return event if isinstance(event, dict) else {"event": "unreadable", "line": number}
+    if not isinstance(event, dict):
+        return {"event": "unreadable", "line": number}
+    fields = _FIELDS.get(event.get("event"), {})  # type: ignore[arg-type]
+    if not all(isinstance(event.get(name), kinds) and not isinstance(event.get(name), bool)
+               for name, kinds in fields.items()):
+        return {"event": "unreadable", "line": number}
+    homography = event.get("homography")
+    if homography is not None and not _is_3x3(homography):
+        return {"event": "unreadable", "line": number}
+    return event
+
+
+def _is_3x3(value: Any) -> bool:
+    return (isinstance(value, list) and len(value) == 3 and all(isinstance(row, list) and len(row) == 3 and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in row) for row in value))
 
 
 def frame_identities(tracks: dict[int, np.ndarray], gt: dict[int, np.ndarray],

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from hicmd.errors import HicmdError
+
+from .atomic import clashing_outputs
+from .gallery import NAME_RE
 
 __all__ = ["StreamError", "StreamOptions", "Summary"]
 
@@ -60,6 +64,46 @@ class StreamOptions:
             if fps is not None and not 0 < fps <= 1000:
                 raise StreamError(f"{name} {fps:g}: give the source's frame rate in frames per second (0 < fps <= "
                                   "1000), or leave it out to use the file's own")
+        for name, (low, high, what) in _RANGES.items():
+            value = getattr(self, name)
+            if value is not None and not low <= value <= high:  # NaN fails every comparison
+                raise StreamError(f"--{name.replace('_', '-')} {value:g}: {what}")
+        if self.rgb and Path(self.rgb).exists() and Path(self.ir).exists() and os.path.samefile(self.rgb, self.ir):
+            raise StreamError(f"--rgb and --ir are the same {'folder' if Path(self.ir).is_dir() else 'file'} "
+                              f"{self.ir}: give the visible camera's recording and the thermal camera's")
+        if self.calibration and self.cues != "geometry":
+            raise StreamError(f"--calibration is the geometry cue: it needs --cues geometry (the default), not "
+                              f"--cues {self.cues}")
+        if self.detections_rgb and not self.rgb:
+            raise StreamError("--detections-rgb needs --rgb (without it the stream watches the IR camera alone)")
+        if self.enroll is not None and not NAME_RE.fullmatch(self.enroll):
+            raise StreamError(f"--enroll {self.enroll!r}: a name of letters, digits, '_', '-' or '.' (up to 64), "
+                              "which becomes the gallery's folder for the person")
+        problem = clashing_outputs({"--save": self.save, "--save-tracks": self.save_tracks,
+                                    "--events": self.events if isinstance(self.events, (str, Path)) else None},
+                                   {"--rgb": self.rgb, "--ir": self.ir, "--detections-rgb": self.detections_rgb,
+                                    "--detections-ir": self.detections_ir, "--calibration": self.calibration,
+                                    "--gallery": self.gallery, "--detector": self.detector})
+        if problem:
+            raise StreamError(problem)
+
+
+_FINITE = 1e300  # an upper bound that refuses infinity (and NaN, as every bound does)
+# option: (lowest, highest, what to give instead); the cost weights and gates go into a Hungarian cost, where a NaN or
+# an infinity makes the assignment itself fail mid-run
+_RANGES: dict[str, tuple[float, float, str]] = {
+    "embed_every": (1, _FINITE, "give a number of frames, at least 1"),
+    "confirm": (1, _FINITE, "give a number of updates, at least 1"),
+    "match_threshold": (0.0, 2.0, "it is a cosine distance: give 0 to 2, or leave it out for the model's gate"),
+    "split_distance": (0.0, 2.0, "it is a cosine distance: give 0 (never split) to 2"),
+    "geometry_gate": (1e-6, _FINITE, "give a distance in IR box heights above 0 (default 0.5)"),
+    "geometry_trust": (0.0, _FINITE, "give an uncertainty in IR box heights, 0 or more (default 0.2)"),
+    "weight_geometry": (0.0, _FINITE, "give a finite weight, 0 or more (default 1.0)"),
+    "weight_time": (0.0, _FINITE, "give a finite weight, 0 or more (default 0.3)"),
+    "max_frames": (1, _FINITE, "give a number of steps, at least 1, or leave it out to run to the end"),
+    "stats_every": (1e-3, _FINITE, "give the seconds between stats events, above 0 (default 5)"),
+    "pair_tolerance_ms": (1e-3, _FINITE, "give milliseconds above 0, or leave it out for half a frame period"),
+}
 
 
 @dataclass

@@ -36,13 +36,26 @@ def _need(path: Path, what: str) -> Path:
     return path
 
 
-def _frame_rates(clip_dir: Path) -> dict[str, float] | None:
-    """Each camera's frames per second: clip.json's (SynthVI), else the clip's videos', else None."""
+def _clip_meta(clip_dir: Path) -> dict[str, Any]:
+    """clip.json (a SynthVI clip's rig, frame rates and true homography); {} for a clip without one."""
     clip_json = clip_dir / "clip.json"
-    if clip_json.is_file():
-        fps = json.loads(clip_json.read_text()).get("fps", {})
-        if all(fps.get(cam, 0) > 0 for cam in MODALITIES):
-            return {cam: float(fps[cam]) for cam in MODALITIES}
+    if not clip_json.is_file():
+        return {}
+    try:
+        meta = json.loads(clip_json.read_text(errors="replace"))
+    except json.JSONDecodeError as exc:
+        raise ScoreError(f"{clip_json} is not valid JSON ({exc.msg}, line {exc.lineno}): render the clip again "
+                         "(hicmd synth --videos) or remove it") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("fps", {}), dict):
+        raise ScoreError(f"{clip_json} is not a SynthVI clip description: render the clip again or remove it")
+    return meta
+
+
+def _frame_rates(clip_dir: Path, meta: dict[str, Any]) -> dict[str, float] | None:
+    """Each camera's frames per second: clip.json's (SynthVI), else the clip's videos', else None."""
+    fps = meta.get("fps", {})
+    if all(isinstance(fps.get(cam), (int, float)) and fps[cam] > 0 for cam in MODALITIES):
+        return {cam: float(fps[cam]) for cam in MODALITIES}
     import cv2
 
     rates = {}
@@ -53,11 +66,12 @@ def _frame_rates(clip_dir: Path) -> dict[str, float] | None:
     return rates if all(rate > 0 for rate in rates.values()) else None
 
 
-def people_recall(clip_dir: Path, matched: set[int], min_overlap_s: float = 2.0) -> dict[str, Any]:
+def people_recall(clip_dir: Path, matched: set[int], min_overlap_s: float = 2.0,
+                  meta: dict[str, Any] | None = None) -> dict[str, Any]:
     """The issue's recall, from the ground truth alone: of the people both cameras saw over a common span of at
     least `min_overlap_s` (first to last gt box in each), the share a correct match followed (`matched`). None
     where the clip's frame rates are unknown (no clip.json, no videos)."""
-    rates = _frame_rates(clip_dir)
+    rates = _frame_rates(clip_dir, _clip_meta(clip_dir) if meta is None else meta)
     if rates is None:
         return {"people_both": None, "people_found": None, "people_recall": None}
     spans: dict[str, dict[int, tuple[float, float]]] = {}
@@ -81,6 +95,8 @@ def calibration_errors(events: list[dict[str, Any]], clip: dict[str, Any], gt_rg
     truth = Calibration(np.array(clip["homography_rgb_to_ir"]), tuple(clip["sizes"]["rgb"]),
                         tuple(clip["sizes"]["ir"]), 0.0, 0, 0)
     w, h = clip["sizes"]["ir"]
+    if not gt_rgb:  # no one to measure on
+        return []
     boxes = np.concatenate([rows[:, :4] for rows in gt_rgb.values()])  # x1, y1, x2, y2
     rgb_w, rgb_h = clip["sizes"]["rgb"]
     whole = (boxes[:, 0] > 2) & (boxes[:, 2] < rgb_w - 2) & (boxes[:, 3] < rgb_h - 2)  # the box bottom is the foot
@@ -111,15 +127,18 @@ def score_card(run: str | Path, clip_dir: str | Path, min_overlap_s: float = 2.0
     card: dict[str, Any] = {"run": str(run), "clip": str(clip_dir), **{f"match_{k}": v for k, v in
                                                                         match.to_dict().items()}}
     card["events_unreadable"] = sum(e.get("event") == "unreadable" for e in events)  # lines a killed run cut short
-    card.update(people_recall(clip_dir, set(match.people_matched), min_overlap_s))
+    clip = _clip_meta(clip_dir)
+    card.update(people_recall(clip_dir, set(match.people_matched), min_overlap_s, clip))
     card.update(identity_metrics(tracks, clip_dir))
-    clip_json = clip_dir / "clip.json"
-    if clip_json.is_file():
-        clip = json.loads(clip_json.read_text())
-        if "homography_rgb_to_ir" in clip:
-            errors = calibration_errors(events, clip, read_mot(clip_dir / "gt_rgb.txt"))
-            card["calibration_fits"] = len(errors)
-            card["calibration_px"] = errors[-1][1] if errors else None  # the fit in use at the end
-            good = [t for t, err in errors if err <= calibrated_px]
-            card["calibrated_after_s"] = good[0] if good else None
+    if "homography_rgb_to_ir" in clip:
+        gt_rgb = read_mot(clip_dir / "gt_rgb.txt")
+        try:
+            errors = calibration_errors(events, clip, gt_rgb)
+        except (KeyError, TypeError, ValueError):  # the file's own fields: the events' homographies are checked
+            raise ScoreError(f"{clip_dir / 'clip.json'}: its homography_rgb_to_ir or sizes are malformed; render the "
+                             "clip again") from None
+        card["calibration_fits"] = len(errors)
+        card["calibration_px"] = errors[-1][1] if errors else None  # the fit in use at the end
+        good = [t for t, err in errors if err <= calibrated_px]
+        card["calibrated_after_s"] = good[0] if good else None
     return card

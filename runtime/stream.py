@@ -58,10 +58,6 @@ class Pipeline:
         if opts.show and not gui_available():
             raise StreamError("--show needs an OpenCV with a GUI; opencv-python-headless has none "
                               "(pip install opencv-python, or use --save out.mp4)")
-        if opts.embed_every < 1 or opts.confirm < 1:
-            raise StreamError("--embed-every and --confirm must be at least 1")
-        if opts.split_distance is not None and not 0.0 <= opts.split_distance <= 2.0:
-            raise StreamError("--split-distance is a cosine distance: give 0 (never split) to 2")
         if opts.save and Path(opts.save).suffix.lower() not in CODECS:
             raise StreamError(f"--save {opts.save}: use a .mp4 or .webm file (VP9 or H.264, which browsers play)")
         self.opts, self.embedder = opts, embedder
@@ -108,7 +104,8 @@ class Pipeline:
                                weight_time=opts.weight_time)
         calibration = Calibration.load(Path(opts.calibration)) if opts.calibration else None
         self.matcher = CrossView(fusion, opts.confirm, calibration, opts.self_calibrate)
-        self.gallery = Gallery(opts.gallery, embedder, self.gates["gallery"]) if opts.gallery else None
+        self.gallery = (Gallery(opts.gallery, embedder, self.gates["gallery"], enrolling=bool(opts.enroll))
+                        if opts.gallery else None)
         self.enrolled = {cam: 0 for cam in CAMERAS}
         self.sink = VideoSink(opts.save, rgb_fps) if opts.save else None
         self.track_files = TrackFiles(opts.save_tracks, self.cams) if opts.save_tracks else None

@@ -3,28 +3,16 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from hicmd.runtime.geometry import Calibration
+from testkit.cli import hicmd, one_line
 
-REPO = Path(__file__).resolve().parents[1]
 H = np.array([[0.9, 0.01, -12.0], [0.0, 0.9, -9.0], [0.0, 1e-5, 1.0]])
-
-
-def _hicmd(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "hicmd", *args], capture_output=True, text=True, timeout=120,
-                          cwd=REPO)
-
-
-def _one_line(proc: subprocess.CompletedProcess, message: str) -> None:
-    assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert "Traceback" not in proc.stderr and message in proc.stderr, proc.stderr
-    assert len([line for line in proc.stderr.splitlines() if line.startswith("error:")]) == 1
+INSIDE_BOTH = ([20, 200], [360, 290])  # RGB points (640x480) that H maps inside the IR image (320x256)
 
 
 def _points(path: Path, rgb: np.ndarray) -> Path:
@@ -35,9 +23,9 @@ def _points(path: Path, rgb: np.ndarray) -> Path:
 
 
 def test_calibrate_from_point_pairs(tmp_path):
-    rgb = np.random.default_rng(0).uniform([0, 200], [640, 480], (12, 2))
-    proc = _hicmd("calibrate", "--points", str(_points(tmp_path / "p.csv", rgb)), "--rgb-size", "640x480",
-                  "--ir-size", "320x256", "--out", str(tmp_path / "cal.json"))
+    rgb = np.random.default_rng(0).uniform(*INSIDE_BOTH, (12, 2))
+    proc = hicmd("calibrate", "--points", str(_points(tmp_path / "p.csv", rgb)), "--rgb-size", "640x480",
+                 "--ir-size", "320x256", "--out", str(tmp_path / "cal.json"))
     assert proc.returncode == 0, proc.stderr
     cal = Calibration.load(tmp_path / "cal.json")
     grid = np.stack(np.meshgrid(np.linspace(0, 640, 5), np.linspace(200, 480, 4)), -1).reshape(-1, 2)
@@ -46,15 +34,15 @@ def test_calibrate_from_point_pairs(tmp_path):
 
 
 def test_calibrate_bad_inputs(tmp_path):
-    rgb = np.random.default_rng(1).uniform([0, 200], [640, 480], (12, 2))
+    rgb = np.random.default_rng(1).uniform(*INSIDE_BOTH, (12, 2))
     sizes = ["--rgb-size", "640x480", "--ir-size", "320x256"]
-    _one_line(_hicmd("calibrate", "--points", str(_points(tmp_path / "three.csv", rgb[:3])), *sizes), "at least 4")
-    line = np.c_[np.linspace(0, 600, 10), np.linspace(250, 450, 10)]
-    _one_line(_hicmd("calibrate", "--points", str(_points(tmp_path / "line.csv", line)), *sizes), "one line")
+    one_line(hicmd("calibrate", "--points", str(_points(tmp_path / "three.csv", rgb[:3])), *sizes), "at least 4")
+    line = np.c_[np.linspace(20, 350, 10), np.linspace(210, 280, 10)]
+    one_line(hicmd("calibrate", "--points", str(_points(tmp_path / "line.csv", line)), *sizes), "one line")
     (tmp_path / "bad.csv").write_text("1,2,3,4\n5,6,x,8\n")
-    _one_line(_hicmd("calibrate", "--points", str(tmp_path / "bad.csv"), *sizes), "line 2")
-    _one_line(_hicmd("calibrate", "--points", str(_points(tmp_path / "ok.csv", rgb))), "--rgb-size")
-    _one_line(_hicmd("calibrate"), "either --points")
+    one_line(hicmd("calibrate", "--points", str(tmp_path / "bad.csv"), *sizes), "line 2")
+    one_line(hicmd("calibrate", "--points", str(_points(tmp_path / "ok.csv", rgb))), "--rgb-size")
+    one_line(hicmd("calibrate"), "either --points")
 
 
 def test_stream_refuses_a_calibration_it_cannot_use(tmp_path):
@@ -65,13 +53,13 @@ def test_stream_refuses_a_calibration_it_cannot_use(tmp_path):
     run = ["stream", "--rgb", str(clip / "rgb.mp4"), "--ir", str(clip / "ir.mp4"), "--model", str(model),
            "--detections-rgb", str(clip / "det_rgb.txt"), "--detections-ir", str(clip / "det_ir.txt")]
     Calibration(H, (1920, 1080), (640, 512), 1.0, 10, 10).save(tmp_path / "other.json")
-    _one_line(_hicmd(*run, "--calibration", str(tmp_path / "other.json")), "recalibrate")
+    one_line(hicmd(*run, "--calibration", str(tmp_path / "other.json")), "recalibrate")
     (tmp_path / "singular.json").write_text(json.dumps({"format": "hicmd-calibration/1", "rgb_size": [320, 240],
                                                         "ir_size": [320, 240], "homography": [[1, 2, 0], [2, 4, 0],
                                                                                               [0, 0, 1]]}))
-    _one_line(_hicmd(*run, "--calibration", str(tmp_path / "singular.json")), "singular")
+    one_line(hicmd(*run, "--calibration", str(tmp_path / "singular.json")), "singular")
     (tmp_path / "junk.json").write_text("{not json")
-    _one_line(_hicmd(*run, "--calibration", str(tmp_path / "junk.json")), "cannot read calibration")
+    one_line(hicmd(*run, "--calibration", str(tmp_path / "junk.json")), "cannot read calibration")
 
 
 @pytest.mark.parametrize("what", ["run", "gt"])
@@ -80,8 +68,8 @@ def test_score_bad_folders(tmp_path, what):
     (tmp_path / "run" / "events.jsonl").write_text("")
     (tmp_path / "clip").mkdir()
     run = tmp_path / ("missing" if what == "run" else "run")
-    _one_line(_hicmd("score", "--run", str(run), "--gt", str(tmp_path / "clip")),
-              "events.jsonl" if what == "run" else "gt_rgb.txt")
+    one_line(hicmd("score", "--run", str(run), "--gt", str(tmp_path / "clip")),
+             "events.jsonl" if what == "run" else "gt_rgb.txt")
 
 
 def test_score_lists_each_wrong_match_with_its_cue_and_the_fit_it_came_after(tmp_path):
@@ -103,7 +91,7 @@ def test_score_lists_each_wrong_match_with_its_cue_and_the_fit_it_came_after(tmp
                {"event": "match", "t": 1.0, "rgb_track": 2, "ir_track": 1, "rgb_frame": 10, "ir_frame": 10,
                 "cue": "geometry"}]
     (run / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
-    proc = _hicmd("score", "--run", str(run), "--gt", str(clip), "--out", str(tmp_path / "score.json"))
+    proc = hicmd("score", "--run", str(run), "--gt", str(clip), "--out", str(tmp_path / "score.json"))
     assert proc.returncode == 0, proc.stderr
     card = json.loads((tmp_path / "score.json").read_text())
     assert (card["match_correct"], card["match_matches"]) == (1, 2)

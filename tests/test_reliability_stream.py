@@ -56,9 +56,27 @@ def _hicmd(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     ("gst:rtspsrc location=rtsp://u:S3cretPW@h/x user-pw=S3cretPW ! appsink", "gst:rtspsrc location=rtsp://***@h/x "
      "user-pw=*** ! appsink"),
     ("cam0", "cam0"),
+    # FFmpeg takes userinfo up to the last '@': a password may hold '@' or '/' unescaped
+    ("rtsp://admin:P@ss@10.0.0.5/main", "rtsp://***@10.0.0.5/main"),
+    ("rtsp://admin:S3cret/PW@10.0.0.5/main", "rtsp://***@10.0.0.5/main"),
+    # a mistyped or missing scheme is echoed back in "unknown source": still no password
+    ("rtsp:/admin:S3cretPW@10.0.0.5/main", "rtsp:/***@10.0.0.5/main"),
+    ("rtsp//admin:S3cretPW@10.0.0.5/main", "rtsp//***@10.0.0.5/main"),
+    ("admin:S3cretPW@10.0.0.5:554/main", "***@10.0.0.5:554/main"),
+    ("error: cannot open 'rtsp://admin:S3cretPW@h/x' (network)", "error: cannot open 'rtsp://***@h/x' (network)"),
+    ("/data/clip@2/rgb.mp4", "/data/clip@2/rgb.mp4"),  # a file name is not a credential
 ])
 def test_redact_hides_userinfo_and_password_parameters(text, shown):
     assert redact(text) == shown
+
+
+def test_a_rejected_triton_url_is_shown_without_its_password():
+    from hicmd.runtime.backends.base import BackendError
+    from hicmd.runtime.backends.triton import parse_triton_url
+
+    with pytest.raises(BackendError) as caught:
+        parse_triton_url(f"http://admin:{PASSWORD}@10.0.0.2:8001")
+    assert PASSWORD not in str(caught.value) and "***@10.0.0.2" in str(caught.value)
 
 
 def test_cli_never_prints_the_camera_password(clip, model):

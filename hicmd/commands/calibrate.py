@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -16,7 +17,9 @@ EXAMPLES = ("hicmd calibrate --points pairs.csv --rgb-size 1920x1080 --ir-size 6
 
 
 def _size(text: str | None, flag: str) -> tuple[int, int]:
-    width, sep, height = (text or "").lower().partition("x")
+    if text is None:
+        raise UserError(f"--points needs {flag} WIDTHxHEIGHT too: the image size the points were measured in")
+    width, sep, height = text.lower().partition("x")
     if not sep or not width.isdigit() or not height.isdigit() or min(int(width), int(height)) < 1:
         raise UserError(f"{flag} {text!r} must be WIDTHxHEIGHT in pixels, e.g. 640x480")
     return int(width), int(height)
@@ -27,11 +30,11 @@ def _read_points(path: Path):  # noqa: ANN202 - (rgb (N, 2), ir (N, 2))
 
     rows = []
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()  # -sig: a spreadsheet's byte-order mark
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"cannot read --points {path}: {exc}") from None
     for number, line in enumerate(lines, 1):
-        cells = [c.strip() for c in line.replace(";", ",").split(",") if c.strip()]
+        cells = [c for c in re.split(r"[,;\s]+", line) if c]  # comma, semicolon or space separated
         if not cells or line.lstrip().startswith("#"):
             continue
         try:
@@ -46,6 +49,17 @@ def _read_points(path: Path):  # noqa: ANN202 - (rgb (N, 2), ir (N, 2))
                             f"{len(rows[-1])}")
     data = np.asarray(rows, np.float64).reshape(-1, 4)
     return data[:, :2], data[:, 2:]
+
+
+def _inside(points, size: tuple[int, int], camera: str) -> None:  # noqa: ANN001 - (N, 2) array
+    """A clicked or measured point lies in its image: one outside was typed in the wrong column or image size."""
+    import numpy as np
+
+    outside = np.flatnonzero((points < 0).any(1) | (points[:, 0] > size[0]) | (points[:, 1] > size[1]))
+    if len(outside):
+        x, y = points[outside[0]]
+        raise UserError(f"--points pair {outside[0] + 1}: its {camera.upper()} point ({x:g}, {y:g}) lies outside "
+                        f"the --{camera}-size {size[0]}x{size[1]} image (columns are rgb_x,rgb_y,ir_x,ir_y)")
 
 
 def command(
@@ -69,13 +83,21 @@ def command(
     From point pairs on the ground, or automatically from a recording of people walking: the stream's own
     assignments give foot-point pairs, fitted robustly (RANSAC), wrong pairs rejected.
     """
+    from hicmd.runtime.atomic import clashing_outputs
     from hicmd.runtime.geometry import fit_calibration
 
     if (points is None) == (rgb is None and ir is None):
         raise UserError("give either --points pairs.csv (with --rgb-size/--ir-size) or --rgb, --ir and --model")
+    problem = clashing_outputs({"--out": out}, {"--points": points, "--rgb": rgb, "--ir": ir,
+                                                "--detections-rgb": detections_rgb, "--detections-ir": detections_ir})
+    if problem:
+        raise UserError(problem)
     if points is not None:
         sizes = _size(rgb_size, "--rgb-size"), _size(ir_size, "--ir-size")
-        cal = fit_calibration(*_read_points(points), *sizes)
+        pairs = _read_points(points)
+        for side, size, camera in zip(pairs, sizes, ("rgb", "ir")):
+            _inside(side, size, camera)
+        cal = fit_calibration(*pairs, *sizes)
     else:
         if not (rgb and ir and model):
             raise UserError("automatic calibration needs --rgb, --ir and --model together")

@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from hicmd.commands._options import out_option
+from hicmd.errors import UserError
 
 NAME = "score"
 EXAMPLES = ("hicmd score --run out/ --gt data/synthvi/videos/clip01",
@@ -30,8 +31,17 @@ def command(
     from rich.console import Console
     from rich.table import Table
 
+    from hicmd.runtime.atomic import clashing_outputs
     from hicmd.runtime.scorecard import score_card
 
+    json_out = json_out if json_out is not None else old_json
+    if not 0 <= min_overlap_s < 1e9:  # NaN too
+        raise UserError(f"--min-overlap-s {min_overlap_s:g}: give seconds, 0 or more (default 2)")
+    read = [*run.glob("events.jsonl"), *run.glob("tracks/*"), *gt.glob("*")]  # what scoring reads, or may
+    problem = clashing_outputs({"--out": json_out}, {f"{'--run' if path.is_relative_to(run) else '--gt'} folder's "
+                                                    f"{path.name}": path for path in read})
+    if problem:
+        raise UserError(problem)
     card = score_card(run, gt, min_overlap_s)
     table = Table(title=f"{run} vs {gt}")
     table.add_column("metric")
@@ -53,7 +63,6 @@ def command(
             wrong.add_row(dash(w["t"]), dash(w["cue"]), f"{w['rgb_track']} ({dash(w['rgb_person'])})",
                           f"{w['ir_track']} ({dash(w['ir_person'])})", dash(w["after_fit_s"]))
         console.print(wrong)
-    json_out = json_out if json_out is not None else old_json
     if json_out is not None:
         from hicmd.runtime.atomic import write_atomically
 

@@ -95,6 +95,8 @@ def open_backend(manifest: Manifest, artifact_role: str, modality: str | None = 
         return _open_torch(manifest, artifact_role, modality, device)
     if backend == "triton":
         return _open_triton(manifest, artifact_role, modality, precision, url)
+    if url:  # a server address the run would otherwise ignore: the user meant Triton
+        raise BackendError(f"--url is the Triton server's address: it needs --backend triton (not {backend})")
     if backend == "openvino":
         if device == "cuda":
             raise BackendError("--backend openvino runs on the CPU here; drop --device cuda")

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from ..manifest import Artifact
+from ..sources import redact
 from .base import BackendBase, BackendError
 
 __all__ = ["TritonBackend", "model_name", "parse_triton_url"]
@@ -26,11 +27,11 @@ def parse_triton_url(url: str) -> str:
     """grpc://host:8001 (or host:8001) -> "host:8001". Only gRPC: it carries uint8 tensors without JSON."""
     parts = urlsplit(url if "://" in url else f"grpc://{url}")
     if parts.scheme != "grpc" or not parts.hostname:
-        raise BackendError(f"--url {url!r}: give the Triton server's gRPC address, e.g. grpc://10.0.0.2:8001")
+        raise BackendError(f"--url {redact(url)!r}: give the Triton server's gRPC address, e.g. grpc://10.0.0.2:8001")
     try:
         port = parts.port or 8001
     except ValueError:
-        raise BackendError(f"--url {url!r}: the port is not a number") from None
+        raise BackendError(f"--url {redact(url)!r}: the port is not a number") from None
     return f"{parts.hostname}:{port}"
 
 
