@@ -79,5 +79,6 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"):
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as exc:
-        raise CheckpointError(f"{path}: weights do not fit the config stored in it ({str(exc)[:200]})") from None
+        raise CheckpointError(f"{path}: weights do not fit the config stored in it "  # torch's text: one line
+                              f"({' '.join(str(exc).split())[:200]})") from None
     return model.to(device).eval(), cfg

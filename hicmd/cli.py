@@ -75,6 +75,14 @@ def _usage_line(exc: ClickException) -> str:
     return f"{message} (see: {ctx.command_path} --help)" if ctx is not None else message
 
 
+def _error(message: str) -> None:
+    """The one red line a mistake gets; credentials redacted whatever the option (a camera URL pasted where a path
+    was expected is echoed back in 'not found')."""
+    from hicmd.runtime.redact import redact
+
+    typer.secho(f"error: {redact(message)}", fg="red", err=True)
+
+
 def main() -> None:
     """Console entry point: user mistakes become one red line and exit code 2, never a traceback.
     Outside Click's standalone mode a `typer.Exit` or Ctrl-C comes back as the exit code and usage errors are
@@ -85,22 +93,22 @@ def main() -> None:
         if type(exc).__name__ == "NoArgsIsHelpError":  # bare `hicmd`: the help is the answer
             exc.show()
         else:
-            typer.secho(f"error: {_usage_line(exc)}", fg="red", err=True)
+            _error(_usage_line(exc))
         sys.exit(exc.exit_code)
     except typer.Abort:  # end of input at a prompt
         typer.secho("Aborted!", err=True)
         sys.exit(1)
     except HicmdError as exc:  # every deliberate error: a config, data, checkpoint, manifest, source, ...
-        typer.secho(f"error: {exc}", fg="red", err=True)
+        _error(str(exc))
         sys.exit(2)
     except ModuleNotFoundError as exc:  # an optional dependency this run needs (e.g. --backend torch on an edge box)
         hint = install_hint(exc.name or "", "this command")
         if hint is None:
             raise
-        typer.secho(f"error: {hint}", fg="red", err=True)
+        _error(hint)
         sys.exit(2)
     except OSError as exc:  # a path the user gave that cannot be read or written
         where = f": {exc.filename}" if exc.filename else ""
-        typer.secho(f"error: {exc.strerror or exc}{where}", fg="red", err=True)
+        _error(f"{exc.strerror or exc}{where}")
         sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import sys
 import typing
 from dataclasses import dataclass, field, fields, replace
@@ -258,9 +259,12 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         return int(value)
     if hint is float:
         try:
-            return float(value)
+            number = float(value) if not isinstance(value, bool) else math.nan  # true is no learning rate
         except (TypeError, ValueError):
-            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+            number = math.nan
+        if not math.isfinite(number):  # inf passed every "> 0" check and trained to NaN weights
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}") from None
+        return number
     if hint is str:
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected a string, got {value!r}")

@@ -244,6 +244,8 @@ def run_demo(plan: DemoPlan, fresh: bool = False, console: Console | None = None
             console.print(f"[dim]reusing {step.done} (--fresh to redo): {step.name}[/dim]")
             timings.add_row(step.name, "reused")
             continue
+        if step.args[0] == "train":  # a new run, so not into the old one's folder (hicmd train refuses that)
+            shutil.rmtree(plan.out / "run", ignore_errors=True)
         # forget this step and the later ones first: a run stopped inside it must not leave them looking reusable
         finished = {s.args[0]: finished[s.args[0]] for s in steps[:index] if s.args[0] in finished}
         write_atomically(record, json.dumps(finished, indent=1))

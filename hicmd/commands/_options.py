@@ -10,6 +10,7 @@ The conventions (tests/test_cli_consistency.py checks them):
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Optional
 
 import typer
@@ -24,6 +25,8 @@ BACKEND_HELP = ("Inference backend: auto picks TensorRT on a GPU, else OpenVINO 
 PRECISION_HELP = ("Embedder precision: auto picks the fastest the export has for the backend (int8: hicmd export "
                   "--int8; bf16: OpenVINO).")
 THREADS_HELP = "CPU threads for inference (default: the backend's own, every core)."
+# more threads than this only thrash (100,000 took minutes to start); a few per core leave room for oversubscribing
+MAX_THREADS = 4 * (os.cpu_count() or 1)
 TORCH_DEVICES = "auto, cpu, cuda or cuda:N"
 
 
@@ -50,4 +53,4 @@ DeviceOption = Annotated[Device, typer.Option("--device", help=DEVICE_HELP)]
 TorchDeviceOption = Annotated[str, typer.Option("--device", parser=torch_device, metavar="[auto|cpu|cuda|cuda:N]",
                                                 help=DEVICE_HELP)]
 PrecisionOption = Annotated[Precision, typer.Option("--precision", help=PRECISION_HELP)]
-ThreadsOption = Annotated[Optional[int], typer.Option("--threads", min=1, help=THREADS_HELP)]
+ThreadsOption = Annotated[Optional[int], typer.Option("--threads", min=1, max=MAX_THREADS, help=THREADS_HELP)]

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from hicmd.choices import Backend, Precision
-from hicmd.commands._options import model_option, out_option
+from hicmd.commands._options import MAX_THREADS, model_option, out_option
 from hicmd.errors import UserError
 
 NAME = "bench"
@@ -36,8 +36,8 @@ def _batches(text: str) -> list[int]:
         batches = [int(t) for t in text.split(",") if t.strip()]
     except ValueError:
         batches = []
-    if not batches or min(batches) < 1:
-        raise UserError(f"--batch {text!r}: use comma-separated positive integers, e.g. 1,8,32")
+    if not batches or min(batches) < 1 or max(batches) > 4096:  # 100,000,000 crops asked numpy for 894 GiB
+        raise UserError(f"--batch {text!r}: use comma-separated integers from 1 to 4096, e.g. 1,8,32")
     return sorted(set(batches))
 
 
@@ -85,8 +85,8 @@ def command(
         backends=_list(backend, "backend", BACKENDS, {"ort": "onnxruntime", "trt": "tensorrt", "ov": "openvino"}),
         precisions=_list(precision, "precision", PRECISIONS), model=model, checkpoint=checkpoint, quick=quick,
         threads=threads, compile=compile_, embedder=embedder, stream=stream, clip=videos, train=train)
-    if threads is not None and threads < 1:
-        raise UserError(f"--threads must be at least 1, got {threads}")
+    if threads is not None and not 1 <= threads <= MAX_THREADS:
+        raise UserError(f"--threads must be 1 to {MAX_THREADS} (4 per core here), got {threads}")
     if model is not None and not model.is_dir():
         raise UserError(f"--model {model} is not a folder; point it at the output of 'hicmd export'")
     if checkpoint is not None and not checkpoint.is_file():
@@ -110,6 +110,10 @@ def command(
     written = [write_json(result, out / "bench.json"), write_markdown(result, out / "bench.md"),
                write_plot(result, out / "bench.png")]
     console.print("wrote " + ", ".join(str(p) for p in written if p is not None))
+    if embedder and result.embedder and all(row.status != "ok" for row in result.embedder):
+        # every row asked for was skipped or failed: the reasons are in the table; no figure came of it
+        raise UserError(f"no embedder row could be measured: {result.embedder[0].status} (and the others, in the "
+                        "table above); wrote the reasons to " + str(out / "bench.json"))
     if result.weights.startswith("random"):
         console.print("[yellow]random-initialised weights: the weights do not change latency (FP16 parity with "
                       "trained weights can differ; measure an export with --model for that)[/yellow]")

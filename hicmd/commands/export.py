@@ -37,7 +37,7 @@ def command(
                                            "profile, MIN:OPT:MAX.")] = "1:8:32",
     old_batch: Annotated[Optional[str], typer.Option("--batch", hidden=True, help="Old name of --trt-batch "
                                                      "(--batch is images per forward pass elsewhere).")] = None,
-    opset: Annotated[int, typer.Option(help="ONNX opset (TensorRT 10 parses 9-20).")] = 17,
+    opset: Annotated[int, typer.Option(help="ONNX opset, 11-20 (TensorRT 10 parses up to 20).")] = 17,
     no_verify: Annotated[bool, typer.Option("--no-verify",
                                             help="Skip the parity gates (recorded in the manifest).")] = False,
     data: Annotated[Optional[str], typer.Option(help="Parity crops from a dataset, e.g. regdb:PATH (default: "
@@ -79,8 +79,8 @@ def command(
 
     console = Console()
     profile = _trt_batch(trt_batch) if old_batch is None else _trt_batch(old_batch, "--batch")
-    if not 9 <= opset <= 20:
-        raise UserError(f"--opset {opset}: use 9..20 (17 recommended: TensorRT 10 parses opsets 9-20)")
+    if not 11 <= opset <= 20:  # below 11 the model's dynamic slices have no ONNX form
+        raise UserError(f"--opset {opset}: use 11..20 (17 recommended: TensorRT 10 parses up to 20)")
     if workspace_gb <= 0:
         raise UserError("--workspace-gb must be positive")
     if no_verify:

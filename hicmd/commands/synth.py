@@ -18,15 +18,16 @@ EXAMPLES = ("hicmd synth -o data/synthvi --ids 200",
 
 def _size(text: str) -> tuple[int, int]:
     height, sep, width = text.lower().partition("x")
-    if not sep or not height.isdigit() or not width.isdigit() or min(int(height), int(width)) < 16:
-        raise UserError(f"--size {text!r} must be HEIGHTxWIDTH with both >= 16, e.g. 128x64")
+    if not sep or not height.isdigit() or not width.isdigit() or not 16 <= min(int(height), int(width)) or \
+            max(int(height), int(width)) > 1024:  # a person crop; 100000x100000 ran the machine out of memory
+        raise UserError(f"--size {text!r} must be HEIGHTxWIDTH, each 16 to 1024, e.g. 128x64")
     return int(height), int(width)
 
 
 def command(
     out: Annotated[Path, out_option("Folder to write (RegDB layout: Visible/, Thermal/, idx/).")],
     ids: int = typer.Option(200, "--ids", help="Number of identities; half train, half test (>= 2)."),
-    seed: int = typer.Option(0, "--seed", help="Universe seed: same seed, same bytes."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Universe seed: same seed, same bytes."),
     size: str = typer.Option("128x64", "--size", help="Image size HEIGHTxWIDTH."),
     per_id: int = typer.Option(10, "--per-id", help="Images per identity and modality (RegDB has 10)."),
     trials: int = typer.Option(1, "--trials", help="Number of train/test splits (idx/*_{1..trials}.txt)."),

@@ -59,6 +59,9 @@ def command(
         packaged_weights_path(cfg.model.pretrained)  # package installed and file intact, before any data is read
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a folder")
+    if resume is None and (out / "last.pt").exists():  # a new run there would replace that model and mix the logs
+        raise UserError(f"--out {out} already holds a run ({out / 'last.pt'}): continue it with --resume "
+                        f"{out / 'last.pt'}, or train into a new folder")
 
     from rich.console import Console
     from rich.logging import RichHandler

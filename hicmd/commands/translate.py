@@ -51,6 +51,9 @@ def command(
         raise UserError("give either --src and --ref (one image) or --src-dir and --ref-dir (a grid)")
     if limit < 1:
         raise UserError(f"--limit must be >= 1 (got {limit})")
+    if backend.value == "triton":  # the generator is not served: export --triton writes the embedders only
+        raise UserError("translate runs the generator here: use --backend auto, onnxruntime, openvino, tensorrt or "
+                        "torch (--backend triton is for hicmd stream)")
     if out.suffix.lower() not in _IMAGE_SUFFIXES:
         raise UserError(f"--out {out} is not an image file name; use a .png (or .jpg) path")
     if single:

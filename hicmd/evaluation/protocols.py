@@ -97,10 +97,11 @@ class Permutations:
 def load_permutations(path: str | Path) -> Permutations:
     """Read the official rand_perm_cam.mat (scipy.io.loadmat: a (6, 1) cell of (n_pids, 1) cells)."""
     import scipy.io
+    from scipy.io.matlab import MatReadError
 
     try:
         data = scipy.io.loadmat(str(path))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, MatReadError) as exc:  # MatReadError: a file too short to be one
         raise ValueError(f"cannot read {path} as a MATLAB file: {exc}") from None
     table = data.get("rand_perm_cam")
     if table is None or table.dtype != object or table.size < 6:

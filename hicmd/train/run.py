@@ -147,7 +147,13 @@ def _load_pretrained(model: HiCMD, cfg: Config, pretrained: str | Path | None) -
 def _restore(state: dict[str, Any], trainer: Trainer, sampler: PairSampler, proc: Process) -> int:
     """Weights, optimisers, and (with as many processes as before) this rank's RNG and sampler position: the run
     continues bit-exactly. Returns the checkpoint's iteration."""
-    trainer.model.load_state_dict(state["model"])
+    if "trainer" not in state or "ranks" not in state:  # e.g. `hicmd convert-original`'s: weights only
+        raise CheckpointError("the --resume checkpoint holds weights but no optimiser state (a converted one?), so "
+                              "no run can continue from it: evaluate or export it, and resume from a RUN/last.pt")
+    try:
+        trainer.model.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"the --resume checkpoint's weights do not fit its config ({' '.join(str(exc).split())[:200]})") from None
     trainer.load_state_dict(state["trainer"])
     changed = trainer.apply_learning_rates(state["config"]["train"])
     if changed and proc.rank == 0:  # the recovery from a non-finite stop: a deliberate, logged change

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from ..manifest import Artifact
-from ..sources import redact
+from ..redact import redact
 from .base import BackendBase, BackendError
 
 __all__ = ["TritonBackend", "model_name", "parse_triton_url"]
