@@ -114,8 +114,12 @@ class EventLog:
             if self._out is None and self._path is not None and not self._closed:
                 self._out = _open_log(self._path, self._mode)
             if self._out is not None:
-                self._out.write(line + "\n")
-                self._out.flush()
+                try:
+                    self._out.write(line + "\n")
+                    self._out.flush()
+                except OSError as exc:  # a full disk says which file it could not write
+                    raise OSError(exc.errno, f"cannot write the events ({exc.strerror})",
+                                  str(self._path or getattr(self._out, "name", "events"))) from None
             if self.listener is not None:
                 self.listener(event)
 

@@ -93,3 +93,13 @@ def test_a_camera_url_pasted_into_any_option_is_shown_without_its_password():
     one_line(proc, "rtsp:/***@10.0.0.5/main")
     assert "S3cretPW" not in proc.stdout + proc.stderr
 
+
+
+def test_an_output_that_is_a_file_is_refused_before_the_work(tmp_path):
+    (tmp_path / "ckpt.pt").write_bytes(b"never read: the output is checked first")
+    (tmp_path / "afile").write_text("")
+    _refused(["eval", str(tmp_path / "ckpt.pt"), "--data", "regdb:x", "--device", "cpu", "--out",
+              str(tmp_path / "afile")], "is a file")
+    for flag in ("--out", "--triton", "--deepstream"):
+        extra = [] if flag == "--out" else ["--out", str(tmp_path / "m")]
+        _refused(["export", str(tmp_path / "ckpt.pt"), *extra, flag, str(tmp_path / "afile")], f"{flag} ")

@@ -57,6 +57,9 @@ def command(
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"--device {device}: no CUDA device is available here; use --device cpu")
 
+    if out is not None and out.exists() and not out.is_dir():  # said now, not after minutes of evaluation
+        raise UserError(f"--out {out} is a file: give a folder for metrics.json and cmc.png")
+
     def evaluate_one(path: Path, split_trials: list[int] | None) -> dict:
         model, cfg = load_model(path, device)
         return evaluate(

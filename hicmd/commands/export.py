@@ -81,8 +81,11 @@ def command(
     profile = _trt_batch(trt_batch) if old_batch is None else _trt_batch(old_batch, "--batch")
     if not 11 <= opset <= 20:  # below 11 the model's dynamic slices have no ONNX form
         raise UserError(f"--opset {opset}: use 11..20 (17 recommended: TensorRT 10 parses up to 20)")
-    if workspace_gb <= 0:
-        raise UserError("--workspace-gb must be positive")
+    if not 0 < workspace_gb < 1e6:  # NaN too
+        raise UserError("--workspace-gb must be a positive number of GiB")
+    for flag, folder in (("--out", out), ("--triton", triton), ("--deepstream", deepstream)):
+        if folder is not None and folder.exists() and not folder.is_dir():  # before the export, not after it
+            raise UserError(f"{flag} {folder} is a file: give a folder")
     if no_verify:
         console.print("[yellow]warning: --no-verify: the parity gates are skipped; the manifest records that[/]")
     options = ExportOptions(fp16=fp16, engine=engine or trt_weak_fp16, batch=profile, opset=opset,
