@@ -152,6 +152,9 @@ class LossWeights:
     triplet_reg: float = 1.0
     margin: float = 0.5
 
+    def __post_init__(self) -> None:  # 0 switches a term off; a negative weight would reward the error
+        _at_least(self, "loss", 0, *(f.name for f in dataclasses.fields(self)))
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -297,7 +300,10 @@ def config_from_dict(data: dict[str, Any], base: Config | None = None) -> Config
 
 def _read_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist; use 'paper', 'tiny' or a .toml/.yaml path")
+        from hicmd.presets import PRESETS
+
+        raise ConfigError(f"config file {path} does not exist; use a preset ({', '.join(PRESETS)}) or a .toml/.yaml "
+                          "path")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
@@ -318,7 +324,8 @@ def _read_file(path: Path) -> dict[str, Any]:
     except ImportError:
         raise ConfigError(f"reading {path} needs PyYAML: pip install pyyaml") from None
     except Exception as exc:  # parse errors of any of the three formats
-        raise ConfigError(f"config file {path} is not valid {path.suffix[1:].upper()}: {exc}") from None
+        message = " ".join(str(exc).split())  # PyYAML's spans several lines
+        raise ConfigError(f"config file {path} is not valid {path.suffix[1:].upper()}: {message}") from None
     raise ConfigError(f"config file {path}: unsupported suffix {path.suffix!r}; use .toml, .yaml or .json")
 
 
@@ -328,7 +335,9 @@ def _parse_override(text: str) -> tuple[list[str], Any]:
     key, raw = text.split("=", 1)
     value: Any = raw
     if raw.startswith("[") or raw.startswith("("):
-        value = [v.strip() for v in raw.strip("[]()").split(",") if v.strip()]
+        if not raw.endswith("]" if raw.startswith("[") else ")"):
+            raise ConfigError(f"override {text!r}: the list is not closed; write e.g. {key}=[2,2,2]")
+        value = [v.strip() for v in raw[1:-1].split(",") if v.strip()]
     return key.strip().split("."), value
 
 

@@ -103,3 +103,32 @@ def test_an_output_that_is_a_file_is_refused_before_the_work(tmp_path):
     for flag in ("--out", "--triton", "--deepstream"):
         extra = [] if flag == "--out" else ["--out", str(tmp_path / "m")]
         _refused(["export", str(tmp_path / "ckpt.pt"), *extra, flag, str(tmp_path / "afile")], f"{flag} ")
+
+
+@pytest.mark.parametrize("override, message", [
+    ("loss.ce=-1", "loss.ce=-1.0 is out of range"),  # a negative weight rewards the error it weighs
+    ("model.backbone_layers=[1,1,1", "the list is not closed"),  # was read as [1,1,1]
+])
+def test_config_overrides_that_were_accepted_in_silence(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config("tiny", [override])
+
+
+def test_config_file_mistakes_are_one_line_naming_every_preset(tmp_path):
+    with pytest.raises(ConfigError, match=r"use a preset \(paper, tiny, edge\)"):
+        load_config(str(tmp_path / "nope.toml"))
+    (tmp_path / "bad.yaml").write_text("train:\n  iters: [1,\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(str(tmp_path / "bad.yaml"))
+    assert "\n" not in str(caught.value)
+
+
+def test_options_a_run_would_ignore_are_refused(tmp_path):
+    from hicmd.evaluation.runner import ProtocolError, evaluate
+
+    with pytest.raises(ProtocolError, match="belong to the SYSU-MM01 protocol only"):  # RegDB has no indoor search
+        evaluate(None, load_config("tiny"), f"regdb:{tmp_path}", modes=("indoor",))
+    (tmp_path / "clip").mkdir()
+    _refused(["bench", "--clip", str(tmp_path / "clip")], "add --stream")
+    _refused(["bench", "--backend", "onnxruntime,,torch"], "--backend 'onnxruntime,,torch'")
+    _refused(["synth", "--out", str(tmp_path / "s"), "--clips", "3"], "add --videos")

@@ -24,8 +24,8 @@ PRECISIONS = tuple(Precision(p).value for p in ("fp32", "fp16", "int8", "bf16"))
 def _list(text: str, what: str, allowed: tuple[str, ...], aliases: dict[str, str] | None = None) -> list[str]:
     if text.strip().lower() == "all":
         return list(allowed)
-    items = [(aliases or {}).get(t.strip().lower(), t.strip().lower()) for t in text.split(",") if t.strip()]
-    bad = [t for t in items if t not in allowed]
+    items = [(aliases or {}).get(t.strip().lower(), t.strip().lower()) for t in text.split(",")]
+    bad = [t for t in items if t not in allowed]  # an empty entry too (onnxruntime,,torch): a word went missing
     if bad or not items:
         raise UserError(f"--{what} {text!r}: use a comma-separated list of {', '.join(allowed)} (or all)")
     return list(dict.fromkeys(items))
@@ -95,6 +95,8 @@ def command(
         raise UserError("--checkpoint goes with --model (an export folder); without --model a random model is used")
     if videos is not None and not videos.is_dir():
         raise UserError(f"--clip {videos} is not a folder")
+    if videos is not None and not stream:
+        raise UserError("--clip is the clip --stream plays: add --stream (or leave --clip out)")
     if not (embedder or stream or train):
         raise UserError("nothing to measure: --no-embedder needs --stream or --train")
     try:

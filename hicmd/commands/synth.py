@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -32,8 +32,8 @@ def command(
     per_id: int = typer.Option(10, "--per-id", help="Images per identity and modality (RegDB has 10)."),
     trials: int = typer.Option(1, "--trials", help="Number of train/test splits (idx/*_{1..trials}.txt)."),
     videos: bool = typer.Option(False, "--videos", help="Also write paired RGB/IR clips of test identities."),
-    clips: int = typer.Option(2, "--clips", help="Number of video clips (with --videos)."),
-    frames: int = typer.Option(120, "--frames", help="RGB frames per clip (with --videos)."),
+    clips: Optional[int] = typer.Option(None, "--clips", help="Number of video clips (with --videos; default 2)."),
+    frames: Optional[int] = typer.Option(None, "--frames", help="RGB frames per clip (with --videos; default 120)."),
     y16: bool = typer.Option(False, "--y16", help="Also write 16-bit centi-Kelvin IR frames (with --videos)."),
     rig: Rig = typer.Option(Rig.bispectrum, "--rig", help="Camera rig of the clips: a bi-spectrum camera (RGB and "
                             "thermal sensors side by side) or two separately mounted cameras (partial overlap, "
@@ -57,6 +57,9 @@ def command(
         raise UserError(f"--ids must be at least 2 (one train and one test identity), got {ids}")
     if per_id < 1 or trials < 1:
         raise UserError("--per-id and --trials must be at least 1")
+    if not videos and (clips is not None or frames is not None or y16):  # they would be ignored
+        raise UserError("--clips, --frames and --y16 describe the video clips: add --videos")
+    clips, frames = 2 if clips is None else clips, 120 if frames is None else frames
     if videos and (clips < 1 or frames < 10):
         raise UserError("--clips must be >= 1 and --frames >= 10")
     if videos and ids - ids // 2 < 3:

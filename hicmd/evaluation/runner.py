@@ -96,6 +96,8 @@ def evaluate(
             raise ProtocolError(f"{shots} shots: SYSU-MM01 galleries are single-shot (1) or multi-shot (10)")
     elif shots != 1 or perm is not None:
         raise ProtocolError("shots and permutation files belong to the SYSU-MM01 protocol only")
+    elif set(modes) != {"all"}:  # RegDB and LLCM have one gallery: an indoor search would silently be the same
+        raise ProtocolError("search modes (indoor, both) belong to the SYSU-MM01 protocol only")
     directions = tuple(directions or DIRECTIONS)
     if any(d not in DIRECTIONS for d in directions):
         raise ProtocolError(f"direction must be v2t or t2v, got {', '.join(directions)}")
