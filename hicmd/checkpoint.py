@@ -35,6 +35,9 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     path = Path(path)
+    if path.is_dir():  # a run folder given for its checkpoint: the commonest slip
+        hint = f" (e.g. {path / 'last.pt'})" if (path / "last.pt").is_file() else ""
+        raise CheckpointError(f"checkpoint {path} is a folder: give the .pt file in it{hint}")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} not found")
     try:

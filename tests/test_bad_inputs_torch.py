@@ -132,3 +132,12 @@ def test_options_a_run_would_ignore_are_refused(tmp_path):
     _refused(["bench", "--clip", str(tmp_path / "clip")], "add --stream")
     _refused(["bench", "--backend", "onnxruntime,,torch"], "--backend 'onnxruntime,,torch'")
     _refused(["synth", "--out", str(tmp_path / "s"), "--clips", "3"], "add --videos")
+
+
+def test_a_run_folder_given_for_its_checkpoint_points_at_the_file(tmp_path):
+    from hicmd.checkpoint import CheckpointError
+
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "last.pt").write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"is a folder: give the .pt file in it \(e.g. .*last.pt\)"):
+        load_checkpoint(tmp_path / "run")

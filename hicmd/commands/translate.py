@@ -88,7 +88,7 @@ def _read(path: Path, flag: str):
     import cv2
 
     if not path.is_file():
-        raise UserError(f"{flag} {path} not found")
+        raise UserError(f"{flag} {path} {'is a folder: give an image file' if path.is_dir() else 'not found'}")
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise UserError(f"{flag} {path} is not an image OpenCV can read")
