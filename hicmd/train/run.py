@@ -152,8 +152,9 @@ def _restore(state: dict[str, Any], trainer: Trainer, sampler: PairSampler, proc
                               "no run can continue from it: evaluate or export it, and resume from a RUN/last.pt")
     try:
         trainer.model.load_state_dict(state["model"])
-    except RuntimeError as exc:
-        raise CheckpointError(f"the --resume checkpoint's weights do not fit its config ({' '.join(str(exc).split())[:200]})") from None
+    except RuntimeError as exc:  # torch's text spans lines: one line of it
+        why = " ".join(str(exc).split())[:200]
+        raise CheckpointError(f"the --resume checkpoint's weights do not fit its config ({why})") from None
     trainer.load_state_dict(state["trainer"])
     changed = trainer.apply_learning_rates(state["config"]["train"])
     if changed and proc.rank == 0:  # the recovery from a non-finite stop: a deliberate, logged change
