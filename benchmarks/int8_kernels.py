@@ -21,7 +21,7 @@ import numpy as np
 import onnxruntime as ort
 
 from hicmd.export.parity import synthvi_crops
-from hicmd.runtime.cpu import cpu_info
+from hicmd.runtime.cpu import U8U8, cpu_info
 
 KINDS = {"fp32": ("", False), "int8 U8S8": (".int8", False), "int8 U8U8": (".int8", True)}
 
@@ -30,7 +30,7 @@ def _session(path: Path, u8u8: bool, threads: int) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     if u8u8:
-        options.add_session_config_entry("session.x64quantprecision", "1")
+        options.add_session_config_entry(*U8U8)
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 

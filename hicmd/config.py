@@ -266,7 +266,7 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         except (TypeError, ValueError):
             number = math.nan
         if not math.isfinite(number):  # inf passed every "> 0" check and trained to NaN weights
-            raise ConfigError(f"{where}: expected a finite number, got {value!r}") from None
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
         return number
     if hint is str:
         if not isinstance(value, str):

@@ -12,7 +12,7 @@ import functools
 import platform
 from pathlib import Path
 
-__all__ = ["CpuInfo", "cpu_info", "LOW_PRECISION_FLAGS", "int8_safe", "cpu_session"]
+__all__ = ["CpuInfo", "cpu_info", "LOW_PRECISION_FLAGS", "U8U8", "int8_safe", "cpu_session"]
 
 # the flags that decide INT8 / BF16 speed, as Linux names them
 LOW_PRECISION_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8",
@@ -69,12 +69,16 @@ def cpu_info(cpuinfo: str = "/proc/cpuinfo") -> CpuInfo:
     return CpuInfo(model, vendor, flags)
 
 
+# ONNX Runtime's session entry for U8U8 INT8 kernels on x86 (its default is U8S8)
+U8U8 = ("session.x64quantprecision", "1")
+
+
 def int8_safe(options) -> None:  # noqa: ANN001 - an onnxruntime.SessionOptions (onnxruntime stays an optional import)
     """Have an ONNX Runtime session run INT8 graphs as U8U8 where U8S8 saturates (x86 without VNNI): slower, but as
     accurate as the graph (on a 2-core AVX2 EPYC the demo model's INT8 cosine to FP32, min over 64 stills, 0.994 as
     U8S8, 0.998 as U8U8), and export's gates measure it so. Float graphs are not affected."""
     if cpu_info().u8s8_saturates:
-        options.add_session_config_entry("session.x64quantprecision", "1")
+        options.add_session_config_entry(*U8U8)
 
 
 def cpu_session(model: str | Path | bytes, threads: int | None = None):  # noqa: ANN201 - an InferenceSession

@@ -26,6 +26,7 @@ from hicmd.runtime.manifest import ManifestError, load_manifest
 from hicmd.runtime.sources import open_source, redact
 from hicmd.runtime.stream import StreamError, StreamOptions, run_stream
 
+from testkit.cli import hicmd
 from testkit.stream import FakeEmbedder, make_clip, tiny_export
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,11 +41,6 @@ def clip(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def model(tmp_path_factory) -> Path:
     return tiny_export(tmp_path_factory.mktemp("model") / "export")
-
-
-def _hicmd(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "hicmd", *args], capture_output=True, text=True, timeout=timeout,
-                          cwd=REPO)
 
 
 # ---------------------------------------------------------------------------------------------- credentials
@@ -80,8 +76,8 @@ def test_a_rejected_triton_url_is_shown_without_its_password():
 
 
 def test_cli_never_prints_the_camera_password(clip, model):
-    proc = _hicmd("stream", "--rgb", f"rtsp://admin:{PASSWORD}@127.0.0.1:1/main", "--ir", str(clip / "ir.mp4"),
-                  "--model", str(model))
+    proc = hicmd("stream", "--rgb", f"rtsp://admin:{PASSWORD}@127.0.0.1:1/main", "--ir", str(clip / "ir.mp4"),
+                 "--model", str(model))
     assert proc.returncode == 2, proc.stderr
     assert "rtsp://***@127.0.0.1:1/main" in proc.stderr
     assert PASSWORD not in proc.stdout + proc.stderr
@@ -170,7 +166,7 @@ def test_a_swapped_graph_is_refused_by_its_hash(tmp_path, clip):
     with pytest.raises(BackendError, match="rgb.onnx does not match the sha256"):
         open_backend(manifest, "embedder", "rgb", backend="onnxruntime", device="cpu")
     open_backend(manifest, "embedder", "ir", backend="onnxruntime", device="cpu").close()  # untouched: fine
-    proc = _hicmd("stream", "--rgb", str(clip / "rgb.mp4"), "--ir", str(clip / "ir.mp4"), "--model", str(folder))
+    proc = hicmd("stream", "--rgb", str(clip / "rgb.mp4"), "--ir", str(clip / "ir.mp4"), "--model", str(folder))
     assert proc.returncode == 2 and "rgb.onnx does not match the sha256" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
 
@@ -188,14 +184,14 @@ def test_a_manifest_of_the_wrong_kind_is_one_line(tmp_path, clip, content, messa
     for verb in (["stream", "--rgb", str(clip / "rgb.mp4"), "--ir", str(clip / "ir.mp4")],
                  ["translate", "--src", str(image), "--ref", str(image), "--out", str(tmp_path / "x.png")],
                  ["bench", "--quick"]):
-        proc = _hicmd(*verb, "--model", str(folder))
+        proc = hicmd(*verb, "--model", str(folder))
         assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
 
 
 def test_a_checkpoint_given_as_model_says_what_to_do(tmp_path, clip):
     ckpt = tmp_path / "last.pt"
     ckpt.write_bytes(b"PK\x03\x04\x80\x02 a torch zip")
-    proc = _hicmd("stream", "--rgb", str(clip / "rgb.mp4"), "--ir", str(clip / "ir.mp4"), "--model", str(ckpt))
+    proc = hicmd("stream", "--rgb", str(clip / "rgb.mp4"), "--ir", str(clip / "ir.mp4"), "--model", str(ckpt))
     assert proc.returncode == 2 and "hicmd export" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
 
 
@@ -234,17 +230,17 @@ def test_sigterm_finishes_video_tracks_events_and_summary(clip, model, tmp_path)
 def test_events_file_is_untouched_by_a_run_that_fails_and_appended_otherwise(clip, model, tmp_path):
     events = tmp_path / "events.jsonl"
     events.write_text('{"event": "earlier run"}\n')
-    proc = _hicmd("stream", "--rgb", str(tmp_path / "no-such.mp4"), "--ir", str(clip / "ir.mp4"),
-                  "--model", str(model), "--events", str(events))
+    proc = hicmd("stream", "--rgb", str(tmp_path / "no-such.mp4"), "--ir", str(clip / "ir.mp4"),
+                 "--model", str(model), "--events", str(events))
     assert proc.returncode == 2
     assert events.read_text() == '{"event": "earlier run"}\n'
     run = ["stream", "--rgb", str(clip / "rgb.mp4"), "--ir", str(clip / "ir.mp4"), "--model", str(model),
            "--detections-rgb", str(clip / "det_rgb.txt"), "--detections-ir", str(clip / "det_ir.txt"),
            "--max-frames", "10", "--events", str(events)]
-    assert _hicmd(*run).returncode == 0
+    assert hicmd(*run).returncode == 0
     lines = events.read_text().splitlines()
     assert lines[0] == '{"event": "earlier run"}' and len(lines) > 1
-    assert _hicmd(*run, "--overwrite").returncode == 0
+    assert hicmd(*run, "--overwrite").returncode == 0
     assert "earlier run" not in events.read_text()
 
 
